@@ -1,0 +1,197 @@
+"""The importable API; the CLI is a thin layer over these functions, with the same words."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import mediatypes as mt
+from .extract import ExtractLimits
+from .layers import LayerSelector, Mode
+from .models import Descriptor, Index, Manifest
+from .platform import Platform
+from .pull import PullResult, pull_from
+from .reference import LayoutReference, Reference, parse_reference
+from .resolution import names_of
+from .resolve import Resolved, config_platform_reader, find_roots, resolve_in
+from .select import MAX_DEPTH, Selector, walk
+from .stores import Store, open_store
+from .stores.base import load_document
+
+RefLike = Reference | str
+
+
+def _ref(ref: RefLike) -> Reference:
+    return parse_reference(ref) if isinstance(ref, str) else ref
+
+
+def _selector(
+    select: Selector | None,
+    platform: str | Platform | Sequence[str | Platform] | None,
+    artifact_type: str | None,
+    media_type: str | None,
+    annotations: Sequence[str] | dict[str, str] | None,
+    first: bool,
+    referrers: bool = False,
+) -> Selector:
+    if select is not None:
+        return select
+    return Selector.build(platform, artifact_type, media_type, annotations, referrers, first)
+
+
+def resolve(
+    ref: RefLike,
+    *,
+    platform: str | Platform | Sequence[str | Platform] | None = None,
+    artifact_type: str | None = None,
+    media_type: str | None = None,
+    annotations: Sequence[str] | dict[str, str] | None = None,
+    first: bool = False,
+    referrers: bool = False,
+    select: Selector | None = None,
+) -> Resolved:
+    """What a reference names; with any selector, the one manifest selected under it."""
+    reference = _ref(ref)
+    store = open_store(reference)
+    try:
+        sel = _selector(select, platform, artifact_type, media_type, annotations, first, referrers)
+        return resolve_in(store, reference, sel)
+    finally:
+        store.close()
+
+
+def manifest(ref: RefLike, *, select: Selector | None = None, **selectors: Any) -> bytes:
+    """The exact bytes of the manifest or index the reference (and selectors) name."""
+    reference = _ref(ref)
+    store = open_store(reference)
+    try:
+        resolved = resolve_in(store, reference, select or Selector.build(**selectors))
+        return store.fetch_manifest(resolved.descriptor)
+    finally:
+        store.close()
+
+
+def tags(ref: RefLike) -> list[str]:
+    reference = _ref(ref)
+    store = open_store(reference)
+    try:
+        return store.tags()
+    finally:
+        store.close()
+
+
+def pull(
+    ref: RefLike,
+    dest: str,
+    *,
+    select: Selector | None = None,
+    layers: LayerSelector | None = None,
+    mode: Mode = "copy",
+    name: str | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    overwrite: bool = False,
+    dry_run: bool = False,
+    limits: ExtractLimits | None = None,
+    platform: str | Platform | None = None,
+    artifact_type: str | None = None,
+    annotations: Sequence[str] | dict[str, str] | None = None,
+    first: bool = False,
+) -> PullResult:
+    """Select one manifest, then write or unpack the chosen layers into `dest`, all or nothing."""
+    reference = _ref(ref)
+    store = open_store(reference)
+    try:
+        sel = _selector(select, platform, artifact_type, None, annotations, first)
+        return pull_from(
+            store, reference, dest, selector=sel, layers=layers, mode=mode, name=name,
+            include=tuple(include), exclude=tuple(exclude), overwrite=overwrite, dry_run=dry_run, limits=limits,
+        )
+    finally:
+        store.close()
+
+
+@dataclass
+class TreeNode:
+    descriptor: Descriptor
+    kind: str
+    platform: Platform | None = None
+    artifact_type: str | None = None
+    names: list[str] = field(default_factory=list)
+    children: list[TreeNode] = field(default_factory=list)
+    layers: list[Descriptor] = field(default_factory=list)
+    referrers: list[TreeNode] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "digest": str(self.descriptor.digest),
+            "mediaType": self.descriptor.media_type,
+            "size": self.descriptor.size,
+        }
+        if self.names:
+            out["names"] = self.names
+        if self.platform:
+            out["platform"] = str(self.platform)
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
+        if self.descriptor.annotations:
+            out["annotations"] = dict(self.descriptor.annotations)
+        if self.children:
+            out["manifests"] = [c.to_json() for c in self.children]
+        if self.layers:
+            out["layers"] = [layer.to_json() for layer in self.layers]
+        if self.referrers:
+            out["referrers"] = [r.to_json() for r in self.referrers]
+        return out
+
+
+def tree(ref: RefLike, *, referrers: bool = False, max_depth: int = MAX_DEPTH) -> list[TreeNode]:
+    """The whole graph under what the reference names (every root of a tagless layout)."""
+    reference = _ref(ref)
+    store = open_store(reference)
+    try:
+        return tree_in(store, reference, referrers=referrers, max_depth=max_depth)
+    finally:
+        store.close()
+
+
+def tree_in(store: Store, reference: Reference, *, referrers: bool = False, max_depth: int = MAX_DEPTH) -> list[TreeNode]:
+    if isinstance(reference, LayoutReference) and reference.tagless:
+        roots = store.roots()
+    else:
+        roots = find_roots(store, reference)
+    config_platform = config_platform_reader(store)
+    out = []
+    for root in roots:
+        nodes: dict[str, TreeNode] = {}
+        top: TreeNode | None = None
+        for desc, doc, path in walk(root, lambda d: load_document(store, d), max_depth=max_depth):
+            node = TreeNode(desc, "index" if isinstance(doc, Index) else "manifest", desc.platform, desc.artifact_type)
+            node.names = names_of(desc)
+            if isinstance(doc, Manifest):
+                node.artifact_type = node.artifact_type or doc.effective_artifact_type
+                node.layers = list(doc.layers)
+                if node.platform is None:
+                    node.platform = config_platform(doc)
+                if referrers:
+                    for r in store.referrers(desc):
+                        node.referrers.append(TreeNode(r, "referrer", None, r.artifact_type))
+            elif isinstance(doc, Index) and mt.is_index(desc.media_type):
+                node.artifact_type = node.artifact_type or doc.artifact_type
+            key = "/".join(str(p.digest) for p in (*path, desc))
+            nodes[key] = node
+            if path:
+                parent = nodes["/".join(str(p.digest) for p in path)]
+                parent.children.append(node)
+            else:
+                top = node
+        assert top is not None
+        out.append(top)
+    return out
+
+
+def open(ref: RefLike) -> Store:
+    """A store object opened from a reference (layout directory or archive)."""
+    return open_store(_ref(ref))

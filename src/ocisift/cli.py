@@ -1,0 +1,280 @@
+"""Command line: parse arguments, call the API, render. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import OcisiftError, UsageError
+
+FORMAT = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="Output for people or for scripts (errors included).",
+)
+
+
+def selector_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--platform", "platform", multiple=True, metavar="OS/ARCH[/VARIANT][:OS.VERSION]",
+                     help="Select by platform (containerd matching; os.version exact when given)."),
+        click.option("--artifact-type", metavar="GLOB", help="Select manifests by artifactType."),
+        click.option("--media-type", metavar="GLOB", help="Select manifests by their media type."),
+        click.option("--annotation", "annotations", multiple=True, metavar="KEY[=GLOB]",
+                     help="Select by annotation (repeatable, all must hold; KEY alone means present)."),
+        click.option("--referrers", is_flag=True, help="Also consider artifacts attached via subject."),
+        click.option("--first", is_flag=True, help="Accept the first match in graph order instead of failing."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _selector(platform: tuple[str, ...], artifact_type: str | None, media_type: str | None,
+              annotations: tuple[str, ...], referrers: bool, first: bool):
+    from .select import Selector
+
+    return Selector.build(list(platform) or None, artifact_type, media_type, annotations, referrers, first)
+
+
+def _emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ocisift")
+def main() -> None:
+    """Find, select and move content inside OCI artifacts: layouts and layout archives.
+
+    \b
+    Example:
+      ocisift tree oci:./layout
+      ocisift pull oci:./layout:1.2 --platform linux/arm64:el9 -o out
+    """
+
+
+@main.command()
+@click.argument("reference")
+@selector_options
+@FORMAT
+def resolve(reference: str, fmt: str, **sel: Any) -> None:
+    """Print the digest a REFERENCE names (with selectors: the one manifest selected).
+
+    \b
+    Example:
+      ocisift resolve oci:./layout:1.2
+      ocisift resolve oci:./layout:1.2 --platform linux/arm64:el9
+      ocisift resolve oci:./store/alpine:3.16 --format json
+    """
+    from . import api
+
+    resolved = api.resolve(reference, select=_selector(**sel))
+    if fmt == "json":
+        _emit_json(resolved.to_json())
+    else:
+        click.echo(str(resolved.descriptor.digest))
+
+
+@main.command()
+@click.argument("reference")
+@click.option("--referrers", is_flag=True, help="Show artifacts attached via subject.")
+@FORMAT
+def tree(reference: str, referrers: bool, fmt: str) -> None:
+    """Show the graph under REFERENCE: nested indexes, platforms, artifact types, layers.
+
+    A tagless layout reference shows every entry of index.json.
+
+    \b
+    Example:
+      ocisift tree oci:./layout
+      ocisift tree oci-archive:./image.tar:latest --format json
+    """
+    from . import api
+
+    nodes = api.tree(reference, referrers=referrers)
+    if fmt == "json":
+        _emit_json([n.to_json() for n in nodes])
+        return
+    from .render import render_tree
+
+    render_tree(nodes)
+
+
+@main.group()
+def manifest() -> None:
+    """Manifest commands."""
+
+
+@manifest.command("get")
+@click.argument("reference")
+@selector_options
+@FORMAT
+def manifest_get(reference: str, fmt: str, **sel: Any) -> None:
+    """Print the exact bytes of the manifest or index REFERENCE names.
+
+    \b
+    Example:
+      ocisift manifest get oci:./layout:7.2
+      ocisift manifest get oci:./layout:1.2 --platform linux/amd64:el8 > m.json
+    """
+    from . import api
+
+    raw = api.manifest(reference, select=_selector(**sel))
+    if fmt == "json":
+        _emit_json(json.loads(raw))
+    else:
+        sys.stdout.buffer.write(raw)
+        sys.stdout.buffer.flush()
+
+
+@main.command()
+@click.argument("reference")
+@FORMAT
+def tags(reference: str, fmt: str) -> None:
+    """List the names and tags a layout's index.json holds.
+
+    \b
+    Example:
+      ocisift tags oci:./layout
+    """
+    from . import api
+
+    names = api.tags(reference)
+    if fmt == "json":
+        _emit_json({"tags": names})
+    else:
+        for name in names:
+            click.echo(name)
+
+
+@main.command()
+@click.argument("reference")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@selector_options
+@click.option("--layer-media-type", metavar="GLOB", help="Take layers of this media type.")
+@click.option("--layer-index", type=int, help="Position among the matching layers (default 0).")
+@click.option("--all-layers", is_flag=True, help="Take every matching layer, in manifest order.")
+@click.option("--layer-annotation", multiple=True, metavar="KEY[=GLOB]", help="Take layers with this annotation.")
+@click.option("--title", help="Take the layer whose org.opencontainers.image.title is TITLE.")
+@click.option("--mode", type=click.Choice(["copy", "extract", "extract-all", "layer-per-dir"]), default="copy",
+              show_default=True, help="Write blobs as files, unpack one, unpack all into one dir, or one dir each.")
+@click.option("--name", help="File name for --mode copy of one layer.")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only write matching paths when unpacking.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching paths when unpacking.")
+@click.option("--overwrite", is_flag=True, help="Let later artifact layers replace files of earlier ones.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; fetch no blob and write nothing.")
+@click.option("--max-extract-size", type=int, metavar="BYTES", help="Cap on unpacked bytes (default 16 GiB).")
+@click.option("--max-ratio", type=float, help="Cap on decompression ratio (default 250).")
+@FORMAT
+def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, layer_index: int | None,
+         all_layers: bool, layer_annotation: tuple[str, ...], title: str | None, mode: str, name: str | None,
+         include: tuple[str, ...], exclude: tuple[str, ...], overwrite: bool, dry_run: bool,
+         max_extract_size: int | None, max_ratio: float | None, **sel: Any) -> None:
+    """Select one manifest under REFERENCE and write the chosen layers to OUTPUT.
+
+    Only the selected blobs are read; nothing reaches OUTPUT unless everything succeeded.
+
+    \b
+    Example:
+      ocisift pull oci:./layout:1.2 --platform linux/arm64:el9 -o repo --mode extract
+      ocisift pull oci:./layout:7.2 --layer-media-type 'application/vnd.timoni.*' \\
+          --mode extract-all -o module
+      ocisift pull oci:./layout:example.com/acme/product:2.0 \\
+          --artifact-type application/spdx+json -o sbom --format json
+    """
+    from . import api
+    from .extract import ExtractLimits
+    from .layers import LayerSelector
+
+    limits = ExtractLimits()
+    if max_extract_size is not None or max_ratio is not None:
+        limits = ExtractLimits(
+            max_bytes=max_extract_size if max_extract_size is not None else limits.max_bytes,
+            max_ratio=max_ratio if max_ratio is not None else limits.max_ratio,
+        )
+    result = api.pull(
+        reference, output, select=_selector(**sel),
+        layers=LayerSelector.build(layer_media_type, layer_index, all_layers, layer_annotation, title),
+        mode=mode,  # type: ignore[arg-type]
+        name=name, include=include, exclude=exclude, overwrite=overwrite, dry_run=dry_run, limits=limits,
+    )
+    if fmt == "json":
+        _emit_json(result.to_json())
+        return
+    from .render import render_pull
+
+    render_pull(result)
+
+
+@main.command()
+@click.argument("path", type=click.Path(file_okay=False))
+def sample(path: str) -> None:
+    """Build a sample layout at PATH to try ocisift on, no server needed.
+
+    \b
+    Example:
+      ocisift sample ./demo-layout && ocisift tree oci:./demo-layout
+    """
+    from .sample import build_sample_layout
+
+    build_sample_layout(path)
+    click.echo(f"sample layout written to {path}")
+
+
+def _wants_json(argv: list[str]) -> bool:
+    for i, arg in enumerate(argv):
+        if arg == "--format=json" or (arg == "--format" and i + 1 < len(argv) and argv[i + 1] == "json"):
+            return True
+    return False
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Entry point: maps every error to the SPEC's exit codes and, with --format json, to JSON."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = _wants_json(args)
+    try:
+        main.main(args=args, prog_name="ocisift", standalone_mode=False)
+        return 0
+    except OcisiftError as exc:
+        return _fail(exc, as_json)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        if as_json:
+            _emit_json({"error": {"code": 2, "kind": "usage", "message": exc.format_message()}})
+        else:
+            exc.show()
+        return 2
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except OSError as exc:
+        return _fail(OcisiftError(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)), as_json)
+    except Exception as exc:  # a bug of ours: say so plainly, keep the traceback for OCISIFT_DEBUG
+        import os
+
+        if os.environ.get("OCISIFT_DEBUG"):
+            raise
+        return _fail(OcisiftError(f"internal error: {type(exc).__name__}: {exc} (set OCISIFT_DEBUG=1 for details)"), as_json)
+
+
+def _fail(exc: OcisiftError, as_json: bool) -> int:
+    if as_json:
+        _emit_json(exc.to_json())
+    else:
+        click.echo(f"error: {exc.message}", err=True)
+    return exc.exit_code
+
+
+def entry() -> None:
+    sys.exit(run())
+
+
+__all__ = ["UsageError", "entry", "main", "run"]

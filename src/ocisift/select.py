@@ -1,0 +1,253 @@
+"""From a root to one manifest: walk indexes, keep the leaves every selector accepts.
+
+The walk depends only on a `load` callable, so it is the same for every store
+and can be tested over plain dictionaries.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import mediatypes as mt
+from .errors import AmbiguousError, NotFoundError, UsageError
+from .models import Descriptor, Document, Index, MalformedDocument, Manifest
+from .platform import Platform, platform_matches
+
+MAX_DEPTH = 16
+MAX_NODES = 100_000
+
+
+def parse_annotation_filters(items: Sequence[str]) -> tuple[tuple[str, str | None], ...]:
+    """`k=v` (glob on v) or `k` (present); keys are literal."""
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise UsageError(f"invalid annotation filter {item!r}: expected KEY or KEY=VALUE")
+        out.append((key, value if sep else None))
+    return tuple(out)
+
+
+def annotations_match(filters: Sequence[tuple[str, str | None]], annotations: dict[str, str] | Any) -> bool:
+    for key, pattern in filters:
+        if key not in annotations:
+            return False
+        if pattern is not None and not fnmatch.fnmatchcase(annotations[key], pattern):
+            return False
+    return True
+
+
+def glob_match(pattern: str | None, value: str | None) -> bool:
+    if pattern is None:
+        return True
+    return value is not None and fnmatch.fnmatchcase(value, pattern)
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """What the user asked for; empty means 'whatever the reference names'."""
+
+    platforms: tuple[Platform, ...] = ()
+    artifact_type: str | None = None
+    media_type: str | None = None
+    annotations: tuple[tuple[str, str | None], ...] = ()
+    referrers: bool = False
+    first: bool = False
+
+    @property
+    def active(self) -> bool:
+        return bool(self.platforms or self.artifact_type or self.media_type or self.annotations or self.referrers)
+
+    @classmethod
+    def build(
+        cls,
+        platform: str | Platform | Sequence[str | Platform] | None = None,
+        artifact_type: str | None = None,
+        media_type: str | None = None,
+        annotations: Sequence[str] | dict[str, str] | None = None,
+        referrers: bool = False,
+        first: bool = False,
+    ) -> Selector:
+        if platform is None:
+            plats: tuple[Platform, ...] = ()
+        elif isinstance(platform, (str, Platform)):
+            plats = (platform if isinstance(platform, Platform) else Platform.parse(platform),)
+        else:
+            plats = tuple(p if isinstance(p, Platform) else Platform.parse(p) for p in platform)
+        if isinstance(annotations, dict):
+            ann = tuple(annotations.items())
+        else:
+            ann = parse_annotation_filters(annotations or ())
+        return cls(plats, artifact_type, media_type, ann, referrers, first)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A leaf manifest reached from a root, with what was learnt on the way."""
+
+    descriptor: Descriptor
+    manifest: Manifest
+    platform: Platform | None
+    path: tuple[Descriptor, ...] = field(default=())
+    referrer_of: Descriptor | None = None
+
+    @property
+    def artifact_type(self) -> str | None:
+        return self.descriptor.artifact_type or self.manifest.effective_artifact_type
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        merged = dict(self.manifest.annotations)
+        merged.update(self.descriptor.annotations)
+        return merged
+
+
+Loader = Callable[[Descriptor], Document]
+ConfigPlatform = Callable[[Manifest], "Platform | None"]
+Referrers = Callable[[Descriptor], list[Descriptor]]
+
+
+def walk(
+    root: Descriptor,
+    load: Loader,
+    *,
+    max_depth: int = MAX_DEPTH,
+    max_nodes: int = MAX_NODES,
+) -> Iterator[tuple[Descriptor, Document, tuple[Descriptor, ...]]]:
+    """Depth-first over indexes (nested, Docker lists too), guarded against cycles and depth bombs."""
+    budget = [max_nodes]
+
+    def visit(desc: Descriptor, path: tuple[Descriptor, ...]) -> Iterator[tuple[Descriptor, Document, tuple[Descriptor, ...]]]:
+        if any(p.digest == desc.digest for p in path):
+            raise MalformedDocument(f"cycle in the graph: {desc.digest} is its own ancestor")
+        if len(path) > max_depth:
+            raise MalformedDocument(f"index nesting deeper than {max_depth} levels at {desc.digest}")
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise MalformedDocument(f"graph has more than {max_nodes} manifests; refusing to walk it")
+        doc = load(desc)
+        yield desc, doc, path
+        if isinstance(doc, Index):
+            for child in doc.manifests:
+                if mt.is_index(child.media_type) or mt.is_manifest(child.media_type):
+                    yield from visit(child, (*path, desc))
+
+    yield from visit(root, ())
+
+
+def leaves(
+    roots: Sequence[Descriptor],
+    load: Loader,
+    *,
+    max_depth: int = MAX_DEPTH,
+) -> list[Candidate]:
+    out = []
+    for root in roots:
+        for desc, doc, path in walk(root, load, max_depth=max_depth):
+            if isinstance(doc, Manifest):
+                out.append(Candidate(desc, doc, desc.platform, path))
+    return out
+
+
+def candidate_matches(c: Candidate, selector: Selector, config_platform: ConfigPlatform | None) -> bool:
+    if not glob_match(selector.media_type, c.descriptor.media_type):
+        return False
+    if selector.artifact_type is not None and not glob_match(selector.artifact_type, c.artifact_type):
+        return False
+    if selector.annotations and not annotations_match(selector.annotations, c.annotations):
+        return False
+    if selector.platforms:
+        platform = c.platform
+        if platform is None and config_platform is not None:
+            platform = config_platform(c.manifest)
+        if platform is None or not any(platform_matches(w, platform) for w in selector.platforms):
+            return False
+    return True
+
+
+def with_config_platforms(cands: Sequence[Candidate], config_platform: ConfigPlatform | None) -> list[Candidate]:
+    if config_platform is None:
+        return list(cands)
+    out = []
+    for c in cands:
+        if c.platform is None and c.referrer_of is None:
+            c = Candidate(c.descriptor, c.manifest, config_platform(c.manifest), c.path, c.referrer_of)
+        out.append(c)
+    return out
+
+
+def select(
+    roots: Sequence[Descriptor],
+    load: Loader,
+    selector: Selector,
+    *,
+    config_platform: ConfigPlatform | None = None,
+    referrers: Referrers | None = None,
+    describe: Callable[[Candidate], dict[str, Any]] | None = None,
+    max_depth: int = MAX_DEPTH,
+) -> Candidate:
+    """Exactly one leaf, or NotFound (exit 3) / Ambiguous (exit 4) listing what is there."""
+    all_leaves = leaves(roots, load, max_depth=max_depth)
+    pool = list(all_leaves)
+    if selector.referrers and referrers is not None:
+        for leaf in all_leaves:
+            for ref_desc in referrers(leaf.descriptor):
+                doc = load(ref_desc)
+                if isinstance(doc, Manifest):
+                    pool.append(Candidate(ref_desc, doc, leaf.platform, (*leaf.path, leaf.descriptor), leaf.descriptor))
+    matched = [c for c in pool if candidate_matches(c, selector, config_platform)]
+    if selector.referrers:
+        matched = [c for c in matched if c.referrer_of is not None] or matched
+    unique: list[Candidate] = []
+    for c in matched:
+        if all(u.descriptor.digest != c.descriptor.digest for u in unique):
+            unique.append(c)
+    describe = describe or describe_candidate
+    if len(unique) == 1 or (unique and selector.first):
+        return unique[0]
+    if not unique:
+        listing = [describe(c) for c in with_config_platforms(pool, config_platform)]
+        raise NotFoundError(
+            "no manifest matches the selectors; the graph holds:\n" + format_candidates(listing)
+            if listing else "no manifest matches: the graph holds no image manifest",
+            candidates=listing,
+        )
+    listing = [describe(c) for c in with_config_platforms(unique, config_platform)]
+    raise AmbiguousError(
+        f"{len(unique)} manifests match; pin one by digest or narrow with --platform, --artifact-type, "
+        "--annotation (or accept the first with --first):\n" + format_candidates(listing),
+        candidates=listing,
+    )
+
+
+def describe_candidate(c: Candidate) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "digest": str(c.descriptor.digest),
+        "mediaType": c.descriptor.media_type,
+        "platform": str(c.platform) if c.platform else None,
+        "artifactType": c.artifact_type,
+        "annotations": c.annotations,
+    }
+    if c.referrer_of is not None:
+        out["subject"] = str(c.referrer_of.digest)
+    return out
+
+
+def format_candidates(listing: Sequence[dict[str, Any]]) -> str:
+    lines = []
+    for item in listing:
+        bits = [item.get("reference") or item["digest"]]
+        if item.get("platform"):
+            bits.append(f"platform={item['platform']}")
+        if item.get("artifactType"):
+            bits.append(f"artifactType={item['artifactType']}")
+        if item.get("names"):
+            bits.append("names=" + ",".join(item["names"]))
+        ann = {k: v for k, v in (item.get("annotations") or {}).items() if k != mt.ANNOTATION_REF_NAME}
+        if ann:
+            bits.append("annotations=" + ",".join(f"{k}={v}" for k, v in sorted(ann.items())))
+        lines.append("  " + "  ".join(bits))
+    return "\n".join(lines)
