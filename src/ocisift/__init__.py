@@ -35,8 +35,8 @@ _EXPORTS = {
     "IntegrityError": "errors",
     "UnsafeContentError": "errors",
     "AuthError": "errors",
-    "PullResult": "pull",
-    "Resolved": "resolve",
+    "PullResult": "puller",
+    "Resolved": "resolver",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -69,8 +69,8 @@ if TYPE_CHECKING:
     from .layers import LayerSelector
     from .models import Descriptor, Index, Manifest
     from .platform import Platform
-    from .pull import PullResult
+    from .puller import PullResult
     from .reference import parse_reference
-    from .resolve import Resolved
+    from .resolver import Resolved
     from .select import Selector
     from .stores import Store, open_store

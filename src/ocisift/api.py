@@ -11,10 +11,10 @@ from .extract import ExtractLimits
 from .layers import LayerSelector, Mode
 from .models import Descriptor, Index, Manifest
 from .platform import Platform
-from .pull import PullResult, pull_from
+from .puller import PullResult, pull_from
 from .reference import LayoutReference, Reference, parse_reference
 from .resolution import names_of
-from .resolve import Resolved, config_platform_reader, find_roots, resolve_in
+from .resolver import Resolved, config_platform_reader, find_roots, resolve_in
 from .select import MAX_DEPTH, Selector, walk
 from .stores import Store, open_store
 from .stores.base import load_document

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.tree import Tree
 
 from .api import TreeNode
-from .pull import PullResult
+from .puller import PullResult
 
 
 def _label(node: TreeNode) -> str:

@@ -14,7 +14,7 @@ from .extract import ExtractLimits, ImageTreeBuilder, PathFilter, Staging, TreeB
 from .layers import LayerSelector, Mode, blob_file_name, layer_dir_name, select_layers
 from .models import Descriptor, Manifest
 from .reference import LayoutReference, Reference
-from .resolve import Resolved, resolve_in
+from .resolver import Resolved, resolve_in
 from .select import Selector
 from .stores.base import Store
 

@@ -1,0 +1,122 @@
+"""The five resolution rules, on real layouts written the ways containerd, skopeo and others write them."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import artifact, entry, push_index, write_index
+
+import ocisift
+from ocisift import mediatypes as mt
+from ocisift.errors import AmbiguousError, NotFoundError
+from ocisift.platform import Platform
+
+REF = "org.opencontainers.image.ref.name"
+CTD = "io.containerd.image.name"
+
+
+def test_rule1_digest_pins_index_entry_and_nested_child(layout):
+    child = artifact(layout, platform=Platform.parse("linux/amd64"))
+    idx = push_index(layout, [child])
+    write_index(layout, [entry(idx)])
+    assert ocisift.resolve(f"oci:{layout.path}@{idx.digest}").root.digest == idx.digest
+    nested = ocisift.resolve(f"oci:{layout.path}@{child.digest}")
+    assert nested.root.digest == child.digest and nested.root.media_type == mt.OCI_MANIFEST
+    with pytest.raises(NotFoundError):
+        ocisift.resolve(f"oci:{layout.path}@sha256:{'f' * 64}")
+
+
+@pytest.mark.parametrize("written", [
+    {CTD: "docker.io/library/alpine:3.16", REF: "3.16"},    # containerd / BuildKit
+    {REF: "docker.io/library/alpine:3.16"},                  # full name in ref.name
+    {REF: "alpine:3.16"},                                    # familiar name in ref.name
+])
+@pytest.mark.parametrize("asked", ["alpine:3.16", "library/alpine:3.16", "docker.io/library/alpine:3.16"])
+def test_rule2_full_names_in_any_spelling(layout, written, asked):
+    target = artifact(layout, annotations={"n": "alpine"})
+    other = artifact(layout, annotations={"n": "other"})
+    write_index(layout, [{**target.to_json(), "annotations": written},
+                         {**other.to_json(), "annotations": {CTD: "docker.io/library/busybox:3.16", REF: "3.16"}}])
+    assert ocisift.resolve(f"oci:{layout.path}/{asked}").root.digest == target.digest
+    assert ocisift.resolve(f"oci:{layout.path}:{'docker.io/library/alpine:3.16'}").root.digest == target.digest
+
+
+def test_rule2_containerd_name_wins_over_ref_name(layout):
+    a = artifact(layout, annotations={"n": "a"})
+    b = artifact(layout, annotations={"n": "b"})
+    write_index(layout, [{**a.to_json(), "annotations": {REF: "docker.io/library/alpine:3.16"}},
+                         {**b.to_json(), "annotations": {CTD: "docker.io/library/alpine:3.16"}}])
+    assert ocisift.resolve(f"oci:{layout.path}/alpine:3.16").root.digest == b.digest
+
+
+def test_rule2_full_name_does_not_guess_from_a_short_tag(layout):
+    a = artifact(layout)
+    write_index(layout, [entry(a, org__opencontainers__image__ref__name="3.16")])
+    with pytest.raises(NotFoundError) as info:
+        ocisift.resolve(f"oci:{layout.path}/nginx:3.16")
+    assert f"oci:{layout.path}:3.16" in info.value.message
+
+
+@pytest.mark.parametrize("written", [{REF: "3.16"}, {REF: "docker.io/library/alpine:3.16"},
+                                     {CTD: "docker.io/library/alpine:3.16"}])
+def test_rule3_short_tag(layout, written):
+    a = artifact(layout)
+    write_index(layout, [{**a.to_json(), "annotations": written}])
+    assert ocisift.resolve(f"oci:{layout.path}:3.16").root.digest == a.digest
+    with pytest.raises(NotFoundError) as info:
+        ocisift.resolve(f"oci:{layout.path}:3.17")
+    assert info.value.exit_code == 3
+
+
+def test_rule4_tagless_single_entry(layout):
+    a = artifact(layout)
+    write_index(layout, [entry(a)])
+    assert ocisift.resolve(f"oci:{layout.path}").root.digest == a.digest
+
+
+def test_rule4_tagless_narrowed_by_selectors_with_os_version(layout):
+    """The ORAS #1202 layout: several entries, no tags, one index whose platforms differ by os.version."""
+    el8 = artifact(layout, {"el8.txt": b"8"}, platform=Platform.parse("linux/arm64/v8:el8"))
+    el9 = artifact(layout, {"el9.txt": b"9"}, platform=Platform.parse("linux/arm64/v8:el9"))
+    idx = push_index(layout, [el8, el9])
+    write_index(layout, [entry(idx), entry(el8), entry(el9)])
+    with pytest.raises(AmbiguousError) as info:
+        ocisift.resolve(f"oci:{layout.path}")
+    assert len(info.value.candidates) == 3
+    assert all(c["reference"].startswith(f"oci:{layout.path}@sha256:") for c in info.value.candidates)
+    chosen = ocisift.resolve(f"oci:{layout.path}", platform="linux/arm64/v8:el8")
+    assert chosen.descriptor.digest == el8.digest
+    with pytest.raises(NotFoundError):
+        ocisift.resolve(f"oci:{layout.path}", platform="linux/amd64")
+
+
+def test_rule4_tagless_one_index_pulls(layout, tmp_path):
+    el8 = artifact(layout, {"el8.txt": b"8"}, platform=Platform.parse("linux/arm64/v8:el8"))
+    el9 = artifact(layout, {"el9.txt": b"9"}, platform=Platform.parse("linux/arm64/v8:el9"))
+    idx = push_index(layout, [el8, el9])
+    write_index(layout, [entry(idx)])
+    assert ocisift.resolve(f"oci:{layout.path}").root.digest == idx.digest
+    result = ocisift.pull(f"oci:{layout.path}", str(tmp_path / "out"), platform="linux/arm64:el9", mode="extract")
+    assert (tmp_path / "out" / "el9.txt").read_bytes() == b"9"
+    assert result.revision == str(el9.digest)
+
+
+def test_rule5_duplicates_to_one_digest_are_one_match(layout):
+    a = artifact(layout)
+    b = artifact(layout, annotations={"n": "b"})
+    write_index(layout, [entry(a, org__opencontainers__image__ref__name="1"),
+                         {**a.to_json(), "annotations": {CTD: "docker.io/x/y:1"}}])
+    assert ocisift.resolve(f"oci:{layout.path}:1").root.digest == a.digest
+    write_index(layout, [entry(a, org__opencontainers__image__ref__name="docker.io/x/a:1"),
+                         entry(b, org__opencontainers__image__ref__name="docker.io/x/b:1")])
+    with pytest.raises(AmbiguousError) as info:
+        ocisift.resolve(f"oci:{layout.path}:1")
+    assert {c["digest"] for c in info.value.candidates} == {str(a.digest), str(b.digest)}
+    assert ocisift.resolve(f"oci:{layout.path}/x/b:1").root.digest == b.digest
+
+
+def test_resolve_without_selector_answers_the_index(sample):
+    idx = ocisift.resolve(f"oci:{sample}:1.2")
+    assert idx.descriptor.media_type == mt.OCI_INDEX
+    leaf = ocisift.resolve(f"oci:{sample}:1.2", platform="linux/amd64:el8")
+    assert leaf.descriptor.media_type == mt.OCI_MANIFEST
+    assert leaf.root.digest == idx.root.digest
