@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import artifact, entry, push_index, write_index
 
 import ocisift
+from conftest import artifact, entry, push_index, write_index
 from ocisift import mediatypes as mt
 from ocisift.errors import AmbiguousError, NotFoundError
 from ocisift.platform import Platform

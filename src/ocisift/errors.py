@@ -63,6 +63,12 @@ class UnsafeContentError(IntegrityError):
     kind = "unsafe-content"
 
 
+class ConflictError(OcisiftError):
+    """Two artifact layers write one path, or the destination disagrees with the pull (exit 1)."""
+
+    kind = "conflict"
+
+
 class AuthError(OcisiftError):
     """Authentication or permission refused (exit 6)."""
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from .digest import CHUNK, VerifyingReader
-from .errors import IntegrityError, OcisiftError, UnsafeContentError, UsageError
+from .errors import ConflictError, IntegrityError, OcisiftError, UnsafeContentError, UsageError
 from .mediatypes import compression_of
 
 GiB = 1 << 30
@@ -245,7 +245,7 @@ class TreeBuilder:
     def _conflict(self, rel: str, layer: int, why: str) -> None:
         owner = self.layer_of.get(rel)
         if owner is not None and owner != layer and not self.overwrite and not self._image_mode:
-            raise IntegrityError(
+            raise ConflictError(
                 f"{rel!r} is written by layer {owner} and again by layer {layer} ({why}); "
                 "pass --overwrite to let later layers win"
             )
@@ -463,10 +463,12 @@ class Staging:
                         f"destination has a symlink at {parent!r}; refusing to write through it"
                     )
             src_is_dir = os.path.isdir(src) and not os.path.islink(src)
+            if src_is_dir and os.path.islink(dst):
+                raise UnsafeContentError(f"destination has a symlink at {rel!r}; refusing to write through it")
             if os.path.lexists(dst):
                 dst_is_dir = os.path.isdir(dst) and not os.path.islink(dst)
                 if src_is_dir != dst_is_dir:
-                    raise UsageError(
+                    raise ConflictError(
                         f"destination already has {'a directory' if dst_is_dir else 'a file'} at {rel!r} "
                         f"where the pull writes {'a directory' if src_is_dir else 'a file'}; nothing was changed"
                     )

@@ -49,7 +49,10 @@ class DirectoryFiles:
     def read(self, name: str, limit: int) -> bytes | None:
         try:
             with open(self._path(name), "rb") as fh:
-                data = fh.read(limit + 1)
+                # Check the size first: read(limit) would allocate the whole limit up front.
+                if os.fstat(fh.fileno()).st_size > limit:
+                    raise MalformedDocument(f"{name} in {self.root} is larger than {limit} bytes")
+                data = fh.read()
         except FileNotFoundError:
             return None
         if len(data) > limit:
@@ -123,11 +126,15 @@ class ArchiveFiles:
             raise NotFoundError(f"no archive at {path}") from None
 
     def read(self, name: str, limit: int) -> bytes | None:
-        fh = self.open(name)
-        if fh is None:
+        entry = self._members.get(name)
+        if entry is None:
             return None
+        if entry[1] > limit:
+            raise MalformedDocument(f"{name} in {self.path} is larger than {limit} bytes")
+        fh = self.open(name)
+        assert fh is not None
         with fh:
-            data = fh.read(limit + 1)
+            data = fh.read()
         if len(data) > limit:
             raise MalformedDocument(f"{name} in {self.path} is larger than {limit} bytes")
         return data

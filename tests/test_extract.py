@@ -1,0 +1,240 @@
+"""Extraction: hostile archives are refused, nothing lands outside, nothing the user had is lost."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tarfile
+
+import pytest
+import zstandard
+
+import ocisift
+from conftest import artifact, entry, member, raw_tar, write_index
+from ocisift import mediatypes as mt
+from ocisift.errors import ConflictError, IntegrityError, UnsafeContentError
+from ocisift.extract import ExtractLimits
+from ocisift.layers import LayerSelector
+from ocisift.sample import make_tar
+
+ARTIFACT_TAR = "application/vnd.acme.content.v1.tar+gzip"
+
+
+def one_layer(layout, data: bytes, media_type: str = ARTIFACT_TAR):
+    desc = artifact(layout, layers=[(data, media_type, {})])
+    write_index(layout, [entry(desc)])
+    return f"oci:{layout.path}"
+
+
+def pull(ref, out, **kw):
+    kw.setdefault("mode", "extract")
+    return ocisift.pull(ref, str(out), **kw)
+
+
+def leftovers(parent) -> list[str]:
+    return [n for n in os.listdir(parent) if n.startswith(".ocisift-staging-")]
+
+
+def assert_refused(layout, tmp_path, entries, error=UnsafeContentError, media_type=ARTIFACT_TAR, **kw):
+    ref = one_layer(layout, gzip.compress(raw_tar(entries)), media_type)
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    (out / "mine.txt").write_text("keep me")
+    with pytest.raises(error) as info:
+        pull(ref, out, **kw)
+    assert sorted(os.listdir(out)) == ["mine.txt"]
+    assert (out / "mine.txt").read_text() == "keep me"
+    assert leftovers(tmp_path) == []
+    assert not (tmp_path / "escaped").exists()
+    assert not os.path.exists("/tmp/ocisift-escaped")
+    return info.value
+
+
+def test_dotdot_member(layout, tmp_path):
+    err = assert_refused(layout, tmp_path, [(member("ok.txt"), b"1"), (member("../escaped"), b"x")])
+    assert err.exit_code == 5 and ".." in err.message
+
+
+def test_absolute_member(layout, tmp_path):
+    assert_refused(layout, tmp_path, [(member("/tmp/ocisift-escaped"), b"x")])
+
+
+@pytest.mark.parametrize("target", ["/etc", "..", "../escaped", "a/../../escaped", "./../.."])
+def test_symlink_escape(layout, tmp_path, target):
+    assert_refused(layout, tmp_path, [(member("a", tarfile.DIRTYPE, mode=0o755), None),
+                                      (member("link", tarfile.SYMTYPE, linkname=target), None)])
+
+
+def test_symlink_chain_escape(layout, tmp_path):
+    assert_refused(layout, tmp_path, [
+        (member("d", tarfile.DIRTYPE, mode=0o755), None),
+        (member("d/up", tarfile.SYMTYPE, linkname=".."), None),          # points at the root: fine alone
+        (member("d/upup", tarfile.SYMTYPE, linkname="up/.."), None),     # through the first link: outside
+    ])
+
+
+def test_link_turned_outward_by_a_later_entry(layout, tmp_path):
+    assert_refused(layout, tmp_path, [
+        (member("d", tarfile.DIRTYPE, mode=0o755), None),
+        (member("a", tarfile.SYMTYPE, linkname="d/.."), None),           # inside while d is a directory
+        (member("d", tarfile.SYMTYPE, linkname="."), None),              # still inside
+        (member("e", tarfile.DIRTYPE, mode=0o755), None),
+        (member("e/f", tarfile.SYMTYPE, linkname=".."), None),
+        (member("d", tarfile.SYMTYPE, linkname="e/f"), None),            # now a -> d/.. climbs out
+    ])
+
+
+def test_write_through_symlink(layout, tmp_path):
+    err = assert_refused(layout, tmp_path, [(member("real", tarfile.DIRTYPE, mode=0o755), None),
+                                            (member("via", tarfile.SYMTYPE, linkname="real"), None),
+                                            (member("via/file", tarfile.REGTYPE), b"x")])
+    assert "symlink" in err.message
+
+
+@pytest.mark.parametrize("target", ["../escaped", "/etc/passwd", "missing.txt", "link"])
+def test_hardlink_escape_or_dangling(layout, tmp_path, target):
+    assert_refused(layout, tmp_path, [(member("inside.txt"), b"data"),
+                                      (member("link", tarfile.SYMTYPE, linkname="inside.txt"), None),
+                                      (member("h", tarfile.LNKTYPE, linkname=target), None)])
+
+
+@pytest.mark.parametrize("kind", [tarfile.CHRTYPE, tarfile.BLKTYPE, tarfile.FIFOTYPE])
+def test_device_nodes_and_fifos(layout, tmp_path, kind):
+    info = member("dev/null", kind)
+    info.devmajor, info.devminor = 1, 3
+    assert_refused(layout, tmp_path, [(info, None)])
+
+
+def test_decompression_bomb_ratio(layout, tmp_path):
+    big = raw_tar([(member("zeros"), b"\0" * (48 << 20))])
+    ref = one_layer(layout, gzip.compress(big, compresslevel=9))
+    with pytest.raises(UnsafeContentError, match="ratio"):
+        pull(ref, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+    # The cap is configurable: a higher ratio lets the same layer through.
+    pull(ref, tmp_path / "out", limits=ExtractLimits(max_ratio=5000))
+    assert (tmp_path / "out" / "zeros").stat().st_size == 48 << 20
+
+
+def test_size_cap_and_entry_cap(layout, tmp_path):
+    ref = one_layer(layout, gzip.compress(raw_tar([(member(f"f{i}"), os.urandom(4096)) for i in range(40)])))
+    with pytest.raises(UnsafeContentError, match="max-extract-size"):
+        pull(ref, tmp_path / "a", limits=ExtractLimits(max_bytes=64 * 1024))
+    with pytest.raises(UnsafeContentError, match="entries"):
+        pull(ref, tmp_path / "b", limits=ExtractLimits(max_entries=10))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_safe_links_are_extracted(layout, tmp_path):
+    ref = one_layer(layout, gzip.compress(raw_tar([
+        (member("bin", tarfile.DIRTYPE, mode=0o755), None),
+        (member("bin/tool"), b"#!/bin/sh\n"),
+        (member("usr", tarfile.DIRTYPE, mode=0o755), None),
+        (member("usr/tool", tarfile.SYMTYPE, linkname="../bin/tool"), None),
+        (member("bin/hard", tarfile.LNKTYPE, linkname="bin/tool"), None),
+    ])))
+    pull(ref, tmp_path / "out")
+    assert os.readlink(tmp_path / "out" / "usr" / "tool") == "../bin/tool"
+    assert (tmp_path / "out" / "bin" / "hard").read_bytes() == b"#!/bin/sh\n"
+
+
+def test_setuid_bits_are_dropped(layout, tmp_path):
+    ref = one_layer(layout, gzip.compress(raw_tar([(member("suid", mode=0o4755), b"x")])))
+    pull(ref, tmp_path / "out")
+    assert (tmp_path / "out" / "suid").stat().st_mode & 0o7777 == 0o755
+
+
+def test_whiteouts_in_image_layers(layout, tmp_path):
+    lower = make_tar({"a/x": b"x", "a/y": b"y", "b/old": b"old", "keep": b"k"})
+    upper = gzip.compress(raw_tar([
+        (member("a/.wh.x"), b""),
+        (member("b/.wh..wh..opq"), b""),
+        (member("b/new"), b"new"),
+    ]))
+    desc = artifact(layout, layers=[(lower, mt.OCI_LAYER_GZIP, {}), (upper, mt.OCI_LAYER_GZIP, {})])
+    write_index(layout, [entry(desc)])
+    out = tmp_path / "out"
+    ocisift.pull(f"oci:{layout.path}", str(out), mode="extract-all")
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert files == ["a/y", "b/new", "keep"]
+
+
+def test_artifact_layers_conflict_unless_overwrite(layout, tmp_path):
+    one = make_tar({"cue.mod/module.cue": b"v1", "values.cue": b"a"})
+    two = make_tar({"values.cue": b"b", "templates/x.cue": b"x"})
+    desc = artifact(layout, layers=[(one, ARTIFACT_TAR, {}), (two, ARTIFACT_TAR, {})])
+    write_index(layout, [entry(desc)])
+    with pytest.raises(ConflictError, match="values.cue"):
+        ocisift.pull(f"oci:{layout.path}", str(tmp_path / "a"), mode="extract-all")
+    assert not (tmp_path / "a").exists()
+    ocisift.pull(f"oci:{layout.path}", str(tmp_path / "b"), mode="extract-all", overwrite=True)
+    assert (tmp_path / "b" / "values.cue").read_bytes() == b"b"
+    assert (tmp_path / "b" / "cue.mod" / "module.cue").read_bytes() == b"v1"
+
+
+def test_include_exclude(layout, tmp_path):
+    ref = one_layer(layout, make_tar({"etc/os-release": b"ID=x", "etc/passwd": b"root", "usr/bin/sh": b"sh"}),
+                    mt.OCI_LAYER_GZIP)
+    ocisift.pull(ref, str(tmp_path / "a"), mode="extract", include=["etc/os-release"])
+    assert [str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").rglob("*") if p.is_file()] == ["etc/os-release"]
+    ocisift.pull(ref, str(tmp_path / "b"), mode="extract", exclude=["usr"])
+    assert sorted(p.name for p in (tmp_path / "b").rglob("*") if p.is_file()) == ["os-release", "passwd"]
+
+
+@pytest.mark.parametrize(("media_type", "compress"), [
+    (mt.OCI_LAYER_ZSTD, lambda d: zstandard.ZstdCompressor().compress(d)),
+    (mt.OCI_LAYER_TAR, lambda d: d),
+    (mt.OCI_LAYER_GZIP, gzip.compress),
+])
+def test_tar_gzip_zstd(layout, tmp_path, media_type, compress):
+    ref = one_layer(layout, compress(make_tar({"f.txt": b"payload"}, compression="none")), media_type)
+    pull(ref, tmp_path / "out")
+    assert (tmp_path / "out" / "f.txt").read_bytes() == b"payload"
+
+
+@pytest.mark.parametrize(("media_type", "compress"), [
+    (mt.OCI_LAYER_GZIP, lambda d: d),                                       # says gzip, is plain
+    (mt.OCI_LAYER_ZSTD, gzip.compress),                                     # says zstd, is gzip
+    (mt.OCI_LAYER_TAR, lambda d: zstandard.ZstdCompressor().compress(d)),   # says plain, is zstd
+])
+def test_magic_bytes_must_agree_with_media_type(layout, tmp_path, media_type, compress):
+    ref = one_layer(layout, compress(make_tar({"f.txt": b"x"}, compression="none")), media_type)
+    with pytest.raises(IntegrityError, match="bytes"):
+        pull(ref, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_destination_is_merged_on_success(layout, tmp_path):
+    ref = one_layer(layout, make_tar({"new.txt": b"new", "sub/x": b"x"}), mt.OCI_LAYER_GZIP)
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (out / "mine.txt").write_text("mine")
+    (out / "sub" / "x").write_text("old")
+    pull(ref, out)
+    assert (out / "mine.txt").read_text() == "mine"
+    assert (out / "new.txt").read_text() == "new"
+    assert (out / "sub" / "x").read_text() == "x"
+
+
+def test_destination_symlink_is_not_followed(layout, tmp_path):
+    ref = one_layer(layout, make_tar({"etc/passwd": b"evil"}), mt.OCI_LAYER_GZIP)
+    out = tmp_path / "out"
+    out.mkdir()
+    target = tmp_path / "victim"
+    target.mkdir()
+    (out / "etc").symlink_to(target)
+    with pytest.raises(UnsafeContentError, match="symlink"):
+        pull(ref, out)
+    assert list(target.iterdir()) == []
+
+
+def test_layer_per_dir_and_copy_names(sample, tmp_path):
+    result = ocisift.pull(f"oci:{sample}:7.2", str(tmp_path / "lpd"), mode="layer-per-dir")
+    dirs = sorted(p.name for p in (tmp_path / "lpd").iterdir())
+    assert dirs == sorted(f"sha256-{p.descriptor.digest.hex}" for p in result.plan)
+    assert any((tmp_path / "lpd" / d / "cue.mod").is_dir() for d in dirs)
+    ocisift.pull(f"oci:{sample}:7.2", str(tmp_path / "cp"), mode="copy", layers=LayerSelector.build(all=True))
+    assert all(p.name.endswith(".tar.gz") for p in (tmp_path / "cp").iterdir())
+    ocisift.pull(f"oci:{sample}:7.2", str(tmp_path / "named"), name="module.tgz",
+                 layers=LayerSelector.build(index=1))
+    assert [p.name for p in (tmp_path / "named").iterdir()] == ["module.tgz"]
