@@ -95,3 +95,13 @@ def entry(desc: Descriptor, **annotations: str) -> dict:
 
 
 __all__ = ["artifact", "entry", "member", "push_index", "raw_tar", "write_index"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """In CI the peers are installed: a missing one is a failure, not a skip."""
+    import shutil
+
+    if os.environ.get("OCISIFT_REQUIRE_INTEROP"):
+        missing = [t for t in ("skopeo", "umoci") if shutil.which(t) is None]
+        if missing:
+            raise pytest.UsageError(f"interop peers missing: {', '.join(missing)}")

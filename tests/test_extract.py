@@ -164,7 +164,7 @@ def test_artifact_layers_conflict_unless_overwrite(layout, tmp_path):
     two = make_tar({"values.cue": b"b", "templates/x.cue": b"x"})
     desc = artifact(layout, layers=[(one, ARTIFACT_TAR, {}), (two, ARTIFACT_TAR, {})])
     write_index(layout, [entry(desc)])
-    with pytest.raises(ConflictError, match="values.cue"):
+    with pytest.raises(ConflictError, match=r"values\.cue"):
         ocisift.pull(f"oci:{layout.path}", str(tmp_path / "a"), mode="extract-all")
     assert not (tmp_path / "a").exists()
     ocisift.pull(f"oci:{layout.path}", str(tmp_path / "b"), mode="extract-all", overwrite=True)
@@ -238,3 +238,15 @@ def test_layer_per_dir_and_copy_names(sample, tmp_path):
     ocisift.pull(f"oci:{sample}:7.2", str(tmp_path / "named"), name="module.tgz",
                  layers=LayerSelector.build(index=1))
     assert [p.name for p in (tmp_path / "named").iterdir()] == ["module.tgz"]
+
+
+def test_tar_without_end_blocks_is_accepted_but_truncated_data_is_not(layout, tmp_path):
+    full = raw_tar([(member("a.txt"), b"A" * 100), (member("b.txt"), b"B" * 700)])
+    end = full.rindex(b"B" * 700) + 700
+    ref = one_layer(layout, gzip.compress(full[:end]))
+    pull(ref, tmp_path / "ok")
+    assert (tmp_path / "ok" / "b.txt").read_bytes() == b"B" * 700
+    ref = one_layer(layout, gzip.compress(full[: end - 300]))
+    with pytest.raises(IntegrityError):
+        pull(ref, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -21,9 +22,10 @@ def blob_path(layout, digest) -> str:
 
 
 def corrupt(path: str) -> None:
-    data = bytearray(open(path, "rb").read())
+    p = Path(path)
+    data = bytearray(p.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    open(path, "wb").write(bytes(data))
+    p.write_bytes(bytes(data))
 
 
 @pytest.mark.parametrize("mode", ["copy", "extract"])
@@ -46,9 +48,9 @@ def test_truncated_and_overlong_blobs(layout, tmp_path):
     write_index(layout, [entry(desc)])
     layer = parse_document(layout.fetch_manifest(desc)).layers[0]
     path = blob_path(layout, layer.digest)
-    good = open(path, "rb").read()
+    good = Path(path).read_bytes()
     for bad in (good[:-5], good + b"extra"):
-        open(path, "wb").write(bad)
+        Path(path).write_bytes(bad)
         with pytest.raises(IntegrityError):
             ocisift.pull(f"oci:{layout.path}", str(tmp_path / "out"))
         assert not (tmp_path / "out").exists()

@@ -177,7 +177,19 @@ class TreeBuilder:
         try:
             stream, _ = open_tar_stream(raw, media_type, self.limits, self.budget)
             with tarfile.open(fileobj=stream, mode="r|", errorlevel=2) as tar:
-                for member in tar:
+                members = iter(tar)
+                while True:
+                    try:
+                        member = next(members)
+                    except StopIteration:
+                        break
+                    except tarfile.ReadError as exc:
+                        # Some writers (umoci among them) stop right after the last member's data,
+                        # without padding or end-of-archive blocks. Every member so far was complete;
+                        # truncated member data still fails inside _member.
+                        if "unexpected end of data" in str(exc) and self.entries > 0:
+                            break
+                        raise
                     self._member(tar, member, layer, image_layer)
             while stream.read(CHUNK):
                 pass
