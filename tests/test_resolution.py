@@ -120,3 +120,25 @@ def test_resolve_without_selector_answers_the_index(sample):
     leaf = ocisift.resolve(f"oci:{sample}:1.2", platform="linux/amd64:el8")
     assert leaf.descriptor.media_type == mt.OCI_MANIFEST
     assert leaf.root.digest == idx.root.digest
+
+
+def test_referrers_in_a_layout_are_selected_by_artifact_type(layout, tmp_path):
+    amd = artifact(layout, {"bin": b"amd"}, platform=Platform.parse("linux/amd64"))
+    arm = artifact(layout, {"bin": b"arm"}, platform=Platform.parse("linux/arm64"))
+    idx = push_index(layout, [amd, arm])
+    sbom_layers = [(b'{"sbom":"arm"}', "application/spdx+json", {mt.ANNOTATION_TITLE: "sbom.json"})]
+    sbom = artifact(layout, layers=sbom_layers, artifact_type="application/spdx+json", subject=arm)
+    write_index(layout, [entry(idx, org__opencontainers__image__ref__name="v1"), entry(sbom)])
+    assert [str(d.digest) for d in layout.referrers(arm)] == [str(sbom.digest)]
+    assert layout.referrers(amd) == []
+    chosen = ocisift.resolve(f"oci:{layout.path}:v1", platform="linux/arm64",
+                             artifact_type="application/spdx+json", referrers=True)
+    assert chosen.descriptor.digest == sbom.digest
+    with pytest.raises(NotFoundError):
+        ocisift.resolve(f"oci:{layout.path}:v1", platform="linux/amd64",
+                        artifact_type="application/spdx+json", referrers=True)
+    from ocisift import Selector
+
+    ocisift.pull(f"oci:{layout.path}:v1", str(tmp_path / "sbom"),
+                 select=Selector.build("linux/arm64", "application/spdx+json", referrers=True))
+    assert (tmp_path / "sbom" / "sbom.json").read_bytes() == b'{"sbom":"arm"}'
