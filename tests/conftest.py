@@ -102,6 +102,6 @@ def pytest_collection_modifyitems(config, items):
     import shutil
 
     if os.environ.get("OCISIFT_REQUIRE_INTEROP"):
-        missing = [t for t in ("skopeo", "umoci") if shutil.which(t) is None]
+        missing = [t for t in ("skopeo", "umoci", "docker-registry") if shutil.which(t) is None]
         if missing:
             raise pytest.UsageError(f"interop peers missing: {', '.join(missing)}")

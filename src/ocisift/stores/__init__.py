@@ -17,9 +17,9 @@ def open_store(ref: Reference | str) -> Store:
 
             return open_archive(ref.path)
         return LayoutStore.open_directory(ref.path)
-    from ..errors import UsageError
+    from .registry import RegistryStore
 
-    raise UsageError(f"registry references such as {ref} are not supported yet")
+    return RegistryStore(ref.image)
 
 
 __all__ = ["LayoutStore", "Store", "open_store"]

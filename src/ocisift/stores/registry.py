@@ -1,0 +1,194 @@
+"""Distribution-spec registries behind the Store protocol (read path).
+
+One pooled urllib3 client per store; blobs stream through VerifyingReader,
+manifests are read with a 4 MiB cap and checked against Docker-Content-Digest.
+urllib3 drops the Authorization header when a redirect leaves the host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import IO, Any
+
+import urllib3
+
+from .. import mediatypes as mt
+from ..digest import Digest, VerifyingReader, verify_bytes
+from ..errors import AuthError, IntegrityError, NotFoundError, OcisiftError, UsageError
+from ..models import MAX_MANIFEST_BYTES, Descriptor, MalformedDocument, parse_document
+from ..reference import ImageName, Reference, RegistryReference
+
+ACCEPT = ", ".join([mt.OCI_INDEX, mt.OCI_MANIFEST, mt.DOCKER_LIST, mt.DOCKER_MANIFEST])
+MAX_TAG_PAGES = 1000
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+def is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1 : host.index("]")]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class RegistryStore:
+    """One repository of one registry."""
+
+    def __init__(self, image: ImageName, *, plain_http: bool | None = None, insecure: bool = False,
+                 timeout: float = 30.0, retries: int = 4) -> None:
+        self.image = image
+        self.location = image.name
+        host = "registry-1.docker.io" if image.host == "docker.io" else image.host
+        scheme = "http" if (plain_http if plain_http is not None else is_loopback(host)) else "https"
+        self.base = f"{scheme}://{host}/v2/{image.repository}"
+        retry = urllib3.Retry(
+            total=retries, connect=retries, read=retries, backoff_factor=0.25, backoff_jitter=0.25,
+            status_forcelist=(429, 500, 502, 503, 504), respect_retry_after_header=True,
+            allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False,
+        )
+        self.http = urllib3.PoolManager(
+            num_pools=4, maxsize=8, retries=retry,
+            timeout=urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
+            cert_reqs="CERT_NONE" if insecure else "CERT_REQUIRED",
+        )
+        self._manifests: dict[str, bytes] = {}
+
+    # -- HTTP ------------------------------------------------------------------------
+
+    def _request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                 stream: bool = False) -> urllib3.BaseHTTPResponse:
+        try:
+            resp = self.http.request(method, url, headers=dict(headers or {}), preload_content=not stream,
+                                     redirect=True)
+        except urllib3.exceptions.MaxRetryError as exc:
+            raise OcisiftError(f"registry {self.image.host} is unreachable: {exc.reason}") from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise OcisiftError(f"registry {self.image.host} failed: {exc}") from None
+        if resp.status in (401, 403):
+            resp.release_conn()
+            raise AuthError(f"{self.image.host} refused access to {self.image.repository} ({resp.status})")
+        return resp
+
+    # -- Store protocol ------------------------------------------------------------------
+
+    def resolve(self, ref: Reference) -> list[Descriptor]:
+        if not isinstance(ref, RegistryReference):
+            raise UsageError(f"{ref} is not a registry reference")
+        ident = ref.image.identifier
+        assert ident is not None
+        raw, media_type = self._get_manifest(ident, ref.image.digest)
+        if raw is None:
+            return []
+        digest = ref.image.digest or Digest.of(raw)
+        return [Descriptor(media_type, digest, len(raw))]
+
+    def _get_manifest(self, ident: str, pinned: Digest | None) -> tuple[bytes | None, str]:
+        resp = self._request("GET", f"{self.base}/manifests/{ident}", headers={"Accept": ACCEPT}, stream=True)
+        try:
+            if resp.status == 404:
+                return None, ""
+            if resp.status != 200:
+                raise OcisiftError(f"registry answered {resp.status} for manifest {ident}")
+            length = resp.headers.get("Content-Length")
+            if length and int(length) > MAX_MANIFEST_BYTES:
+                raise MalformedDocument(f"manifest {ident} is {length} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")
+            raw = resp.read(MAX_MANIFEST_BYTES + 1)
+            if len(raw) > MAX_MANIFEST_BYTES:
+                raise MalformedDocument(f"manifest {ident} is over the {MAX_MANIFEST_BYTES}-byte limit")
+        finally:
+            resp.release_conn()
+        header = resp.headers.get("Docker-Content-Digest")
+        if pinned is not None:
+            verify_bytes(raw, pinned, len(raw), what=f"manifest {pinned.short}")
+        elif header:
+            claimed = Digest.parse(header)
+            verify_bytes(raw, claimed, len(raw), what=f"manifest {ident}")
+        content_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
+        doc = parse_document(raw, None, what=f"manifest {ident}")
+        media_type = content_type if content_type in mt.GRAPH_TYPES else doc.media_type
+        self._manifests[str(pinned or Digest.of(raw))] = raw
+        return raw, media_type
+
+    def roots(self) -> list[Descriptor]:
+        return []
+
+    def fetch_manifest(self, desc: Descriptor) -> bytes:
+        if desc.size > MAX_MANIFEST_BYTES:
+            raise MalformedDocument(f"manifest {desc.digest} claims {desc.size} bytes, over the limit")
+        raw = self._manifests.get(str(desc.digest))
+        if raw is None:
+            raw, _ = self._get_manifest(str(desc.digest), desc.digest)
+            if raw is None:
+                raise NotFoundError(f"manifest {desc.digest} not found in {self.location}")
+        return verify_bytes(raw, desc.digest, desc.size, what=f"manifest {desc.digest.short}")
+
+    @contextmanager
+    def fetch(self, desc: Descriptor) -> Iterator[VerifyingReader]:
+        resp = self._request("GET", f"{self.base}/blobs/{desc.digest}", stream=True)
+        if resp.status == 404:
+            resp.release_conn()
+            raise NotFoundError(f"blob {desc.digest} not found in {self.location}")
+        if resp.status != 200:
+            resp.release_conn()
+            raise OcisiftError(f"registry answered {resp.status} for blob {desc.digest}")
+        reader = VerifyingReader(resp, desc.digest, desc.size, what=f"blob {desc.digest.short}")  # type: ignore[arg-type]
+        try:
+            yield reader
+        finally:
+            resp.release_conn()
+
+    def exists(self, desc: Descriptor) -> bool:
+        resp = self._request("HEAD", f"{self.base}/blobs/{desc.digest}")
+        return resp.status == 200
+
+    def tags(self) -> list[str]:
+        out: list[str] = []
+        url: str | None = f"{self.base}/tags/list?n=1000"
+        for _ in range(MAX_TAG_PAGES):
+            if url is None:
+                return out
+            resp = self._request("GET", url)
+            if resp.status == 404:
+                raise NotFoundError(f"repository {self.location} not found")
+            if resp.status != 200:
+                raise OcisiftError(f"registry answered {resp.status} listing tags")
+            body: Any = resp.json()
+            out.extend(body.get("tags") or [])
+            match = _LINK_NEXT.search(resp.headers.get("Link", ""))
+            url = None
+            if match:
+                nxt = match.group(1)
+                url = nxt if nxt.startswith("http") else self.base.split("/v2/")[0] + nxt
+        raise OcisiftError(f"tag listing of {self.location} exceeded {MAX_TAG_PAGES} pages")
+
+    def referrers(self, desc: Descriptor) -> list[Descriptor]:
+        """The referrers API, else the `sha256-<hex>` fallback tag index."""
+        resp = self._request("GET", f"{self.base}/referrers/{desc.digest}", headers={"Accept": mt.OCI_INDEX})
+        if resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(mt.OCI_INDEX):
+            doc = parse_document(resp.data, mt.OCI_INDEX, what="referrers")
+            return list(getattr(doc, "manifests", ()))
+        raw, _ = self._get_manifest(f"{desc.digest.algorithm}-{desc.digest.hex}", None)
+        if raw is None:
+            return []
+        doc = parse_document(raw, None, what="referrers fallback index")
+        return list(getattr(doc, "manifests", ()))
+
+    def push(self, desc: Descriptor, stream: IO[bytes]) -> None:
+        raise UsageError("writing to registries is not supported yet")
+
+    def tag(self, desc: Descriptor, tag: str, annotations: Mapping[str, str] | None = None) -> None:
+        raise UsageError("writing to registries is not supported yet")
+
+    def pinned(self, desc: Descriptor) -> str:
+        return f"{self.image.name}@{desc.digest}"
+
+    def close(self) -> None:
+        self.http.clear()
+
+
+__all__ = ["IntegrityError", "RegistryStore", "is_loopback"]

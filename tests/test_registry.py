@@ -1,0 +1,113 @@
+"""Reading from a real distribution registry: the same commands as for layouts, unchanged."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+import ocisift
+from ocisift.errors import IntegrityError, NotFoundError
+from ocisift.models import parse_document
+from ocisift.sample import build_sample_layout
+from registry import run_registry
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("docker-registry") is None or shutil.which("skopeo") is None,
+    reason="docker-registry and skopeo are needed",
+)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    work = tmp_path_factory.mktemp("registry")
+    layout = str(work / "layout")
+    build_sample_layout(layout)
+    with run_registry(work) as reg:
+        for src, dst in (("1.2", "acme/yum-repo:1.2"), ("7.2", "acme/module:7.2")):
+            subprocess.run(["skopeo", "copy", "--multi-arch", "all", "--dest-tls-verify=false",
+                            f"oci:{layout}:{src}", f"docker://{reg.host}/{dst}"],
+                           check=True, capture_output=True, timeout=120)
+        reg.layout = layout  # type: ignore[attr-defined]
+        yield reg
+
+
+def test_resolve_by_tag_and_digest_through_a_multi_platform_index(registry):
+    # skopeo re-serialises the index on the way in: compare with the registry's own bytes.
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                          f"docker://{registry.host}/acme/yum-repo:1.2"],
+                         check=True, capture_output=True, timeout=60).stdout
+    idx = ocisift.resolve(f"{registry.host}/acme/yum-repo:1.2")
+    assert idx.descriptor.digest == ocisift.Digest.of(raw)
+    assert ocisift.manifest(f"{registry.host}/acme/yum-repo:1.2") == raw
+    leaf = ocisift.resolve(f"{registry.host}/acme/yum-repo:1.2", platform="linux/arm64:el9")
+    assert leaf.descriptor.digest == ocisift.resolve(f"oci:{registry.layout}:1.2",
+                                                     platform="linux/arm64:el9").descriptor.digest
+    assert leaf.pinned == f"{registry.host}/acme/yum-repo@{leaf.descriptor.digest}"
+    by_digest = ocisift.resolve(leaf.pinned)
+    assert by_digest.descriptor.digest == leaf.descriptor.digest
+    assert ocisift.manifest(leaf.pinned) == ocisift.manifest(f"oci:{registry.layout}:1.2", platform="linux/arm64:el9")
+    assert "1.2" in ocisift.tags(f"{registry.host}/acme/yum-repo")
+
+
+def test_pull_fetches_only_the_selected_blob(registry, tmp_path):
+    before = len(registry.log_text())
+    result = ocisift.pull(f"{registry.host}/acme/yum-repo:1.2", str(tmp_path / "out"),
+                          platform="linux/amd64:el8", mode="extract")
+    assert (tmp_path / "out" / "repo" / "el8" / "amd64" / "repodata" / "repomd.xml").is_file()
+    assert result.revision == f"1.2@{result.resolved.descriptor.digest}"
+    log = registry.log_text()[before:]
+    fetched = set(re.findall(r'"GET /v2/acme/yum-repo/blobs/(sha256:[0-9a-f]{64})', log))
+    wanted = {p.descriptor.digest for p in result.plan}
+    assert {str(d) for d in wanted} == fetched, log
+    # Every other platform's layer stayed on the server.
+    index = parse_document(ocisift.manifest(f"{registry.host}/acme/yum-repo:1.2"))
+    others = [d for d in index.manifests if d.digest != result.resolved.descriptor.digest]
+    for other in others:
+        layer = parse_document(ocisift.manifest(f"{registry.host}/acme/yum-repo@{other.digest}")).layers[0]
+        assert str(layer.digest) not in fetched
+
+
+def test_missing_tag_and_ambiguity_on_a_registry(registry, cli):
+    with pytest.raises(NotFoundError):
+        ocisift.resolve(f"{registry.host}/acme/yum-repo:9.9")
+    res = cli("pull", f"{registry.host}/acme/yum-repo:1.2", "-o", "unused", "--platform", "linux/amd64",
+              "--format", "json")
+    assert res.code == 4
+    refs = [c["reference"] for c in res.json()["error"]["candidates"]]
+    assert all(r.startswith(f"{registry.host}/acme/yum-repo@sha256:") for r in refs) and len(refs) == 2
+
+
+def test_corrupted_blob_on_the_registry_exits_5_and_leaves_nothing(registry, tmp_path, cli):
+    digest = ocisift.resolve(f"{registry.host}/acme/module:7.2").descriptor.digest
+    layer = parse_document(ocisift.manifest(f"{registry.host}/acme/module@{digest}")).layers[0]
+    data_dir = registry.log.parent / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256"
+    blob = data_dir / layer.digest.hex[:2] / layer.digest.hex / "data"
+    original = blob.read_bytes()
+    try:
+        blob.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))
+        res = cli("pull", f"{registry.host}/acme/module:7.2", "-o", str(tmp_path / "m"), "--mode", "extract-all",
+                  "--format", "json")
+        assert res.code == 5, res.out
+        assert not (tmp_path / "m").exists()
+        with pytest.raises(IntegrityError):
+            ocisift.pull(f"{registry.host}/acme/module:7.2", str(tmp_path / "c"))
+        assert not (tmp_path / "c").exists()
+    finally:
+        blob.write_bytes(original)
+
+
+def test_dead_registry_gives_a_clear_error_quickly(cli):
+    import time
+
+    from registry import free_port
+
+    port = free_port()
+    started = time.monotonic()
+    res = cli("resolve", f"127.0.0.1:{port}/nothing:1", "--format", "json")
+    assert res.code == 1
+    assert "unreachable" in json.loads(res.out)["error"]["message"]
+    assert time.monotonic() - started < 30
