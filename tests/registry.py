@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def run_registry(workdir: Path, timeout: float = 20.0) -> Iterator[Registry]:
+def run_registry(workdir: Path, timeout: float = 20.0, htpasswd: tuple[str, str] | None = None) -> Iterator[Registry]:
     binary = shutil.which("docker-registry") or shutil.which("registry")
     if binary is None:
         raise RuntimeError("docker-registry is not installed")
@@ -49,6 +50,17 @@ storage:
 http:
   addr: 127.0.0.1:{port}
 """)
+    if htpasswd is not None:
+        import bcrypt
+
+        user, password = htpasswd
+        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=6)).decode()
+        (workdir / "htpasswd").write_text(f"{user}:{hashed}\n")
+        config.write_text(config.read_text() + f"""auth:
+  htpasswd:
+    realm: test-realm
+    path: {workdir / 'htpasswd'}
+""")
     log = workdir / "registry.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([binary, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT)
@@ -61,6 +73,9 @@ http:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1) as resp:
                     if resp.status == 200:
                         break
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:  # up, and asking for credentials
+                    break
             except OSError:
                 pass
             if time.monotonic() > deadline:

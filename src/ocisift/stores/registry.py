@@ -16,6 +16,7 @@ from typing import IO, Any
 import urllib3
 
 from .. import mediatypes as mt
+from ..auth import Challenge, Credentials, lookup_credentials, parse_challenge
 from ..digest import Digest, VerifyingReader, verify_bytes
 from ..errors import AuthError, IntegrityError, NotFoundError, OcisiftError, UsageError
 from ..models import MAX_MANIFEST_BYTES, Descriptor, MalformedDocument, parse_document
@@ -40,8 +41,11 @@ class RegistryStore:
     """One repository of one registry."""
 
     def __init__(self, image: ImageName, *, plain_http: bool | None = None, insecure: bool = False,
-                 timeout: float = 30.0, retries: int = 4) -> None:
+                 timeout: float = 30.0, retries: int = 4, credentials: Credentials | None = None) -> None:
         self.image = image
+        self._credentials = credentials
+        self._credentials_looked_up = credentials is not None
+        self._authorization: dict[str, str] = {}
         self.location = image.name
         host = "registry-1.docker.io" if image.host == "docker.io" else image.host
         scheme = "http" if (plain_http if plain_http is not None else is_loopback(host)) else "https"
@@ -60,19 +64,72 @@ class RegistryStore:
 
     # -- HTTP ------------------------------------------------------------------------
 
-    def _request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
-                 stream: bool = False) -> urllib3.BaseHTTPResponse:
+    def _send(self, method: str, url: str, headers: dict[str, str], stream: bool) -> urllib3.BaseHTTPResponse:
         try:
-            resp = self.http.request(method, url, headers=dict(headers or {}), preload_content=not stream,
-                                     redirect=True)
+            return self.http.request(method, url, headers=headers, preload_content=not stream, redirect=True)
         except urllib3.exceptions.MaxRetryError as exc:
             raise OcisiftError(f"registry {self.image.host} is unreachable: {exc.reason}") from None
         except urllib3.exceptions.HTTPError as exc:
             raise OcisiftError(f"registry {self.image.host} failed: {exc}") from None
+
+    def _request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                 stream: bool = False, scope: str = "pull") -> urllib3.BaseHTTPResponse:
+        sent = dict(headers or {})
+        if scope in self._authorization:
+            sent["Authorization"] = self._authorization[scope]
+        resp = self._send(method, url, sent, stream)
+        if resp.status == 401 and "Authorization" not in sent:
+            challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+            resp.release_conn()
+            if challenge is not None:
+                self._authorization[scope] = self._authenticate(challenge, scope)
+                sent["Authorization"] = self._authorization[scope]
+                resp = self._send(method, url, sent, stream)
         if resp.status in (401, 403):
             resp.release_conn()
-            raise AuthError(f"{self.image.host} refused access to {self.image.repository} ({resp.status})")
+            hint = "" if self._creds() else " (no credentials found: use docker login or DOCKER_CONFIG)"
+            raise AuthError(f"{self.image.host} refused access to {self.image.repository} ({resp.status}){hint}")
         return resp
+
+    def _creds(self) -> Credentials | None:
+        if not self._credentials_looked_up:
+            self._credentials = lookup_credentials(self.image.host)
+            self._credentials_looked_up = True
+        return self._credentials
+
+    def _authenticate(self, challenge: Challenge, scope: str) -> str:
+        creds = self._creds()
+        if challenge.scheme == "basic":
+            if creds is None or creds.basic is None:
+                raise AuthError(f"{self.image.host} wants a username and password; none found")
+            return creds.basic
+        if challenge.scheme != "bearer" or "realm" not in challenge.params:
+            raise AuthError(f"{self.image.host} asked for unsupported authentication {challenge.scheme!r}")
+        fields = {"scope": f"repository:{self.image.repository}:{scope}"}
+        if "service" in challenge.params:
+            fields["service"] = challenge.params["service"]
+        headers = {}
+        if creds is not None and creds.basic:
+            headers["Authorization"] = creds.basic
+        realm = challenge.params["realm"]
+        try:
+            if creds is not None and creds.identity_token:
+                body = {"grant_type": "refresh_token", "refresh_token": creds.identity_token, **fields,
+                        "client_id": "ocisift"}
+                resp = self.http.request("POST", realm, fields=body, encode_multipart=False)
+            else:
+                resp = self.http.request("GET", realm, fields=fields, headers=headers)
+        except urllib3.exceptions.HTTPError as exc:
+            raise AuthError(f"token service {realm} is unreachable: {exc}") from None
+        if resp.status != 200:
+            raise AuthError(f"token service {realm} refused ({resp.status})")
+        try:
+            token = (resp.json().get("token") or resp.json().get("access_token"))
+        except ValueError:
+            token = None
+        if not token:
+            raise AuthError(f"token service {realm} returned no token")
+        return f"Bearer {token}"
 
     # -- Store protocol ------------------------------------------------------------------
 

@@ -1,0 +1,115 @@
+"""Credentials and the registry auth handshake.
+
+Credentials come from, in order: explicit username/password, then Docker's
+config.json (`credHelpers` for the host, else `credsStore`, else `auths`).
+A 401 challenge (`WWW-Authenticate`) picks Basic or the Bearer token flow;
+tokens are cached per scope.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import AuthError
+
+_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    username: str | None = None
+    password: str | None = None
+    identity_token: str | None = None
+
+    @property
+    def basic(self) -> str | None:
+        if self.username is None or self.password is None:
+            return None
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    scheme: str
+    params: dict[str, str]
+
+
+def parse_challenge(header: str) -> Challenge | None:
+    """`Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`."""
+    header = header.strip()
+    if not header:
+        return None
+    scheme, _, rest = header.partition(" ")
+    params = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3)) for m in _PARAM.finditer(rest)}
+    return Challenge(scheme.lower(), params)
+
+
+def docker_config_path() -> str:
+    base = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    return os.path.join(base, "config.json")
+
+
+def _config_keys(host: str) -> list[str]:
+    keys = [host, f"https://{host}", f"http://{host}"]
+    if host in ("docker.io", "registry-1.docker.io", "index.docker.io"):
+        keys += ["https://index.docker.io/v1/", "index.docker.io", "docker.io"]
+    return keys
+
+
+def _helper(name: str, host: str) -> Credentials | None:
+    try:
+        proc = subprocess.run([f"docker-credential-{name}", "get"], input=host.encode(), capture_output=True,
+                              timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AuthError(f"credential helper docker-credential-{name} failed: {exc}") from None
+    if proc.returncode != 0:
+        return None  # the helper has nothing for this host
+    try:
+        body = json.loads(proc.stdout)
+    except ValueError:
+        raise AuthError(f"credential helper docker-credential-{name} answered something that is not JSON") from None
+    user, secret = body.get("Username"), body.get("Secret")
+    if user == "<token>":
+        return Credentials(identity_token=secret)
+    return Credentials(user, secret)
+
+
+def lookup_credentials(host: str, config_path: str | None = None) -> Credentials | None:
+    path = config_path or docker_config_path()
+    try:
+        with open(path, "rb") as fh:
+            config: dict[str, Any] = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        raise AuthError(f"{path} is not valid JSON") from None
+    helpers = config.get("credHelpers") or {}
+    for key in _config_keys(host):
+        if key in helpers:
+            return _helper(helpers[key], key)
+    if config.get("credsStore"):
+        found = _helper(config["credsStore"], host)
+        if found:
+            return found
+    auths = config.get("auths") or {}
+    for key in _config_keys(host):
+        entry = auths.get(key)
+        if not entry:
+            continue
+        if entry.get("identitytoken"):
+            return Credentials(identity_token=entry["identitytoken"])
+        if entry.get("auth"):
+            try:
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                raise AuthError(f"{path}: the auth entry for {key} is not valid base64") from None
+            return Credentials(user, password)
+        if entry.get("username") and entry.get("password"):
+            return Credentials(entry["username"], entry["password"])
+    return None

@@ -1,0 +1,181 @@
+"""Credentials, basic auth against a real registry, and no Authorization across a redirect."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import threading
+import urllib.request
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+import ocisift
+from ocisift.auth import Credentials, lookup_credentials, parse_challenge
+from ocisift.sample import build_sample_layout
+from registry import run_registry
+
+USER, PASSWORD = "ci-user", "s3cret-pass"
+
+
+def test_parse_challenge():
+    c = parse_challenge('Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull"')
+    assert c.scheme == "bearer"
+    assert c.params == {"realm": "https://auth.example/token", "service": "registry.example",
+                        "scope": "repository:a/b:pull"}
+    assert parse_challenge('Basic realm="x"').scheme == "basic"
+    assert parse_challenge("") is None
+
+
+def test_docker_config_auths_and_helpers(tmp_path, monkeypatch):
+    config = tmp_path / "config.json"
+    token = base64.b64encode(b"alice:pw").decode()
+    helper = tmp_path / "bin" / "docker-credential-fake"
+    helper.parent.mkdir()
+    helper.write_text('#!/bin/sh\nread host\nif [ "$host" = "helped.example" ]; then\n'
+                      '  echo \'{"Username":"bob","Secret":"hunter2"}\'\nelse exit 1; fi\n')
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{helper.parent}{os.pathsep}{os.environ['PATH']}")
+    config.write_text(json.dumps({"auths": {"reg.example": {"auth": token}},
+                                  "credHelpers": {"helped.example": "fake"}}))
+    assert lookup_credentials("reg.example", str(config)) == Credentials("alice", "pw")
+    assert lookup_credentials("helped.example", str(config)) == Credentials("bob", "hunter2")
+    assert lookup_credentials("other.example", str(config)) is None
+    config.write_text(json.dumps({"credsStore": "fake"}))
+    assert lookup_credentials("helped.example", str(config)) == Credentials("bob", "hunter2")
+    assert lookup_credentials("nobody.example", str(config)) is None
+
+
+needs_registry = pytest.mark.skipif(shutil.which("docker-registry") is None or shutil.which("skopeo") is None,
+                                    reason="docker-registry and skopeo are needed")
+
+
+@pytest.fixture(scope="module")
+def basic_registry(tmp_path_factory):
+    work = tmp_path_factory.mktemp("basic")
+    layout = str(work / "layout")
+    build_sample_layout(layout)
+    with run_registry(work, htpasswd=(USER, PASSWORD)) as reg:
+        subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", f"--dest-creds={USER}:{PASSWORD}",
+                        f"oci:{layout}:7.2", f"docker://{reg.host}/acme/module:7.2"],
+                       check=True, capture_output=True, timeout=120)
+        yield reg
+
+
+def docker_config(tmp_path: Path, host: str, user: str, password: str) -> Path:
+    d = tmp_path / "docker"
+    d.mkdir(exist_ok=True)
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    (d / "config.json").write_text(json.dumps({"auths": {host: {"auth": auth}}}))
+    return d
+
+
+@needs_registry
+def test_basic_auth_against_a_real_registry(basic_registry, tmp_path, monkeypatch, cli):
+    ref = f"{basic_registry.host}/acme/module:7.2"
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "empty"))
+    res = cli("resolve", ref, "--format", "json")
+    assert res.code == 6 and "none found" in res.json()["error"]["message"]
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker_config(tmp_path, basic_registry.host, USER, "wrong")))
+    assert cli("resolve", ref).code == 6
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker_config(tmp_path, basic_registry.host, USER, PASSWORD)))
+    ocisift.pull(ref, str(tmp_path / "m"), mode="extract-all")
+    assert (tmp_path / "m" / "cue.mod" / "module.cue").is_file()
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Stands in for blob storage on another host: records headers, serves the blob from the registry."""
+
+    seen: ClassVar[list[dict[str, str]]] = []
+    upstream = ""
+
+    def do_GET(self):
+        type(self).seen.append(dict(self.headers))
+        digest = self.path.rsplit("/", 1)[-1]
+        req = urllib.request.Request(f"{self.upstream}/blobs/{digest}")
+        req.add_header("Authorization", "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body = resp.read()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class _Redirector(http.server.BaseHTTPRequestHandler):
+    """The registry's front door: proxies manifests, redirects blobs to another host."""
+
+    target = ""
+    blob_host = ""
+
+    def _proxy(self, method: str):
+        if "/blobs/" in self.path and method == "GET":
+            self.send_response(307)
+            self.send_header("Location", f"http://{self.blob_host}/storage/{self.path.rsplit('/', 1)[-1]}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        req = urllib.request.Request(f"http://{self.target}{self.path}", method=method)
+        for key in ("Authorization", "Accept"):
+            if self.headers.get(key):
+                req.add_header(key, self.headers[key])
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                status, headers, body = resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, headers, body = exc.code, exc.headers, exc.read()
+        self.send_response(status)
+        for key in ("Content-Type", "Docker-Content-Digest", "WWW-Authenticate"):
+            if headers.get(key):
+                self.send_header(key, headers[key])
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if method != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self):
+        self._proxy("GET")
+
+    def do_HEAD(self):
+        self._proxy("HEAD")
+
+    def log_message(self, *args):
+        pass
+
+
+def _serve(handler) -> http.server.ThreadingHTTPServer:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@needs_registry
+def test_authorization_is_not_sent_to_another_host_on_redirect(basic_registry, tmp_path, monkeypatch):
+    recorder = type("Recorder", (_Recorder,), {"seen": [], "upstream": f"http://{basic_registry.host}/v2/acme/module"})
+    blob_server = _serve(recorder)
+    redirector = type("Redirector", (_Redirector,), {
+        "target": basic_registry.host,
+        # Same machine, another host name: urllib3 must treat it as a different host.
+        "blob_host": f"localhost:{blob_server.server_address[1]}",
+    })
+    front = _serve(redirector)
+    try:
+        front_host = f"127.0.0.1:{front.server_address[1]}"
+        monkeypatch.setenv("DOCKER_CONFIG", str(docker_config(tmp_path, front_host, USER, PASSWORD)))
+        ocisift.pull(f"{front_host}/acme/module:7.2", str(tmp_path / "m"), mode="extract-all")
+        assert (tmp_path / "m" / "timoni.cue").is_file()
+        assert len(recorder.seen) == 2  # both layers came through the redirect
+        assert all("Authorization" not in h and "authorization" not in h for h in recorder.seen)
+    finally:
+        front.shutdown()
+        blob_server.shutdown()
+        front.server_close()
+        blob_server.server_close()
