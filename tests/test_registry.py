@@ -111,3 +111,41 @@ def test_dead_registry_gives_a_clear_error_quickly(cli):
     assert res.code == 1
     assert "unreachable" in json.loads(res.out)["error"]["message"]
     assert time.monotonic() - started < 30
+
+
+def test_copy_registry_to_layout_to_registry_keeps_every_digest(registry, tmp_path, cli):
+    src = f"{registry.host}/acme/yum-repo:1.2"
+    root = ocisift.resolve(src).descriptor.digest
+    res = cli("copy", src, f"oci:{tmp_path}/mirror:1.2", "--format", "json")
+    assert res.code == 0, res.out + res.err
+    body = res.json()
+    assert body["digest"] == str(root) and body["destination"] == f"oci:{tmp_path}/mirror@{root}"
+    assert len(body["copied"]) == 1 + 4 * 3  # index, and per platform: manifest, config, layer
+    for plat in ("linux/amd64:el8", "linux/arm64:el9"):
+        assert (ocisift.resolve(f"oci:{tmp_path}/mirror:1.2", platform=plat).descriptor.digest
+                == ocisift.resolve(src, platform=plat).descriptor.digest)
+    back = f"{registry.host}/acme/roundtrip:again"
+    again = ocisift.copy(f"oci:{tmp_path}/mirror:1.2", back)
+    assert again.root.digest == root
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{back}"],
+                         check=True, capture_output=True, timeout=60).stdout
+    assert ocisift.Digest.of(raw) == root
+    # Copying again moves nothing: every blob and manifest is already there.
+    third = ocisift.copy(f"oci:{tmp_path}/mirror:1.2", back)
+    assert third.copied == [] and len(third.skipped) == len(body["copied"])
+    # skopeo pulls what ocisift pushed, and reads the layout ocisift wrote.
+    subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "--override-arch", "arm64",
+                    "--override-variant", "v8", f"docker://{back}", f"oci:{tmp_path}/by-skopeo:x"],
+                   check=True, capture_output=True, timeout=120)
+    subprocess.run(["skopeo", "inspect", "--raw", f"oci:{tmp_path}/mirror:1.2"], check=True,
+                   capture_output=True, timeout=60)
+
+
+def test_copy_chosen_platforms_to_a_registry(registry, tmp_path):
+    src = f"{registry.host}/acme/yum-repo:1.2"
+    one = ocisift.copy(src, f"{registry.host}/acme/el9:amd64", platform="linux/amd64:el9")
+    assert one.root.digest == ocisift.resolve(src, platform="linux/amd64:el9").descriptor.digest
+    two = ocisift.copy(src, f"{registry.host}/acme/el9:both", platform=["linux/amd64:el9", "linux/arm64:el9"])
+    index = parse_document(ocisift.manifest(f"{registry.host}/acme/el9:both"))
+    assert {str(d.platform) for d in index.manifests} == {"linux/amd64:el9", "linux/arm64/v8:el9"}
+    assert ocisift.resolve(f"{registry.host}/acme/el9:both").descriptor.digest == two.root.digest

@@ -16,6 +16,8 @@ _EXPORTS = {
     "tags": "api",
     "manifest": "api",
     "open": "api",
+    "copy": "api",
+    "CopyResult": "copier",
     "TreeNode": "api",
     "Selector": "select",
     "LayerSelector": "layers",
@@ -54,7 +56,8 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from .api import TreeNode, manifest, open, pull, resolve, tags, tree
+    from .api import TreeNode, copy, manifest, open, pull, resolve, tags, tree
+    from .copier import CopyResult
     from .digest import Digest
     from .errors import (
         AmbiguousError,

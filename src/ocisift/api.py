@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import mediatypes as mt
+from .copier import CopyResult
 from .extract import ExtractLimits
 from .layers import LayerSelector, Mode
 from .models import Descriptor, Index, Manifest
@@ -190,6 +191,24 @@ def tree_in(store: Store, reference: Reference, *, referrers: bool = False, max_
         assert top is not None
         out.append(top)
     return out
+
+
+def copy(src: RefLike, dst: RefLike, *, platform: str | Sequence[str] | None = None,
+         concurrency: int = 4) -> CopyResult:
+    """The whole graph (or the chosen platforms) from one store to another; existing blobs are skipped."""
+    from .copier import copy_between
+
+    src_ref, dst_ref = _ref(src), _ref(dst)
+    platforms = (platform,) if isinstance(platform, str) else tuple(platform or ())
+    source = open_store(src_ref)
+    try:
+        destination = open_store(dst_ref, create=True)
+        try:
+            return copy_between(source, src_ref, destination, dst_ref, platforms=platforms, concurrency=concurrency)
+        finally:
+            destination.close()
+    finally:
+        source.close()
 
 
 def open(ref: RefLike) -> Store:

@@ -211,6 +211,32 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
 
 
 @main.command()
+@click.argument("source")
+@click.argument("destination")
+@click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH[/VARIANT][:OS.VERSION]",
+              help="Copy only these platforms (repeatable; several make a new index of just them).")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Blobs in flight at once.")
+@FORMAT
+def copy(source: str, destination: str, platforms: tuple[str, ...], concurrency: int, fmt: str) -> None:
+    """Copy the graph SOURCE names into DESTINATION (registry or layout), skipping blobs already there.
+
+    \b
+    Example:
+      ocisift copy oci:./layout:1.2 localhost:5000/acme/yum-repo:1.2
+      ocisift copy localhost:5000/acme/yum-repo:1.2 oci:./mirror:1.2 --platform linux/amd64:el9
+      ocisift copy oci:./ci/el8 oci:./merged --format json
+    """
+    from . import api
+
+    result = api.copy(source, destination, platform=platforms, concurrency=concurrency)
+    if fmt == "json":
+        _emit_json(result.to_json())
+    else:
+        click.echo(f"copied {len(result.copied)}, skipped {len(result.skipped)}: {result.destination}")
+
+
+@main.command()
 @click.argument("path", type=click.Path(file_okay=False))
 def sample(path: str) -> None:
     """Build a sample layout at PATH to try ocisift on, no server needed.

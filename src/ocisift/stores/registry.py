@@ -46,6 +46,7 @@ class RegistryStore:
         self._credentials = credentials
         self._credentials_looked_up = credentials is not None
         self._authorization: dict[str, str] = {}
+        self._probed: set[str] = set()
         self.location = image.name
         host = "registry-1.docker.io" if image.host == "docker.io" else image.host
         scheme = "http" if (plain_http if plain_http is not None else is_loopback(host)) else "https"
@@ -64,27 +65,36 @@ class RegistryStore:
 
     # -- HTTP ------------------------------------------------------------------------
 
-    def _send(self, method: str, url: str, headers: dict[str, str], stream: bool) -> urllib3.BaseHTTPResponse:
+    def _send(self, method: str, url: str, headers: dict[str, str], stream: bool,
+              body: Any = None) -> urllib3.BaseHTTPResponse:
         try:
-            return self.http.request(method, url, headers=headers, preload_content=not stream, redirect=True)
+            return self.http.request(method, url, headers=headers, body=body, preload_content=not stream,
+                                     redirect=method in ("GET", "HEAD"))
         except urllib3.exceptions.MaxRetryError as exc:
             raise OcisiftError(f"registry {self.image.host} is unreachable: {exc.reason}") from None
         except urllib3.exceptions.HTTPError as exc:
             raise OcisiftError(f"registry {self.image.host} failed: {exc}") from None
 
     def _request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
-                 stream: bool = False, scope: str = "pull") -> urllib3.BaseHTTPResponse:
+                 stream: bool = False, scope: str = "pull", body: Any = None) -> urllib3.BaseHTTPResponse:
         sent = dict(headers or {})
         if scope in self._authorization:
             sent["Authorization"] = self._authorization[scope]
-        resp = self._send(method, url, sent, stream)
+        if (body is not None and not isinstance(body, bytes) and "Authorization" not in sent
+                and scope not in self._probed):
+            # A streamed body cannot be sent twice: settle authentication first.
+            self._probed.add(scope)
+            self._request("GET", f"{self.base}/tags/list?n=1", scope=scope).release_conn()
+            if scope in self._authorization:
+                sent["Authorization"] = self._authorization[scope]
+        resp = self._send(method, url, sent, stream, body)
         if resp.status == 401 and "Authorization" not in sent:
             challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
             resp.release_conn()
             if challenge is not None:
                 self._authorization[scope] = self._authenticate(challenge, scope)
                 sent["Authorization"] = self._authorization[scope]
-                resp = self._send(method, url, sent, stream)
+                resp = self._send(method, url, sent, stream, body)
         if resp.status in (401, 403):
             resp.release_conn()
             hint = "" if self._creds() else " (no credentials found: use docker login or DOCKER_CONFIG)"
@@ -200,7 +210,10 @@ class RegistryStore:
             resp.release_conn()
 
     def exists(self, desc: Descriptor) -> bool:
-        resp = self._request("HEAD", f"{self.base}/blobs/{desc.digest}")
+        """Registries keep manifests apart from blobs, so ask the right endpoint."""
+        kind = "manifests" if (mt.is_manifest(desc.media_type) or mt.is_index(desc.media_type)) else "blobs"
+        resp = self._request("HEAD", f"{self.base}/{kind}/{desc.digest}", headers={"Accept": ACCEPT})
+        resp.release_conn()
         return resp.status == 200
 
     def tags(self) -> list[str]:
@@ -236,10 +249,39 @@ class RegistryStore:
         return list(getattr(doc, "manifests", ()))
 
     def push(self, desc: Descriptor, stream: IO[bytes]) -> None:
-        raise UsageError("writing to registries is not supported yet")
+        """Blobs by monolithic upload (POST then PUT); manifests and indexes by PUT to their digest."""
+        if mt.is_manifest(desc.media_type) or mt.is_index(desc.media_type):
+            raw = stream.read(MAX_MANIFEST_BYTES + 1)
+            verify_bytes(raw, desc.digest, desc.size, what=f"manifest {desc.digest.short}")
+            self._put_manifest(str(desc.digest), raw, desc.media_type)
+            self._manifests[str(desc.digest)] = raw
+            return
+        resp = self._request("POST", f"{self.base}/blobs/uploads/", scope="pull,push")
+        location = resp.headers.get("Location")
+        resp.release_conn()
+        if resp.status != 202 or not location:
+            raise OcisiftError(f"registry refused to start an upload ({resp.status})")
+        if location.startswith("/"):
+            location = self.base.split("/v2/")[0] + location
+        sep = "&" if "?" in location else "?"
+        reader = VerifyingReader(stream, desc.digest, desc.size, what=f"blob {desc.digest.short}")
+        resp = self._request("PUT", f"{location}{sep}digest={desc.digest}", scope="pull,push", body=reader,
+                             headers={"Content-Type": "application/octet-stream",
+                                      "Content-Length": str(desc.size)})
+        resp.release_conn()
+        if resp.status != 201:
+            raise OcisiftError(f"registry refused blob {desc.digest} ({resp.status})")
+
+    def _put_manifest(self, ident: str, raw: bytes, media_type: str) -> None:
+        resp = self._request("PUT", f"{self.base}/manifests/{ident}", scope="pull,push", body=raw,
+                             headers={"Content-Type": media_type})
+        text = resp.data[:500].decode(errors="replace") if resp.status != 201 else ""
+        resp.release_conn()
+        if resp.status != 201:
+            raise OcisiftError(f"registry refused manifest {ident} ({resp.status}): {text}")
 
     def tag(self, desc: Descriptor, tag: str, annotations: Mapping[str, str] | None = None) -> None:
-        raise UsageError("writing to registries is not supported yet")
+        self._put_manifest(tag, self.fetch_manifest(desc), desc.media_type)
 
     def pinned(self, desc: Descriptor) -> str:
         return f"{self.image.name}@{desc.digest}"
