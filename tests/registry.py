@@ -30,7 +30,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def run_registry(workdir: Path, timeout: float = 20.0, htpasswd: tuple[str, str] | None = None) -> Iterator[Registry]:
+def run_registry(workdir: Path, timeout: float = 20.0, htpasswd: tuple[str, str] | None = None,
+                 token: dict[str, str] | None = None) -> Iterator[Registry]:
     binary = shutil.which("docker-registry") or shutil.which("registry")
     if binary is None:
         raise RuntimeError("docker-registry is not installed")
@@ -60,6 +61,14 @@ http:
   htpasswd:
     realm: test-realm
     path: {workdir / 'htpasswd'}
+""")
+    if token is not None:
+        config.write_text(config.read_text() + f"""auth:
+  token:
+    realm: {token['realm']}
+    service: {token['service']}
+    issuer: {token['issuer']}
+    rootcertbundle: {token['bundle']}
 """)
     log = workdir / "registry.log"
     with open(log, "wb") as out:

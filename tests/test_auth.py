@@ -179,3 +179,34 @@ def test_authorization_is_not_sent_to_another_host_on_redirect(basic_registry, t
         blob_server.shutdown()
         front.server_close()
         blob_server.server_close()
+
+
+@needs_registry
+def test_bearer_token_flow_against_a_real_registry(tmp_path_factory, monkeypatch, cli):
+    from tokens import Issuer
+
+    work = tmp_path_factory.mktemp("token")
+    issuer = Issuer({USER: PASSWORD})
+    issuer.write_bundle(work / "bundle.pem")
+    server = issuer.serve()
+    try:
+        realm = f"http://127.0.0.1:{server.server_address[1]}/token"
+        layout = str(work / "layout")
+        build_sample_layout(layout)
+        with run_registry(work, token={"realm": realm, "service": issuer.service, "issuer": issuer.name,
+                                       "bundle": str(work / "bundle.pem")}) as reg:
+            monkeypatch.setenv("DOCKER_CONFIG", str(docker_config(work, reg.host, USER, PASSWORD)))
+            result = ocisift.copy(f"oci:{layout}:7.2", f"{reg.host}/acme/module:7.2")
+            scopes = {r.get("scope") for r in issuer.requests}
+            assert "repository:acme/module:pull,push" in scopes
+            assert all(r["service"] == issuer.service for r in issuer.requests)
+            assert ocisift.resolve(f"{reg.host}/acme/module:7.2").descriptor.digest == result.root.digest
+            ocisift.pull(f"{reg.host}/acme/module:7.2", str(work / "out"), mode="extract-all")
+            assert (work / "out" / "timoni.cue").is_file()
+            assert "repository:acme/module:pull" in {r.get("scope") for r in issuer.requests}
+            # Without credentials the issuer grants nothing and the registry refuses: exit 6.
+            monkeypatch.setenv("DOCKER_CONFIG", str(work / "nothing"))
+            assert cli("resolve", f"{reg.host}/acme/module:7.2").code == 6
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,88 @@
+"""A small token issuer for the registry's `auth: token` mode: real ES256 JWTs with an x5c chain."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import http.server
+import json
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@dataclass
+class Issuer:
+    users: dict[str, str]
+    service: str = "ocisift-test-registry"
+    name: str = "ocisift-test-issuer"
+    requests: list[dict[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.name)])
+        now = dt.datetime.now(dt.UTC)
+        self.cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
+                     .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+                     .sign(self.key, hashes.SHA256()))
+
+    def write_bundle(self, path: Path) -> None:
+        path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+
+    def token(self, subject: str, scope: str | None) -> str:
+        access = []
+        if scope:
+            kind, name, actions = scope.split(":", 2)
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "ES256",
+                  "x5c": [base64.b64encode(self.cert.public_bytes(serialization.Encoding.DER)).decode()]}
+        claims = {"iss": self.name, "sub": subject, "aud": self.service, "exp": now + 300, "nbf": now - 10,
+                  "iat": now, "jti": str(now), "access": access}
+        signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+        r, s = decode_dss_signature(self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        return f"{signing_input}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+    def serve(self) -> http.server.ThreadingHTTPServer:
+        issuer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+                issuer.requests.append({**query, "authorization": self.headers.get("Authorization", "")})
+                auth = self.headers.get("Authorization", "")
+                subject = ""
+                if auth.startswith("Basic "):
+                    user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+                    if issuer.users.get(user) != password:
+                        self.send_response(401)
+                        self.end_headers()
+                        return
+                    subject = user
+                scope = query.get("scope") if subject else None  # anonymous callers get no access
+                body = json.dumps({"token": issuer.token(subject, scope)}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
