@@ -210,3 +210,40 @@ def test_bearer_token_flow_against_a_real_registry(tmp_path_factory, monkeypatch
     finally:
         server.shutdown()
         server.server_close()
+
+
+@needs_registry
+def test_login_logout_and_password_stdin(basic_registry, tmp_path, monkeypatch, cli):
+    import io
+
+    config_dir = tmp_path / "cfg"
+    monkeypatch.setenv("DOCKER_CONFIG", str(config_dir))
+    host = basic_registry.host
+    monkeypatch.setattr("sys.stdin", io.StringIO("wrong\n"))
+    res = cli("login", host, "-u", USER, "--password-stdin")
+    assert res.code == 6 and not (config_dir / "config.json").exists()
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert cli("login", host, "-u", USER, "--password-stdin").code == 0
+    stored = json.loads((config_dir / "config.json").read_text())
+    assert base64.b64decode(stored["auths"][host]["auth"]).decode() == f"{USER}:{PASSWORD}"
+    assert (config_dir / "config.json").stat().st_mode & 0o777 == 0o600
+    assert cli("resolve", f"{host}/acme/module:7.2").code == 0
+    assert cli("logout", host).code == 0
+    assert cli("resolve", f"{host}/acme/module:7.2").code == 6
+    assert cli("logout", host).code == 6
+    # Explicit credentials on the command line, no config at all.
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    res = cli("resolve", f"{host}/acme/module:7.2", "-u", USER, "--password-stdin", "--format", "json")
+    assert res.code == 0 and res.json()["digest"].startswith("sha256:")
+
+
+def test_https_is_the_default_away_from_loopback():
+    from ocisift.reference import parse_image_name
+    from ocisift.stores.registry import RegistryStore, is_loopback
+
+    assert is_loopback("127.0.0.1:5000") and is_loopback("localhost:5000") and is_loopback("[::1]:5000")
+    assert not is_loopback("registry.example:5000")
+    assert RegistryStore(parse_image_name("registry.example/a/b")).base.startswith("https://")
+    assert RegistryStore(parse_image_name("localhost:5000/a/b")).base.startswith("http://")
+    assert RegistryStore(parse_image_name("localhost:5000/a/b"), plain_http=False).base.startswith("https://")
+    assert RegistryStore(parse_image_name("alpine")).base == "https://registry-1.docker.io/v2/library/alpine"

@@ -19,6 +19,7 @@ from .resolver import Resolved, config_platform_reader, find_roots, resolve_in
 from .select import MAX_DEPTH, Selector, walk
 from .stores import Store, open_store
 from .stores.base import load_document
+from .transport import RegistryOptions
 
 RefLike = Reference | str
 
@@ -51,10 +52,11 @@ def resolve(
     first: bool = False,
     referrers: bool = False,
     select: Selector | None = None,
+    registry: RegistryOptions | None = None,
 ) -> Resolved:
     """What a reference names; with any selector, the one manifest selected under it."""
     reference = _ref(ref)
-    store = open_store(reference)
+    store = open_store(reference, options=registry)
     try:
         sel = _selector(select, platform, artifact_type, media_type, annotations, first, referrers)
         return resolve_in(store, reference, sel)
@@ -62,10 +64,11 @@ def resolve(
         store.close()
 
 
-def manifest(ref: RefLike, *, select: Selector | None = None, **selectors: Any) -> bytes:
+def manifest(ref: RefLike, *, select: Selector | None = None, registry: RegistryOptions | None = None,
+             **selectors: Any) -> bytes:
     """The exact bytes of the manifest or index the reference (and selectors) name."""
     reference = _ref(ref)
-    store = open_store(reference)
+    store = open_store(reference, options=registry)
     try:
         resolved = resolve_in(store, reference, select or Selector.build(**selectors))
         return store.fetch_manifest(resolved.descriptor)
@@ -73,9 +76,9 @@ def manifest(ref: RefLike, *, select: Selector | None = None, **selectors: Any) 
         store.close()
 
 
-def tags(ref: RefLike) -> list[str]:
+def tags(ref: RefLike, *, registry: RegistryOptions | None = None) -> list[str]:
     reference = _ref(ref)
-    store = open_store(reference)
+    store = open_store(reference, options=registry)
     try:
         return store.tags()
     finally:
@@ -99,10 +102,11 @@ def pull(
     artifact_type: str | None = None,
     annotations: Sequence[str] | dict[str, str] | None = None,
     first: bool = False,
+    registry: RegistryOptions | None = None,
 ) -> PullResult:
     """Select one manifest, then write or unpack the chosen layers into `dest`, all or nothing."""
     reference = _ref(ref)
-    store = open_store(reference)
+    store = open_store(reference, options=registry)
     try:
         sel = _selector(select, platform, artifact_type, None, annotations, first)
         return pull_from(
@@ -148,10 +152,11 @@ class TreeNode:
         return out
 
 
-def tree(ref: RefLike, *, referrers: bool = False, max_depth: int = MAX_DEPTH) -> list[TreeNode]:
+def tree(ref: RefLike, *, referrers: bool = False, max_depth: int = MAX_DEPTH,
+         registry: RegistryOptions | None = None) -> list[TreeNode]:
     """The whole graph under what the reference names (every root of a tagless layout)."""
     reference = _ref(ref)
-    store = open_store(reference)
+    store = open_store(reference, options=registry)
     try:
         return tree_in(store, reference, referrers=referrers, max_depth=max_depth)
     finally:
@@ -194,15 +199,15 @@ def tree_in(store: Store, reference: Reference, *, referrers: bool = False, max_
 
 
 def copy(src: RefLike, dst: RefLike, *, platform: str | Sequence[str] | None = None,
-         concurrency: int = 4) -> CopyResult:
+         concurrency: int = 4, registry: RegistryOptions | None = None) -> CopyResult:
     """The whole graph (or the chosen platforms) from one store to another; existing blobs are skipped."""
     from .copier import copy_between
 
     src_ref, dst_ref = _ref(src), _ref(dst)
     platforms = (platform,) if isinstance(platform, str) else tuple(platform or ())
-    source = open_store(src_ref)
+    source = open_store(src_ref, options=registry)
     try:
-        destination = open_store(dst_ref, create=True)
+        destination = open_store(dst_ref, create=True, options=registry)
         try:
             return copy_between(source, src_ref, destination, dst_ref, platforms=platforms, concurrency=concurrency)
         finally:
@@ -211,6 +216,6 @@ def copy(src: RefLike, dst: RefLike, *, platform: str | Sequence[str] | None = N
         source.close()
 
 
-def open(ref: RefLike) -> Store:
+def open(ref: RefLike, *, registry: RegistryOptions | None = None) -> Store:
     """A store object opened from a reference (layout directory or archive)."""
-    return open_store(_ref(ref))
+    return open_store(_ref(ref), options=registry)

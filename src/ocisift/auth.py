@@ -113,3 +113,35 @@ def lookup_credentials(host: str, config_path: str | None = None) -> Credentials
         if entry.get("username") and entry.get("password"):
             return Credentials(entry["username"], entry["password"])
     return None
+
+
+def store_credentials(host: str, creds: Credentials | None, config_path: str | None = None) -> str:
+    """Write (or, with None, remove) `auths[host]` in Docker's config.json, atomically, mode 0600."""
+    import tempfile
+
+    path = config_path or docker_config_path()
+    try:
+        with open(path, "rb") as fh:
+            config: dict[str, Any] = json.load(fh)
+    except FileNotFoundError:
+        config = {}
+    except ValueError:
+        raise AuthError(f"{path} is not valid JSON; not touching it") from None
+    auths = config.setdefault("auths", {})
+    if creds is None:
+        if host not in auths:
+            raise AuthError(f"not logged in to {host}")
+        del auths[host]
+    else:
+        auths[host] = {"auth": base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()}
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".config-", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(config, out, indent=2)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path

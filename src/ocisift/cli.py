@@ -34,6 +34,33 @@ def selector_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--plain-http/--https", "plain_http", default=None,
+                     help="Talk HTTP or HTTPS to the registry (default: HTTP for loopback and localhost only)."),
+        click.option("--insecure", is_flag=True, help="Do not verify the registry's TLS certificate."),
+        click.option("--ca-file", type=click.Path(dir_okay=False, exists=True), help="Trust this CA bundle."),
+        click.option("--username", "-u", help="Registry user (else Docker's config.json is used)."),
+        click.option("--password-stdin", is_flag=True, help="Read the registry password from standard input."),
+        click.option("--timeout", type=float, default=30.0, show_default=True, help="Network timeout in seconds."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _registry(kw: dict[str, Any]):
+    from .transport import RegistryOptions
+
+    password = None
+    if kw.pop("password_stdin"):
+        password = sys.stdin.readline().rstrip("\r\n")
+        if kw.get("username") is None:
+            raise UsageError("--password-stdin needs --username")
+    return RegistryOptions(plain_http=kw.pop("plain_http"), insecure=kw.pop("insecure"), ca_file=kw.pop("ca_file"),
+                           username=kw.pop("username"), password=password, timeout=kw.pop("timeout"))
+
+
 def _selector(platform: tuple[str, ...], artifact_type: str | None, media_type: str | None,
               annotations: tuple[str, ...], referrers: bool, first: bool):
     from .select import Selector
@@ -60,6 +87,7 @@ def main() -> None:
 @main.command()
 @click.argument("reference")
 @selector_options
+@registry_options
 @FORMAT
 def resolve(reference: str, fmt: str, **sel: Any) -> None:
     """Print the digest a REFERENCE names (with selectors: the one manifest selected).
@@ -72,7 +100,8 @@ def resolve(reference: str, fmt: str, **sel: Any) -> None:
     """
     from . import api
 
-    resolved = api.resolve(reference, select=_selector(**sel))
+    registry = _registry(sel)
+    resolved = api.resolve(reference, select=_selector(**sel), registry=registry)
     if fmt == "json":
         _emit_json(resolved.to_json())
     else:
@@ -82,8 +111,9 @@ def resolve(reference: str, fmt: str, **sel: Any) -> None:
 @main.command()
 @click.argument("reference")
 @click.option("--referrers", is_flag=True, help="Show artifacts attached via subject.")
+@registry_options
 @FORMAT
-def tree(reference: str, referrers: bool, fmt: str) -> None:
+def tree(reference: str, referrers: bool, fmt: str, **kw: Any) -> None:
     """Show the graph under REFERENCE: nested indexes, platforms, artifact types, layers.
 
     A tagless layout reference shows every entry of index.json.
@@ -95,7 +125,7 @@ def tree(reference: str, referrers: bool, fmt: str) -> None:
     """
     from . import api
 
-    nodes = api.tree(reference, referrers=referrers)
+    nodes = api.tree(reference, referrers=referrers, registry=_registry(kw))
     if fmt == "json":
         _emit_json([n.to_json() for n in nodes])
         return
@@ -112,6 +142,7 @@ def manifest() -> None:
 @manifest.command("get")
 @click.argument("reference")
 @selector_options
+@registry_options
 @FORMAT
 def manifest_get(reference: str, fmt: str, **sel: Any) -> None:
     """Print the exact bytes of the manifest or index REFERENCE names.
@@ -123,7 +154,8 @@ def manifest_get(reference: str, fmt: str, **sel: Any) -> None:
     """
     from . import api
 
-    raw = api.manifest(reference, select=_selector(**sel))
+    registry = _registry(sel)
+    raw = api.manifest(reference, select=_selector(**sel), registry=registry)
     if fmt == "json":
         _emit_json(json.loads(raw))
     else:
@@ -133,8 +165,9 @@ def manifest_get(reference: str, fmt: str, **sel: Any) -> None:
 
 @main.command()
 @click.argument("reference")
+@registry_options
 @FORMAT
-def tags(reference: str, fmt: str) -> None:
+def tags(reference: str, fmt: str, **kw: Any) -> None:
     """List the names and tags a layout's index.json holds.
 
     \b
@@ -143,7 +176,7 @@ def tags(reference: str, fmt: str) -> None:
     """
     from . import api
 
-    names = api.tags(reference)
+    names = api.tags(reference, registry=_registry(kw))
     if fmt == "json":
         _emit_json({"tags": names})
     else:
@@ -169,6 +202,7 @@ def tags(reference: str, fmt: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan; fetch no blob and write nothing.")
 @click.option("--max-extract-size", type=int, metavar="BYTES", help="Cap on unpacked bytes (default 16 GiB).")
 @click.option("--max-ratio", type=float, help="Cap on decompression ratio (default 250).")
+@registry_options
 @FORMAT
 def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, layer_index: int | None,
          all_layers: bool, layer_annotation: tuple[str, ...], title: str | None, mode: str, name: str | None,
@@ -196,8 +230,9 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
             max_bytes=max_extract_size if max_extract_size is not None else limits.max_bytes,
             max_ratio=max_ratio if max_ratio is not None else limits.max_ratio,
         )
+    registry = _registry(sel)
     result = api.pull(
-        reference, output, select=_selector(**sel),
+        reference, output, select=_selector(**sel), registry=registry,
         layers=LayerSelector.build(layer_media_type, layer_index, all_layers, layer_annotation, title),
         mode=mode,  # type: ignore[arg-type]
         name=name, include=include, exclude=exclude, overwrite=overwrite, dry_run=dry_run, limits=limits,
@@ -217,8 +252,9 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
               help="Copy only these platforms (repeatable; several make a new index of just them).")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Blobs in flight at once.")
+@registry_options
 @FORMAT
-def copy(source: str, destination: str, platforms: tuple[str, ...], concurrency: int, fmt: str) -> None:
+def copy(source: str, destination: str, platforms: tuple[str, ...], concurrency: int, fmt: str, **kw: Any) -> None:
     """Copy the graph SOURCE names into DESTINATION (registry or layout), skipping blobs already there.
 
     \b
@@ -229,11 +265,57 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], concurrency:
     """
     from . import api
 
-    result = api.copy(source, destination, platform=platforms, concurrency=concurrency)
+    result = api.copy(source, destination, platform=platforms, concurrency=concurrency, registry=_registry(kw))
     if fmt == "json":
         _emit_json(result.to_json())
     else:
         click.echo(f"copied {len(result.copied)}, skipped {len(result.skipped)}: {result.destination}")
+
+
+@main.command()
+@click.argument("host")
+@registry_options
+@FORMAT
+def login(host: str, fmt: str, **kw: Any) -> None:
+    """Check credentials against HOST and store them in Docker's config.json (auths).
+
+    \b
+    Example:
+      echo "$TOKEN" | ocisift login ghcr.io -u me --password-stdin
+    """
+    from .auth import Credentials, store_credentials
+    from .stores.registry import verify_login
+
+    options = _registry(kw)
+    if options.username is None or options.password is None:
+        raise UsageError("login needs --username and --password-stdin")
+    creds = Credentials(options.username, options.password)
+    verify_login(host, creds, plain_http=options.plain_http, insecure=options.insecure, ca_file=options.ca_file,
+                 timeout=options.timeout)
+    path = store_credentials(host, creds)
+    if fmt == "json":
+        _emit_json({"host": host, "config": path})
+    else:
+        click.echo(f"login succeeded; credentials for {host} stored in {path}")
+
+
+@main.command()
+@click.argument("host")
+@FORMAT
+def logout(host: str, fmt: str) -> None:
+    """Remove HOST's credentials from Docker's config.json.
+
+    \b
+    Example:
+      ocisift logout ghcr.io
+    """
+    from .auth import store_credentials
+
+    path = store_credentials(host, None)
+    if fmt == "json":
+        _emit_json({"host": host, "config": path})
+    else:
+        click.echo(f"removed credentials for {host} from {path}")
 
 
 @main.command()

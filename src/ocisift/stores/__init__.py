@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ..reference import LayoutReference, Reference, parse_reference
+from ..transport import RegistryOptions
 from .base import Store
 from .layout import LayoutStore
 
 
-def open_store(ref: Reference | str, *, create: bool = False) -> Store:
+def open_store(ref: Reference | str, *, create: bool = False, options: RegistryOptions | None = None) -> Store:
     """Open the store a reference points into; `create` makes a missing layout directory (for writing)."""
     if isinstance(ref, str):
         ref = parse_reference(ref)
@@ -25,7 +26,15 @@ def open_store(ref: Reference | str, *, create: bool = False) -> Store:
         return LayoutStore.open_directory(ref.path)
     from .registry import RegistryStore
 
-    return RegistryStore(ref.image)
+    options = options or RegistryOptions()
+    credentials = None
+    if options.username is not None:
+        from ..auth import Credentials
+
+        credentials = Credentials(options.username, options.password or "")
+    return RegistryStore(ref.image, plain_http=options.plain_http, insecure=options.insecure,
+                         ca_file=options.ca_file, timeout=options.timeout, retries=options.retries,
+                         credentials=credentials)
 
 
 __all__ = ["LayoutStore", "Store", "open_store"]

@@ -41,7 +41,8 @@ class RegistryStore:
     """One repository of one registry."""
 
     def __init__(self, image: ImageName, *, plain_http: bool | None = None, insecure: bool = False,
-                 timeout: float = 30.0, retries: int = 4, credentials: Credentials | None = None) -> None:
+                 timeout: float = 30.0, retries: int = 4, credentials: Credentials | None = None,
+                 ca_file: str | None = None) -> None:
         self.image = image
         self._credentials = credentials
         self._credentials_looked_up = credentials is not None
@@ -60,6 +61,7 @@ class RegistryStore:
             num_pools=4, maxsize=8, retries=retry,
             timeout=urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
             cert_reqs="CERT_NONE" if insecure else "CERT_REQUIRED",
+            **({"ca_certs": ca_file} if ca_file else {}),
         )
         self._manifests: dict[str, bytes] = {}
 
@@ -291,3 +293,27 @@ class RegistryStore:
 
 
 __all__ = ["IntegrityError", "RegistryStore", "is_loopback"]
+
+
+def verify_login(host: str, credentials: Credentials, *, plain_http: bool | None = None, insecure: bool = False,
+                 ca_file: str | None = None, timeout: float = 30.0) -> None:
+    """GET /v2/ through the challenge with these credentials; AuthError unless the registry accepts them."""
+    store = RegistryStore(ImageName(host, "ocisift-login-check"), plain_http=plain_http, insecure=insecure,
+                          ca_file=ca_file, timeout=timeout, retries=2, credentials=credentials)
+    root = store.base.split("/v2/")[0] + "/v2/"
+    try:
+        resp = store._send("GET", root, {}, False)
+        if resp.status == 401:
+            challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+            if challenge is None:
+                raise AuthError(f"{host} refused the login without saying how to authenticate")
+            if challenge.scheme == "bearer":
+                challenge = Challenge("bearer", {k: v for k, v in challenge.params.items() if k != "scope"})
+            header = store._authenticate(challenge, "pull")
+            resp = store._send("GET", root, {"Authorization": header}, False)
+        if resp.status in (401, 403):
+            raise AuthError(f"{host} refused these credentials ({resp.status})")
+        if resp.status != 200:
+            raise OcisiftError(f"{host} answered {resp.status} to /v2/")
+    finally:
+        store.close()
