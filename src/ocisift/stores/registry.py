@@ -7,6 +7,7 @@ urllib3 drops the Authorization header when a redirect leaves the host.
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping
@@ -205,11 +206,12 @@ class RegistryStore:
         if resp.status != 200:
             resp.release_conn()
             raise OcisiftError(f"registry answered {resp.status} for blob {desc.digest}")
-        reader = VerifyingReader(resp, desc.digest, desc.size, what=f"blob {desc.digest.short}")  # type: ignore[arg-type]
+        body = _ResumingBody(self, f"{self.base}/blobs/{desc.digest}", resp, desc.size)
+        reader = VerifyingReader(body, desc.digest, desc.size, what=f"blob {desc.digest.short}")
         try:
             yield reader
         finally:
-            resp.release_conn()
+            body.close()
 
     def exists(self, desc: Descriptor) -> bool:
         """Registries keep manifests apart from blobs, so ask the right endpoint."""
@@ -293,6 +295,65 @@ class RegistryStore:
 
 
 __all__ = ["IntegrityError", "RegistryStore", "is_loopback"]
+
+
+class _ResumingBody(io.RawIOBase):
+    """A blob response that picks up where it broke, with Range, a bounded number of times."""
+
+    _BROKEN = (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError,
+               urllib3.exceptions.IncompleteRead, ConnectionError, TimeoutError)
+
+    def __init__(self, store: RegistryStore, url: str, resp: urllib3.BaseHTTPResponse, size: int,
+                 attempts: int = 5) -> None:
+        super().__init__()
+        self.store, self.url, self.resp, self.size = store, url, resp, size
+        self.got = 0
+        self.attempts = attempts
+        self.resumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        while True:
+            try:
+                n = self.resp.readinto(buffer)  # type: ignore[attr-defined]
+            except self._BROKEN as exc:
+                self._resume(exc)
+                continue
+            if n == 0 and self.got < self.size:
+                self._resume(None)
+                continue
+            self.got += n
+            return n
+
+    def _resume(self, cause: BaseException | None) -> None:
+        self.resp.release_conn()
+        if self.resumed >= self.attempts:
+            raise IntegrityError(f"download of {self.url} broke {self.resumed + 1} times; giving up "
+                                 f"after {self.got} of {self.size} bytes ({cause})")
+        self.resumed += 1
+        resp = self.store._request("GET", self.url, headers={"Range": f"bytes={self.got}-"}, stream=True)
+        if resp.status == 206:
+            self.resp = resp
+            return
+        if resp.status == 200:  # the server ignored Range: skip what we already have
+            skip = self.got
+            while skip:
+                chunk = resp.read(min(skip, 1 << 20))
+                if not chunk:
+                    break
+                skip -= len(chunk)
+            self.resp = resp
+            return
+        resp.release_conn()
+        raise OcisiftError(f"registry answered {resp.status} when resuming {self.url}")
+
+    def close(self) -> None:
+        try:
+            self.resp.release_conn()
+        finally:
+            super().close()
 
 
 def verify_login(host: str, credentials: Credentials, *, plain_http: bool | None = None, insecure: bool = False,

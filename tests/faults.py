@@ -1,0 +1,69 @@
+"""A loopback proxy in front of the real registry that misbehaves on purpose."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import urllib.error
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Faults:
+    cut_blobs_once: bool = False          # first GET of each blob: full Content-Length, half the body, close
+    busy_manifests_once: bool = False     # first GET of each manifest: 503 with Retry-After: 1
+    cut_every_time: bool = False          # every blob GET is cut: the data cannot be had
+    requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Range)
+    seen: Counter = field(default_factory=Counter)
+
+
+def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServer:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _forward(self, method: str) -> None:
+            faults.requests.append((method, self.path, self.headers.get("Range", "")))
+            key = (method, self.path)
+            faults.seen[key] += 1
+            first = faults.seen[key] == 1
+            if method == "GET" and "/manifests/" in self.path and faults.busy_manifests_once and first:
+                self.send_response(503)
+                self.send_header("Retry-After", "1")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            req = urllib.request.Request(f"http://{upstream}{self.path}", method=method)
+            for h in ("Accept", "Authorization", "Range", "Content-Type"):
+                if self.headers.get(h):
+                    req.add_header(h, self.headers[h])
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    status, headers, body = resp.status, resp.headers, resp.read()
+            except urllib.error.HTTPError as exc:
+                status, headers, body = exc.code, exc.headers, exc.read()
+            cut = (method == "GET" and "/blobs/" in self.path and len(body) > 1
+                   and ((faults.cut_blobs_once and first and status == 200)
+                        or (faults.cut_every_time and status in (200, 206))))
+            self.send_response(status)
+            for h in ("Content-Type", "Docker-Content-Digest", "Content-Range", "WWW-Authenticate", "Location"):
+                if headers.get(h):
+                    self.send_header(h, headers[h])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if method != "HEAD":
+                self.wfile.write(body[: len(body) // 2] if cut else body)
+            if cut:
+                self.close_connection = True
+
+        def do_GET(self):
+            self._forward("GET")
+
+        def do_HEAD(self):
+            self._forward("HEAD")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server

@@ -1,0 +1,83 @@
+"""Faults between ocisift and a real registry: resume where the data can be had, fail cleanly where not."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+import ocisift
+from conftest import artifact, entry, write_index
+from faults import Faults, start_proxy
+from ocisift.errors import IntegrityError
+from registry import run_registry
+
+pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None or shutil.which("skopeo") is None,
+                                reason="docker-registry and skopeo are needed")
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory):
+    from ocisift.stores.layout import LayoutStore
+
+    work = tmp_path_factory.mktemp("faults")
+    layout = LayoutStore.create_directory(str(work / "layout"))
+    big = os.urandom(3 << 20)
+    desc = artifact(layout, layers=[(big, "application/octet-stream", {"org.opencontainers.image.title": "big.bin"})])
+    write_index(layout, [entry(desc, org__opencontainers__image__ref__name="v1")])
+    with run_registry(work) as reg:
+        subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout.path}:v1",
+                        f"docker://{reg.host}/acme/big:v1"], check=True, capture_output=True, timeout=120)
+        reg.big = big  # type: ignore[attr-defined]
+        yield reg
+
+
+def proxied(upstream, faults):
+    server = start_proxy(upstream.host, faults)
+    return server, f"127.0.0.1:{server.server_address[1]}"
+
+
+def test_cut_transfer_resumes_with_range(upstream, tmp_path):
+    faults = Faults(cut_blobs_once=True)
+    server, host = proxied(upstream, faults)
+    try:
+        ocisift.pull(f"{host}/acme/big:v1", str(tmp_path / "out"))
+        assert (tmp_path / "out" / "big.bin").read_bytes() == upstream.big
+        ranges = [r for m, p, r in faults.requests if "/blobs/" in p and r]
+        assert ranges and ranges[0].startswith("bytes=") and ranges[0] != "bytes=0-"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_busy_registry_is_retried_after_retry_after(upstream, tmp_path):
+    faults = Faults(busy_manifests_once=True)
+    server, host = proxied(upstream, faults)
+    try:
+        started = time.monotonic()
+        digest = ocisift.resolve(f"{host}/acme/big:v1").descriptor.digest
+        assert time.monotonic() - started >= 0.9  # Retry-After: 1 was honoured
+        manifest_gets = [p for m, p, r in faults.requests if m == "GET" and "/manifests/" in p]
+        assert len(manifest_gets) == 2
+        assert digest == ocisift.resolve(f"{upstream.host}/acme/big:v1").descriptor.digest
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_transfer_that_always_breaks_fails_cleanly(upstream, tmp_path, cli):
+    faults = Faults(cut_every_time=True)
+    server, host = proxied(upstream, faults)
+    try:
+        res = cli("pull", f"{host}/acme/big:v1", "-o", str(tmp_path / "out"), "--format", "json")
+        assert res.code == 5, res.out
+        assert "giving up" in res.json()["error"]["message"]
+        assert not (tmp_path / "out").exists()
+        with pytest.raises(IntegrityError):
+            ocisift.pull(f"{host}/acme/big:v1", str(tmp_path / "out2"))
+    finally:
+        server.shutdown()
+        server.server_close()
