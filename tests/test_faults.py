@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -81,3 +82,28 @@ def test_transfer_that_always_breaks_fails_cleanly(upstream, tmp_path, cli):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_copy_within_a_registry_mounts_instead_of_downloading(upstream):
+    before = len(upstream.log.read_text(errors="replace"))
+    result = ocisift.copy(f"{upstream.host}/acme/big:v1", f"{upstream.host}/acme/mounted:v1")
+    log = upstream.log.read_text(errors="replace")[before:]
+    assert len(result.mounted) == 2, result  # config and layer mounted
+    assert result.copied == [str(result.root.digest)]  # only the manifest itself was written
+    assert re.search(r'"POST /v2/acme/mounted/blobs/uploads/\?mount=sha256:[0-9a-f]{64}&from=acme/big HTTP/1\.1" 201', log)
+    assert not re.search(r'"GET /v2/acme/big/blobs/', log)
+    assert ocisift.resolve(f"{upstream.host}/acme/mounted:v1").descriptor.digest == result.root.digest
+
+
+def test_chunked_upload(upstream, tmp_path):
+    from ocisift.transport import RegistryOptions
+
+    ocisift.copy(f"{upstream.host}/acme/big:v1", f"oci:{tmp_path}/local:v1")
+    before = len(upstream.log.read_text(errors="replace"))
+    result = ocisift.copy(f"oci:{tmp_path}/local:v1", f"{upstream.host}/acme/chunked:v1",
+                          registry=RegistryOptions(chunk_size=1 << 20))
+    log = upstream.log.read_text(errors="replace")[before:]
+    assert len(re.findall(r'"PATCH /v2/acme/chunked/blobs/uploads/', log)) == 3  # 3 MiB in 1 MiB chunks
+    ocisift.pull(f"{upstream.host}/acme/chunked:v1", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "big.bin").read_bytes() == upstream.big
+    assert result.root.digest == ocisift.resolve(f"{upstream.host}/acme/big:v1").descriptor.digest

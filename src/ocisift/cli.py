@@ -269,7 +269,8 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], concurrency:
     if fmt == "json":
         _emit_json(result.to_json())
     else:
-        click.echo(f"copied {len(result.copied)}, skipped {len(result.skipped)}: {result.destination}")
+        click.echo(f"copied {len(result.copied)}, mounted {len(result.mounted)}, skipped {len(result.skipped)}: "
+                   f"{result.destination}")
 
 
 @main.command()

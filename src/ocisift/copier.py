@@ -29,17 +29,23 @@ class CopyResult:
     root: Descriptor | None = None
     copied: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    mounted: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         assert self.root is not None
         return {"source": self.source, "destination": self.destination, "digest": str(self.root.digest),
                 "mediaType": self.root.media_type, "size": self.root.size,
-                "copied": self.copied, "skipped": self.skipped}
+                "copied": self.copied, "skipped": self.skipped, "mounted": self.mounted}
 
 
 def _copy_blob(src: Store, dst: Store, desc: Descriptor, result: CopyResult) -> None:
     if dst.exists(desc):
         result.skipped.append(str(desc.digest))
+        return
+    # An optional capability, as oras-go's Mounter: a store that can mount from the source says so.
+    mount = getattr(dst, "mount", None)
+    if mount is not None and mount(desc, src):
+        result.mounted.append(str(desc.digest))
         return
     with src.fetch(desc) as reader:
         dst.push(desc, reader)

@@ -16,3 +16,4 @@ class RegistryOptions:
     password: str | None = None
     timeout: float = 30.0
     retries: int = 4
+    chunk_size: int | None = None  # upload blobs larger than this in PATCH chunks

@@ -34,7 +34,7 @@ def open_store(ref: Reference | str, *, create: bool = False, options: RegistryO
         credentials = Credentials(options.username, options.password or "")
     return RegistryStore(ref.image, plain_http=options.plain_http, insecure=options.insecure,
                          ca_file=options.ca_file, timeout=options.timeout, retries=options.retries,
-                         credentials=credentials)
+                         credentials=credentials, chunk_size=options.chunk_size)
 
 
 __all__ = ["LayoutStore", "Store", "open_store"]

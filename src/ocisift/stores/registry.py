@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
+from urllib.parse import urlencode
 
 import urllib3
 
@@ -43,7 +44,8 @@ class RegistryStore:
 
     def __init__(self, image: ImageName, *, plain_http: bool | None = None, insecure: bool = False,
                  timeout: float = 30.0, retries: int = 4, credentials: Credentials | None = None,
-                 ca_file: str | None = None) -> None:
+                 ca_file: str | None = None, chunk_size: int | None = None) -> None:
+        self.chunk_size = chunk_size
         self.image = image
         self._credentials = credentials
         self._credentials_looked_up = credentials is not None
@@ -118,7 +120,12 @@ class RegistryStore:
             return creds.basic
         if challenge.scheme != "bearer" or "realm" not in challenge.params:
             raise AuthError(f"{self.image.host} asked for unsupported authentication {challenge.scheme!r}")
-        fields = {"scope": f"repository:{self.image.repository}:{scope}"}
+        # A scope key is "ACTIONS" for this repository, plus " from:REPO" when a mount also reads REPO.
+        actions, _, mount_from = scope.partition(" from:")
+        scopes = [f"repository:{self.image.repository}:{actions}"]
+        if mount_from:
+            scopes.append(f"repository:{mount_from}:pull")
+        fields: dict[str, Any] = {"scope": scopes}
         if "service" in challenge.params:
             fields["service"] = challenge.params["service"]
         headers = {}
@@ -127,11 +134,13 @@ class RegistryStore:
         realm = challenge.params["realm"]
         try:
             if creds is not None and creds.identity_token:
-                body = {"grant_type": "refresh_token", "refresh_token": creds.identity_token, **fields,
-                        "client_id": "ocisift"}
+                body = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
+                        "scope": " ".join(scopes), "client_id": "ocisift",
+                        **({"service": fields["service"]} if "service" in fields else {})}
                 resp = self.http.request("POST", realm, fields=body, encode_multipart=False)
             else:
-                resp = self.http.request("GET", realm, fields=fields, headers=headers)
+                sep = "&" if "?" in realm else "?"
+                resp = self.http.request("GET", realm + sep + urlencode(fields, doseq=True), headers=headers)
         except urllib3.exceptions.HTTPError as exc:
             raise AuthError(f"token service {realm} is unreachable: {exc}") from None
         if resp.status != 200:
@@ -260,21 +269,59 @@ class RegistryStore:
             self._put_manifest(str(desc.digest), raw, desc.media_type)
             self._manifests[str(desc.digest)] = raw
             return
-        resp = self._request("POST", f"{self.base}/blobs/uploads/", scope="pull,push")
+        self._upload(desc, stream, self._start_upload(f"{self.base}/blobs/uploads/", "pull,push"))
+
+    def _start_upload(self, url: str, scope: str) -> str:
+        resp = self._request("POST", url, scope=scope)
         location = resp.headers.get("Location")
         resp.release_conn()
         if resp.status != 202 or not location:
             raise OcisiftError(f"registry refused to start an upload ({resp.status})")
-        if location.startswith("/"):
-            location = self.base.split("/v2/")[0] + location
-        sep = "&" if "?" in location else "?"
+        return self.base.split("/v2/")[0] + location if location.startswith("/") else location
+
+    def _upload(self, desc: Descriptor, stream: IO[bytes], location: str) -> None:
+        """Monolithic PUT, or PATCH chunks then PUT when the blob is larger than `chunk_size`."""
         reader = VerifyingReader(stream, desc.digest, desc.size, what=f"blob {desc.digest.short}")
-        resp = self._request("PUT", f"{location}{sep}digest={desc.digest}", scope="pull,push", body=reader,
-                             headers={"Content-Type": "application/octet-stream",
-                                      "Content-Length": str(desc.size)})
+        if self.chunk_size and desc.size > self.chunk_size:
+            offset = 0
+            while offset < desc.size:
+                chunk = reader.read(min(self.chunk_size, desc.size - offset))
+                resp = self._request("PATCH", location, scope="pull,push", body=chunk, headers={
+                    "Content-Type": "application/octet-stream", "Content-Length": str(len(chunk)),
+                    "Content-Range": f"{offset}-{offset + len(chunk) - 1}"})
+                resp.release_conn()
+                if resp.status != 202:
+                    raise OcisiftError(f"registry refused a chunk of blob {desc.digest} ({resp.status})")
+                offset += len(chunk)
+                nxt = resp.headers.get("Location") or location
+                location = self.base.split("/v2/")[0] + nxt if nxt.startswith("/") else nxt
+            reader.drain()
+            body: Any = b""
+            length = "0"
+        else:
+            body, length = reader, str(desc.size)
+        sep = "&" if "?" in location else "?"
+        resp = self._request("PUT", f"{location}{sep}digest={desc.digest}", scope="pull,push", body=body,
+                             headers={"Content-Type": "application/octet-stream", "Content-Length": length})
         resp.release_conn()
         if resp.status != 201:
             raise OcisiftError(f"registry refused blob {desc.digest} ({resp.status})")
+
+    def mount(self, desc: Descriptor, source: object) -> bool:
+        """Cross-repository mount from another repository of this registry; False when it cannot be used."""
+        if not isinstance(source, RegistryStore) or source.image.host != self.image.host or source is self:
+            return False
+        if source.image.repository == self.image.repository:
+            return False
+        scope = f"pull,push from:{source.image.repository}"
+        url = f"{self.base}/blobs/uploads/?mount={desc.digest}&from={source.image.repository}"
+        resp = self._request("POST", url, scope=scope)
+        resp.release_conn()
+        if resp.status == 201:
+            return True
+        if resp.status == 202:  # not mountable here: the registry opened an ordinary upload; let it lapse
+            return False
+        raise OcisiftError(f"registry answered {resp.status} to a mount of {desc.digest}")
 
     def _put_manifest(self, ident: str, raw: bytes, media_type: str) -> None:
         resp = self._request("PUT", f"{self.base}/manifests/{ident}", scope="pull,push", body=raw,
