@@ -149,3 +149,27 @@ def test_copy_chosen_platforms_to_a_registry(registry, tmp_path):
     index = parse_document(ocisift.manifest(f"{registry.host}/acme/el9:both"))
     assert {str(d.platform) for d in index.manifests} == {"linux/amd64:el9", "linux/arm64/v8:el9"}
     assert ocisift.resolve(f"{registry.host}/acme/el9:both").descriptor.digest == two.root.digest
+
+
+def test_copy_into_an_oci_archive_adds_and_keeps_entries(registry, tmp_path):
+    archive = tmp_path / "bundle.tar"
+    src = f"{registry.host}/acme/yum-repo:1.2"
+    first = ocisift.copy(src, f"oci-archive:{archive}:1.2")
+    assert first.destination == f"oci-archive:{archive}@{first.root.digest}"
+    second = ocisift.copy(f"oci:{registry.layout}:7.2", f"oci-archive:{archive}:7.2")
+    assert ocisift.resolve(f"oci-archive:{archive}:1.2").descriptor.digest == first.root.digest
+    assert ocisift.resolve(f"oci-archive:{archive}:7.2").descriptor.digest == second.root.digest
+    raw = subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{archive}:7.2"], check=True,
+                         capture_output=True, timeout=60).stdout
+    assert ocisift.Digest.of(raw) == second.root.digest
+    assert [n for n in (tmp_path).iterdir() if n.name.startswith(".ocisift")] == []
+
+
+def test_failed_copy_leaves_an_existing_archive_untouched(registry, tmp_path):
+    archive = tmp_path / "bundle.tar"
+    ocisift.copy(f"oci:{registry.layout}:7.2", f"oci-archive:{archive}:7.2")
+    before = archive.read_bytes()
+    with pytest.raises(NotFoundError):
+        ocisift.copy(f"{registry.host}/acme/yum-repo:no-such-tag", f"oci-archive:{archive}:x")
+    assert archive.read_bytes() == before
+    assert [n for n in tmp_path.iterdir() if n.name.startswith(".ocisift")] == []

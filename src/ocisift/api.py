@@ -12,6 +12,7 @@ from .extract import ExtractLimits
 from .layers import LayerSelector, Mode
 from .models import Descriptor, Index, Manifest
 from .platform import Platform
+from .progress import Progress
 from .puller import PullResult, pull_from
 from .reference import LayoutReference, Reference, parse_reference
 from .resolution import names_of
@@ -103,6 +104,7 @@ def pull(
     annotations: Sequence[str] | dict[str, str] | None = None,
     first: bool = False,
     registry: RegistryOptions | None = None,
+    progress: Progress | None = None,
 ) -> PullResult:
     """Select one manifest, then write or unpack the chosen layers into `dest`, all or nothing."""
     reference = _ref(ref)
@@ -112,6 +114,7 @@ def pull(
         return pull_from(
             store, reference, dest, selector=sel, layers=layers, mode=mode, name=name,
             include=tuple(include), exclude=tuple(exclude), overwrite=overwrite, dry_run=dry_run, limits=limits,
+            progress=progress,
         )
     finally:
         store.close()
@@ -199,7 +202,8 @@ def tree_in(store: Store, reference: Reference, *, referrers: bool = False, max_
 
 
 def copy(src: RefLike, dst: RefLike, *, platform: str | Sequence[str] | None = None,
-         concurrency: int = 4, registry: RegistryOptions | None = None) -> CopyResult:
+         concurrency: int = 4, registry: RegistryOptions | None = None,
+         progress: Progress | None = None) -> CopyResult:
     """The whole graph (or the chosen platforms) from one store to another; existing blobs are skipped."""
     from .copier import copy_between
 
@@ -209,7 +213,12 @@ def copy(src: RefLike, dst: RefLike, *, platform: str | Sequence[str] | None = N
     try:
         destination = open_store(dst_ref, create=True, options=registry)
         try:
-            return copy_between(source, src_ref, destination, dst_ref, platforms=platforms, concurrency=concurrency)
+            result = copy_between(source, src_ref, destination, dst_ref, platforms=platforms,
+                                  concurrency=concurrency, progress=progress)
+            finish = getattr(destination, "finish", None)  # archives are packed only after success
+            if finish is not None:
+                finish()
+            return result
         finally:
             destination.close()
     finally:

@@ -68,6 +68,17 @@ def _selector(platform: tuple[str, ...], artifact_type: str | None, media_type: 
     return Selector.build(list(platform) or None, artifact_type, media_type, annotations, referrers, first)
 
 
+def _progress(fmt: str):
+    """Bars on a terminal for people; nothing for scripts or pipes."""
+    from contextlib import nullcontext
+
+    if fmt == "text" and sys.stderr.isatty():
+        from .progress import RichProgress
+
+        return RichProgress()
+    return nullcontext(None)
+
+
 def _emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2))
 
@@ -231,12 +242,14 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
             max_ratio=max_ratio if max_ratio is not None else limits.max_ratio,
         )
     registry = _registry(sel)
-    result = api.pull(
-        reference, output, select=_selector(**sel), registry=registry,
-        layers=LayerSelector.build(layer_media_type, layer_index, all_layers, layer_annotation, title),
-        mode=mode,  # type: ignore[arg-type]
-        name=name, include=include, exclude=exclude, overwrite=overwrite, dry_run=dry_run, limits=limits,
-    )
+    with _progress(fmt) as progress:
+        result = api.pull(
+            reference, output, select=_selector(**sel), registry=registry,
+            layers=LayerSelector.build(layer_media_type, layer_index, all_layers, layer_annotation, title),
+            mode=mode,  # type: ignore[arg-type]
+            name=name, include=include, exclude=exclude, overwrite=overwrite, dry_run=dry_run, limits=limits,
+            progress=progress,
+        )
     if fmt == "json":
         _emit_json(result.to_json())
         return
@@ -265,7 +278,10 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], concurrency:
     """
     from . import api
 
-    result = api.copy(source, destination, platform=platforms, concurrency=concurrency, registry=_registry(kw))
+    registry = _registry(kw)
+    with _progress(fmt) as progress:
+        result = api.copy(source, destination, platform=platforms, concurrency=concurrency, registry=registry,
+                          progress=progress)
     if fmt == "json":
         _emit_json(result.to_json())
     else:

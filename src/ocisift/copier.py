@@ -16,6 +16,7 @@ from . import mediatypes as mt
 from .digest import Digest
 from .errors import UsageError
 from .models import Descriptor, Index, Manifest
+from .progress import CountingReader, NoProgress, Progress
 from .reference import LayoutReference, Reference, RegistryReference
 from .resolver import resolve_in
 from .select import Selector
@@ -30,6 +31,7 @@ class CopyResult:
     copied: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     mounted: list[str] = field(default_factory=list)
+    progress: Progress = field(default_factory=NoProgress, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         assert self.root is not None
@@ -47,8 +49,10 @@ def _copy_blob(src: Store, dst: Store, desc: Descriptor, result: CopyResult) -> 
     if mount is not None and mount(desc, src):
         result.mounted.append(str(desc.digest))
         return
+    advance = result.progress.begin(desc, "copy")
     with src.fetch(desc) as reader:
-        dst.push(desc, reader)
+        dst.push(desc, CountingReader(reader, advance))
+    result.progress.end(desc)
     result.copied.append(str(desc.digest))
 
 
@@ -98,8 +102,9 @@ def _platform_index(src: Store, dst: Store, chosen: list[Descriptor], result: Co
 
 
 def copy_between(src: Store, src_ref: Reference, dst: Store, dst_ref: Reference, *,
-                 platforms: tuple[str, ...] = (), concurrency: int = 4) -> CopyResult:
-    result = CopyResult(str(src_ref), str(dst_ref))
+                 platforms: tuple[str, ...] = (), concurrency: int = 4,
+                 progress: Progress | None = None) -> CopyResult:
+    result = CopyResult(str(src_ref), str(dst_ref), progress=progress or NoProgress())
     if platforms:
         chosen: list[Descriptor] = []
         for p in platforms:

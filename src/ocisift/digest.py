@@ -76,6 +76,7 @@ class VerifyingReader(io.RawIOBase):
         self._seen = 0
         self._what = what
         self._done = False
+        self.on_read = None  # optional progress callback, called with each chunk's size
 
     def readable(self) -> bool:
         return True
@@ -94,6 +95,8 @@ class VerifyingReader(io.RawIOBase):
         if n:
             self._hasher.update(view[:n])
             self._seen += n
+            if self.on_read is not None:
+                self.on_read(n)
             if self._seen > self._size:
                 self._fail(f"{self._what} {self._digest} is larger than its descriptor's size {self._size}")
             return n

@@ -13,6 +13,7 @@ from .errors import IntegrityError, UsageError
 from .extract import ExtractLimits, ImageTreeBuilder, PathFilter, Staging, TreeBuilder
 from .layers import LayerSelector, Mode, blob_file_name, layer_dir_name, select_layers
 from .models import Descriptor, Manifest
+from .progress import NoProgress, Progress
 from .reference import LayoutReference, Reference
 from .resolver import Resolved, resolve_in
 from .select import Selector
@@ -110,7 +111,9 @@ def pull_from(
     overwrite: bool = False,
     dry_run: bool = False,
     limits: ExtractLimits | None = None,
+    progress: Progress | None = None,
 ) -> PullResult:
+    progress = progress or NoProgress()
     if mode not in ("copy", "extract", "extract-all", "layer-per-dir"):
         raise UsageError(f"unknown mode {mode!r}: copy, extract, extract-all or layer-per-dir")
     if (include or exclude) and mode == "copy":
@@ -127,15 +130,15 @@ def pull_from(
     try:
         if mode == "copy":
             for p in plan:
-                _copy_blob(store, p.descriptor, os.path.join(staging.root, os.path.basename(p.destination)))
+                _copy_blob(store, p.descriptor, os.path.join(staging.root, os.path.basename(p.destination)), progress)
         elif mode == "layer-per-dir":
             budget = [limits.max_bytes]
             for p in plan:
                 sub = os.path.join(staging.root, os.path.basename(p.destination))
                 os.mkdir(sub)
-                _unpack(store, [p], sub, limits, path_filter, overwrite, budget)
+                _unpack(store, [p], sub, limits, path_filter, overwrite, budget, progress)
         else:
-            _unpack(store, plan, staging.root, limits, path_filter, overwrite, [limits.max_bytes])
+            _unpack(store, plan, staging.root, limits, path_filter, overwrite, [limits.max_bytes], progress)
         files = staging.commit()
     except BaseException:
         staging.abort()
@@ -151,19 +154,26 @@ def _unpack(
     path_filter: PathFilter,
     overwrite: bool,
     budget: list[int],
+    progress: Progress,
 ) -> None:
     image = all(mt.is_image_layer(p.descriptor.media_type) for p in plan)
     builder_cls = ImageTreeBuilder if image else TreeBuilder
     builder = builder_cls(root, limits=limits, path_filter=path_filter, overwrite=overwrite, budget=budget)
     for p in plan:
+        advance = progress.begin(p.descriptor, "unpack")
         with store.fetch(p.descriptor) as raw:
+            raw.on_read = advance
             builder.apply(raw, p.descriptor.media_type, p.position, image_layer=mt.is_image_layer(p.descriptor.media_type))
+        progress.end(p.descriptor)
     builder.finish()
 
 
-def _copy_blob(store: Store, desc: Descriptor, path: str) -> None:
+def _copy_blob(store: Store, desc: Descriptor, path: str, progress: Progress) -> None:
+    advance = progress.begin(desc, "fetch")
     with store.fetch(desc) as raw, open(path, "xb") as out:
+        raw.on_read = advance
         shutil.copyfileobj(raw, out, CHUNK)
         raw.drain()
+    progress.end(desc)
     if os.path.getsize(path) != desc.size:  # VerifyingReader already raised; belt and braces
         raise IntegrityError(f"blob {desc.digest} written with the wrong size")

@@ -35,7 +35,7 @@ def _add(branch: Tree, node: TreeNode) -> None:
 
 
 def render_tree(nodes: list[TreeNode]) -> None:
-    console = Console(soft_wrap=True)
+    console = Console(soft_wrap=True, highlight=False)
     if not nodes:
         console.print("(empty)")
     for node in nodes:
@@ -51,7 +51,7 @@ def render_tree(nodes: list[TreeNode]) -> None:
 
 
 def render_pull(result: PullResult) -> None:
-    console = Console(soft_wrap=True)
+    console = Console(soft_wrap=True, highlight=False)
     verb = "would write" if result.dry_run else "wrote"
     console.print(f"selected {result.resolved.pinned}")
     for p in result.plan:

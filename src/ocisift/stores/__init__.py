@@ -15,9 +15,9 @@ def open_store(ref: Reference | str, *, create: bool = False, options: RegistryO
     if isinstance(ref, LayoutReference):
         if ref.layout == "archive":
             if create:
-                from ..errors import UsageError
+                from .archive import ArchiveWriter
 
-                raise UsageError("writing oci-archive: destinations is not supported yet; copy to oci: instead")
+                return ArchiveWriter(ref.path)
             from .archive import open_archive
 
             return open_archive(ref.path)
