@@ -137,8 +137,14 @@ def test_copy_registry_to_layout_to_registry_keeps_every_digest(registry, tmp_pa
     subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "--override-arch", "arm64",
                     "--override-variant", "v8", f"docker://{back}", f"oci:{tmp_path}/by-skopeo:x"],
                    check=True, capture_output=True, timeout=120)
-    subprocess.run(["skopeo", "inspect", "--raw", f"oci:{tmp_path}/mirror:1.2"], check=True,
-                   capture_output=True, timeout=60)
+    raw_layout = subprocess.run(["skopeo", "inspect", "--raw", f"oci:{tmp_path}/mirror:1.2"], check=True,
+                                capture_output=True, timeout=60).stdout
+    assert ocisift.Digest.of(raw_layout) == root
+    subprocess.run(["skopeo", "copy", "--override-arch", "amd64", f"oci:{tmp_path}/mirror:1.2",
+                    f"oci:{tmp_path}/from-layout:y"], check=True, capture_output=True, timeout=120)
+    # skopeo cannot ask for os.version: it takes one of the arm64 manifests, the bytes ocisift pushed.
+    arm64 = {ocisift.resolve(src, platform=f"linux/arm64:{el}").descriptor.digest for el in ("el8", "el9")}
+    assert ocisift.resolve(f"oci:{tmp_path}/by-skopeo:x").descriptor.digest in arm64
 
 
 def test_copy_chosen_platforms_to_a_registry(registry, tmp_path):
@@ -173,3 +179,17 @@ def test_failed_copy_leaves_an_existing_archive_untouched(registry, tmp_path):
         ocisift.copy(f"{registry.host}/acme/yum-repo:no-such-tag", f"oci-archive:{archive}:x")
     assert archive.read_bytes() == before
     assert [n for n in tmp_path.iterdir() if n.name.startswith(".ocisift")] == []
+
+
+def test_tag_listing_follows_pagination(registry):
+    from ocisift.reference import parse_image_name
+    from ocisift.stores.registry import RegistryStore
+
+    for i in range(5):
+        ocisift.copy(f"oci:{registry.layout}:7.2", f"{registry.host}/acme/paged:t{i}")
+    store = RegistryStore(parse_image_name(f"{registry.host}/acme/paged"))
+    store.tag_page_size = 2
+    before = len(registry.log_text())
+    assert sorted(store.tags()) == [f"t{i}" for i in range(5)]
+    pages = re.findall(r'"GET /v2/acme/paged/tags/list', registry.log_text()[before:])
+    assert len(pages) == 3

@@ -46,6 +46,7 @@ class RegistryStore:
                  timeout: float = 30.0, retries: int = 4, credentials: Credentials | None = None,
                  ca_file: str | None = None, chunk_size: int | None = None) -> None:
         self.chunk_size = chunk_size
+        self.tag_page_size = 1000
         self.image = image
         self._credentials = credentials
         self._credentials_looked_up = credentials is not None
@@ -231,7 +232,7 @@ class RegistryStore:
 
     def tags(self) -> list[str]:
         out: list[str] = []
-        url: str | None = f"{self.base}/tags/list?n=1000"
+        url: str | None = f"{self.base}/tags/list?n={self.tag_page_size}"
         for _ in range(MAX_TAG_PAGES):
             if url is None:
                 return out
