@@ -15,6 +15,7 @@ class Faults:
     cut_blobs_once: bool = False          # first GET of each blob: full Content-Length, half the body, close
     busy_manifests_once: bool = False     # first GET of each manifest: 503 with Retry-After: 1
     cut_every_time: bool = False          # every blob GET is cut: the data cannot be had
+    paginate_tags: int | None = None      # serve the real tag list in pages with Link headers (distribution v3 style)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Range)
     seen: Counter = field(default_factory=Counter)
 
@@ -31,6 +32,9 @@ def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServe
                 self.send_header("Retry-After", "1")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                return
+            if method == "GET" and "/tags/list" in self.path and faults.paginate_tags:
+                self._paged_tags()
                 return
             req = urllib.request.Request(f"http://{upstream}{self.path}", method=method)
             for h in ("Accept", "Authorization", "Range", "Content-Type"):
@@ -54,6 +58,26 @@ def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServe
                 self.wfile.write(body[: len(body) // 2] if cut else body)
             if cut:
                 self.close_connection = True
+
+        def _paged_tags(self) -> None:
+            import json
+            import urllib.parse
+
+            path, _, query = self.path.partition("?")
+            params = dict(urllib.parse.parse_qsl(query))
+            with urllib.request.urlopen(f"http://{upstream}{path}", timeout=10) as resp:
+                body = json.loads(resp.read())
+            tags = sorted(body.get("tags") or [])
+            after = [t for t in tags if t > params["last"]] if "last" in params else tags
+            page = after[: faults.paginate_tags]
+            out = json.dumps({"name": body["name"], "tags": page}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if len(after) > len(page):
+                self.send_header("Link", f'<{path}?n={faults.paginate_tags}&last={page[-1]}>; rel="next"')
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
 
         def do_GET(self):
             self._forward("GET")
