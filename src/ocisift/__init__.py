@@ -17,6 +17,12 @@ _EXPORTS = {
     "manifest": "api",
     "open": "api",
     "copy": "api",
+    "push": "api",
+    "index_create": "api",
+    "index_edit": "api",
+    "tag": "api",
+    "Pushed": "pusher",
+    "RegistryOptions": "transport",
     "CopyResult": "copier",
     "TreeNode": "api",
     "Selector": "select",
@@ -56,7 +62,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from .api import TreeNode, copy, manifest, open, pull, resolve, tags, tree
+    from .api import TreeNode, copy, index_create, index_edit, manifest, open, pull, push, resolve, tag, tags, tree
     from .copier import CopyResult
     from .digest import Digest
     from .errors import (
@@ -73,7 +79,9 @@ if TYPE_CHECKING:
     from .models import Descriptor, Index, Manifest
     from .platform import Platform
     from .puller import PullResult
+    from .pusher import Pushed
     from .reference import parse_reference
     from .resolver import Resolved
     from .select import Selector
     from .stores import Store, open_store
+    from .transport import RegistryOptions

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import builtins
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from .models import Descriptor, Index, Manifest
 from .platform import Platform
 from .progress import Progress
 from .puller import PullResult, pull_from
+from .pusher import Pushed
 from .reference import LayoutReference, Reference, parse_reference
 from .resolution import names_of
 from .resolver import Resolved, config_platform_reader, find_roots, resolve_in
@@ -228,3 +230,181 @@ def copy(src: RefLike, dst: RefLike, *, platform: str | Sequence[str] | None = N
 def open(ref: RefLike, *, registry: RegistryOptions | None = None) -> Store:
     """A store object opened from a reference (layout directory or archive)."""
     return open_store(_ref(ref), options=registry)
+
+
+def _parse_annotations(items: Sequence[str] | Mapping[str, str] | None) -> dict[str, str]:
+    from .errors import UsageError
+
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return dict(items)
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key or not sep:
+            raise UsageError(f"invalid annotation {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def push(
+    ref: RefLike,
+    files: Sequence[str],
+    *,
+    artifact_type: str | None = None,
+    annotations: Sequence[str] | Mapping[str, str] | None = None,
+    annotation_file: str | None = None,
+    config: str | None = None,
+    platform: str | Platform | None = None,
+    subject: RefLike | None = None,
+    tags: Sequence[str] = (),
+    registry: RegistryOptions | None = None,
+) -> Pushed:
+    """Push files and directories as an ORAS-compatible artifact to a registry, layout or archive."""
+    import json as _json
+
+    from .errors import UsageError
+    from .pusher import push_artifact
+
+    reference = _ref(ref)
+    per_file: dict[str, dict[str, str]] = {}
+    if annotation_file is not None:
+        try:
+            with builtins.open(annotation_file, "rb") as fh:  # this module's open() opens stores
+                loaded = _json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read annotation file {annotation_file}: {exc}") from None
+        if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
+            raise UsageError(f"{annotation_file}: expected an object of objects ($manifest, $config, file names)")
+        per_file = {k: {str(a): str(b) for a, b in v.items()} for k, v in loaded.items()}
+    subject_desc = None
+    if subject is not None:
+        subject_desc = resolve(subject, registry=registry).descriptor
+    plat = Platform.parse(platform) if isinstance(platform, str) else platform
+    store = open_store(reference, create=True, options=registry)
+    try:
+        result = push_artifact(store, reference, files, artifact_type=artifact_type,
+                               annotations=_parse_annotations(annotations), file_annotations=per_file,
+                               config=config, platform=plat, subject=subject_desc, tags=tags)
+        _finish(store)
+        return result
+    finally:
+        store.close()
+
+
+def _finish(store: Store) -> None:
+    finish = getattr(store, "finish", None)  # archives are packed only after success
+    if finish is not None:
+        finish()
+
+
+def index_create(
+    dst: RefLike,
+    sources: Sequence[RefLike],
+    *,
+    annotations: Sequence[str] | Mapping[str, str] | None = None,
+    platform_of: Mapping[str, str] | None = None,
+    artifact_type: str | None = None,
+    registry: RegistryOptions | None = None,
+) -> Pushed:
+    """Compose an image index from manifests or indexes in any stores, copying their content into DST."""
+    from .copier import CopyResult, copy_graph
+    from .digest import Digest as _Digest
+    from .pusher import Pushed, build_index, index_entry, record_name
+
+    dst_ref = _ref(dst)
+    platform_of = dict(platform_of or {})
+    entries: list[Descriptor] = []
+    destination = open_store(dst_ref, create=True, options=registry)
+    try:
+        for src in sources:
+            src_ref = _ref(src)
+            source = open_store(src_ref, options=registry)
+            try:
+                root = resolve_in(source, src_ref).root
+                copy_graph(source, destination, root, CopyResult(str(src_ref), str(dst_ref)))
+                given = platform_of.pop(str(src), None)
+                entry = index_entry(source, root, Platform.parse(given) if given else None)
+                if all(e.digest != entry.digest for e in entries):
+                    entries.append(entry)
+            finally:
+                source.close()
+        if platform_of:
+            from .errors import UsageError
+
+            raise UsageError(f"--platform-of names sources that were not given: {', '.join(platform_of)}")
+        raw = build_index(entries, annotations=_parse_annotations(annotations), artifact_type=artifact_type)
+        desc = Descriptor(mt.OCI_INDEX, _Digest.of(raw), len(raw))
+        import io as _io
+
+        destination.push(desc, _io.BytesIO(raw))
+        tags = record_name(destination, dst_ref, desc)
+        _finish(destination)
+        return Pushed(desc, destination.pinned(desc), tuple(tags))
+    finally:
+        destination.close()
+
+
+def index_edit(
+    dst: RefLike,
+    *,
+    add: RefLike | None = None,
+    remove: str | None = None,
+    platform: str | None = None,
+    registry: RegistryOptions | None = None,
+) -> Pushed:
+    """Add a manifest to, or remove a digest from, the index DST names; DST's name moves to the new index."""
+    from .copier import CopyResult, copy_graph
+    from .digest import Digest as _Digest
+    from .errors import NotFoundError, UsageError
+    from .pusher import Pushed, build_index, index_entry, record_name
+
+    dst_ref = _ref(dst)
+    destination = open_store(dst_ref, options=registry)
+    try:
+        current = resolve_in(destination, dst_ref).root
+        doc = load_document(destination, current)
+        if not isinstance(doc, Index):
+            raise UsageError(f"{dst} names a manifest, not an index")
+        entries = list(doc.manifests)
+        if add is not None:
+            src_ref = _ref(add)
+            source = open_store(src_ref, options=registry)
+            try:
+                root = resolve_in(source, src_ref).root
+                copy_graph(source, destination, root, CopyResult(str(src_ref), str(dst_ref)))
+                entries.append(index_entry(source, root, Platform.parse(platform) if platform else None))
+            finally:
+                source.close()
+        if remove is not None:
+            gone = _Digest.parse(remove)
+            kept = [e for e in entries if e.digest != gone]
+            if len(kept) == len(entries):
+                raise NotFoundError(f"{remove} is not in the index {current.digest}")
+            entries = kept
+        raw = build_index(entries, annotations=dict(doc.annotations), artifact_type=doc.artifact_type)
+        desc = Descriptor(mt.OCI_INDEX, _Digest.of(raw), len(raw))
+        import io as _io
+
+        destination.push(desc, _io.BytesIO(raw))
+        tags = record_name(destination, dst_ref, desc) if (dst_ref.tag or getattr(dst_ref, "image", None)) else []
+        return Pushed(desc, destination.pinned(desc), tuple(tags))
+    finally:
+        destination.close()
+
+
+def tag(src: RefLike, tags: Sequence[str], *, registry: RegistryOptions | None = None) -> list[str]:
+    """Give what SRC names more tags in the same store."""
+    from .pusher import record_name
+    from .reference import LayoutReference as _LR
+
+    reference = _ref(src)
+    store = open_store(reference, options=registry)
+    try:
+        root = resolve_in(store, reference).root
+        bare = _LR(reference.path, reference.layout) if isinstance(reference, _LR) else None
+        target = bare if bare is not None else reference.__class__(reference.image.with_tag(None))  # type: ignore[union-attr]
+        return record_name(store, target, root, tags)
+    finally:
+        store.close()

@@ -290,6 +290,141 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], concurrency:
 
 
 @main.command()
+@click.argument("reference")
+@click.argument("files", nargs=-1)
+@click.option("--artifact-type", help="artifactType of the manifest (default application/vnd.unknown.artifact.v1).")
+@click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE", help="Manifest annotation.")
+@click.option("--annotation-file", type=click.Path(dir_okay=False, exists=True),
+              help="ORAS annotation file: {\"$manifest\": {…}, \"$config\": {…}, \"FILE\": {…}}.")
+@click.option("--config", metavar="FILE[:MEDIATYPE]", help="Config blob (default: the empty config).")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT][:OS.VERSION]",
+              help="Record a platform in an image config, so indexes can be composed from it.")
+@click.option("--subject", metavar="REF", help="Attach the artifact to this manifest (a referrer).")
+@click.option("--tag", "tags", multiple=True, help="Further tags (repeatable).")
+@registry_options
+@FORMAT
+def push(reference: str, files: tuple[str, ...], artifact_type: str | None, annotations: tuple[str, ...],
+         annotation_file: str | None, config: str | None, platform: str | None, subject: str | None,
+         tags: tuple[str, ...], fmt: str, **kw: Any) -> None:
+    """Push FILE[:MEDIATYPE] and DIR arguments as one ORAS-compatible artifact.
+
+    Files become layers titled by their names; a directory is packed as a
+    reproducible tar+gzip. A layout reference without a tag records an untagged
+    entry; the printed digest reference pins it.
+
+    \b
+    Example:
+      ocisift push oci:./el8 repo/ --platform linux/arm64/v8:el8 --format json
+      ocisift push localhost:5000/acme/cfg:1.0 app.yaml:application/yaml --tag latest
+      ocisift push oci:./layout sbom.json --artifact-type application/spdx+json --subject oci:./layout:1.0
+    """
+    from . import api
+
+    result = api.push(reference, files, artifact_type=artifact_type, annotations=annotations,
+                      annotation_file=annotation_file, config=config, platform=platform, subject=subject,
+                      tags=tags, registry=_registry(kw))
+    if fmt == "json":
+        _emit_json(result.to_json())
+    else:
+        click.echo(result.reference)
+
+
+@main.group()
+def index() -> None:
+    """Compose and edit image indexes."""
+
+
+@index.command("create")
+@click.argument("destination")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE", help="Index annotation.")
+@click.option("--platform-of", "platform_of", multiple=True, metavar="SRC=PLATFORM",
+              help="Platform of one source (default: read from its config).")
+@click.option("--artifact-type", help="artifactType of the index.")
+@registry_options
+@FORMAT
+def index_create(destination: str, sources: tuple[str, ...], annotations: tuple[str, ...],
+                 platform_of: tuple[str, ...], artifact_type: str | None, fmt: str, **kw: Any) -> None:
+    """Compose an index at DESTINATION from manifests or indexes in any stores, copying their content.
+
+    \b
+    Example:
+      ocisift index create oci:./merged:1.2 oci:./el8 oci:./el9 --annotation org.opencontainers.image.version=1.2
+      ocisift index create localhost:5000/acme/repo:1.2 oci:./el8 oci:./el9 --format json
+    """
+    from . import api
+
+    mapping = {}
+    for item in platform_of:
+        src, sep, plat = item.rpartition("=")
+        if not sep or not src:
+            raise UsageError(f"invalid --platform-of {item!r}: expected SRC=PLATFORM")
+        mapping[src] = plat
+    result = api.index_create(destination, sources, annotations=annotations, platform_of=mapping,
+                              artifact_type=artifact_type, registry=_registry(kw))
+    if fmt == "json":
+        _emit_json(result.to_json())
+    else:
+        click.echo(result.reference)
+
+
+@index.command("add")
+@click.argument("destination")
+@click.argument("source")
+@click.option("--platform", help="Platform of the added manifest (default: read from its config).")
+@registry_options
+@FORMAT
+def index_add(destination: str, source: str, platform: str | None, fmt: str, **kw: Any) -> None:
+    """Add SOURCE to the index DESTINATION names; the name moves to the new index.
+
+    \b
+    Example:
+      ocisift index add oci:./merged:1.2 oci:./el10
+    """
+    from . import api
+
+    result = api.index_edit(destination, add=source, platform=platform, registry=_registry(kw))
+    _emit_json(result.to_json()) if fmt == "json" else click.echo(result.reference)
+
+
+@index.command("remove")
+@click.argument("destination")
+@click.argument("digest")
+@registry_options
+@FORMAT
+def index_remove(destination: str, digest: str, fmt: str, **kw: Any) -> None:
+    """Remove the entry DIGEST from the index DESTINATION names.
+
+    \b
+    Example:
+      ocisift index remove oci:./merged:1.2 sha256:…
+    """
+    from . import api
+
+    result = api.index_edit(destination, remove=digest, registry=_registry(kw))
+    _emit_json(result.to_json()) if fmt == "json" else click.echo(result.reference)
+
+
+@main.command("tag")
+@click.argument("source")
+@click.argument("tags", nargs=-1, required=True)
+@registry_options
+@FORMAT
+def tag_command(source: str, tags: tuple[str, ...], fmt: str, **kw: Any) -> None:
+    """Give what SOURCE names more TAGS in the same layout or repository.
+
+    \b
+    Example:
+      ocisift tag oci:./layout@sha256:… 1.2 latest
+      ocisift tag localhost:5000/acme/repo:1.2 stable
+    """
+    from . import api
+
+    applied = api.tag(source, tags, registry=_registry(kw))
+    _emit_json({"tags": applied}) if fmt == "json" else click.echo(" ".join(applied))
+
+
+@main.command()
 @click.argument("host")
 @registry_options
 @FORMAT

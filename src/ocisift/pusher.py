@@ -1,0 +1,235 @@
+"""push, index create and tag: writing artifacts and indexes into any store.
+
+Artifacts follow ORAS: file layers carry org.opencontainers.image.title, a
+directory becomes a reproducible tar+gzip marked with the ORAS unpack
+annotation, and an artifact with no config gets the empty config.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import mediatypes as mt
+from .digest import CHUNK, Digest
+from .errors import NotFoundError, UsageError
+from .models import Descriptor, Index, Manifest, parse_config_platform
+from .platform import Platform
+from .reference import LayoutReference, Reference, RegistryReference, is_tag
+from .stores.base import Store, load_document, read_small_blob
+
+DEFAULT_FILE_TYPE = "application/vnd.oci.image.layer.v1.tar"
+DEFAULT_ARTIFACT_TYPE = "application/vnd.unknown.artifact.v1"
+EMPTY_CONFIG = b"{}"
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    descriptor: Descriptor
+    reference: str
+    tags: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"descriptor": self.descriptor.to_json(), "reference": self.reference, "tags": list(self.tags)}
+
+
+def split_file_arg(arg: str) -> tuple[str, str | None]:
+    """`FILE[:MEDIATYPE]`; a path that exists wins over a colon split."""
+    if os.path.exists(arg) or ":" not in arg:
+        return arg, None
+    path, _, media_type = arg.rpartition(":")
+    if not path or "/" not in media_type:
+        return arg, None
+    return path, media_type
+
+
+def _digest_file(path: str) -> tuple[Digest, int]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return Digest("sha256", h.hexdigest()), size
+
+
+def _tar_directory(path: str, out: str) -> None:
+    """Reproducible: sorted names, fixed times and owners, gzip without a timestamp."""
+    base = os.path.basename(os.path.normpath(path))
+    with open(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        entries = [path]
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            entries += [os.path.join(root, d) for d in dirs] + [os.path.join(root, f) for f in sorted(files)]
+        for full in entries:
+            rel = os.path.relpath(full, os.path.dirname(os.path.normpath(path)))
+            info = tar.gettarinfo(full, arcname=rel if full != path else base)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mtime = 0
+            if info.isreg():
+                with open(full, "rb") as fh:
+                    tar.addfile(info, fh)
+            else:
+                tar.addfile(info)
+
+
+def _push_file(store: Store, path: str, media_type: str, annotations: Mapping[str, str]) -> Descriptor:
+    digest, size = _digest_file(path)
+    desc = Descriptor(media_type, digest, size, dict(annotations))
+    if not store.exists(desc):
+        with open(path, "rb") as fh:
+            store.push(desc, fh)
+    return desc
+
+
+def _push_bytes(store: Store, data: bytes, media_type: str, **fields: Any) -> Descriptor:
+    desc = Descriptor(media_type, Digest.of(data), len(data), **fields)
+    if not store.exists(desc):
+        store.push(desc, io.BytesIO(data))
+    return desc
+
+
+def record_name(store: Store, ref: Reference, root: Descriptor, extra_tags: Sequence[str] = ()) -> list[str]:
+    """Tag `root` as the reference says (and with extra tags); a tagless layout gets an untagged entry."""
+    if ref.digest is not None and ref.digest != root.digest:
+        raise UsageError(f"the reference pins {ref.digest} but the content is {root.digest}")
+    for tag in extra_tags:
+        if not is_tag(tag):
+            raise UsageError(f"invalid tag {tag!r}")
+    tags: list[str] = []
+    if isinstance(ref, RegistryReference):
+        if ref.tag and ref.digest is None:
+            tags.append(ref.tag)
+    elif isinstance(ref, LayoutReference):
+        if ref.image is not None:
+            store.tag(root, ref.image.tag or "latest", {mt.ANNOTATION_CONTAINERD_NAME: str(ref.image)})
+        elif ref.tag:
+            tags.append(ref.tag)
+        elif not extra_tags:
+            # Tagless layout entries have no tag to give Store.tag: record the root itself.
+            add_entry = getattr(store, "add_entry", None)
+            if add_entry is None:
+                raise UsageError(f"cannot record {ref} in this destination")
+            add_entry(root)
+    tags += list(extra_tags)
+    for tag in tags:
+        store.tag(root, tag)
+    return tags
+
+
+def push_artifact(
+    store: Store,
+    ref: Reference,
+    files: Sequence[str],
+    *,
+    artifact_type: str | None = None,
+    annotations: Mapping[str, str] | None = None,
+    file_annotations: Mapping[str, Mapping[str, str]] | None = None,
+    config: str | None = None,
+    platform: Platform | None = None,
+    subject: Descriptor | None = None,
+    tags: Sequence[str] = (),
+) -> Pushed:
+    if not files and config is None:
+        raise UsageError("nothing to push: give at least one FILE or DIR, or --config")
+    file_annotations = file_annotations or {}
+    layers: list[Descriptor] = []
+    titles: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="ocisift-push-") as tmp:
+        for arg in files:
+            path, media_type = split_file_arg(arg)
+            if not os.path.exists(path):
+                raise NotFoundError(f"no such file or directory: {path}")
+            title = os.path.basename(os.path.normpath(path))
+            if title in titles:
+                raise UsageError(f"two files would both be titled {title!r}")
+            titles.add(title)
+            ann = {mt.ANNOTATION_TITLE: title, **file_annotations.get(title, {})}
+            if os.path.isdir(path):
+                packed = os.path.join(tmp, f"{len(layers)}.tar.gz")
+                _tar_directory(path, packed)
+                ann[mt.ANNOTATION_ORAS_UNPACK] = "true"
+                layers.append(_push_file(store, packed, media_type or mt.OCI_LAYER_GZIP, ann))
+            else:
+                layers.append(_push_file(store, path, media_type or DEFAULT_FILE_TYPE, ann))
+        if config is not None:
+            cpath, ctype = split_file_arg(config)
+            with open(cpath, "rb") as fh:
+                data = fh.read()
+            cfg = _push_bytes(store, data, ctype or mt.OCI_CONFIG, annotations=file_annotations.get("$config", {}))
+        elif platform is not None:
+            data = json.dumps({"architecture": platform.architecture, "os": platform.os,
+                               **({"variant": platform.variant} if platform.variant else {}),
+                               **({"os.version": platform.os_version} if platform.os_version else {}),
+                               **({"os.features": list(platform.os_features)} if platform.os_features else {}),
+                               "rootfs": {"type": "layers", "diff_ids": []}}, separators=(",", ":")).encode()
+            cfg = _push_bytes(store, data, mt.OCI_CONFIG)
+        else:
+            cfg = _push_bytes(store, EMPTY_CONFIG, mt.OCI_EMPTY)
+        if artifact_type is None and cfg.media_type in (mt.OCI_EMPTY, mt.OCI_CONFIG):
+            artifact_type = DEFAULT_ARTIFACT_TYPE
+        body: dict[str, Any] = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST}
+        if artifact_type:
+            body["artifactType"] = artifact_type
+        body["config"] = cfg.to_json()
+        body["layers"] = [d.to_json() for d in layers]
+        if subject is not None:
+            body["subject"] = {"mediaType": subject.media_type, "digest": str(subject.digest), "size": subject.size}
+        merged = {**(annotations or {}), **file_annotations.get("$manifest", {})}
+        if merged:
+            body["annotations"] = merged
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        desc = Descriptor(mt.OCI_MANIFEST, Digest.of(raw), len(raw), platform=platform, artifact_type=artifact_type)
+        store.push(desc, io.BytesIO(raw))
+    applied = record_name(store, ref, desc, tags)
+    return Pushed(desc, store.pinned(desc), tuple(applied))
+
+
+def platform_of(store: Store, desc: Descriptor) -> Platform | None:
+    """A manifest's platform: its descriptor's, else its image config's."""
+    if desc.platform is not None:
+        return desc.platform
+    doc = load_document(store, desc)
+    if isinstance(doc, Manifest):
+        data = read_small_blob(store, doc.config) if doc.config.size > 2 else None
+        return parse_config_platform(data) if data else None
+    return None
+
+
+def build_index(
+    entries: Sequence[Descriptor],
+    *,
+    annotations: Mapping[str, str] | None = None,
+    artifact_type: str | None = None,
+) -> bytes:
+    body: dict[str, Any] = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX}
+    if artifact_type:
+        body["artifactType"] = artifact_type
+    body["manifests"] = [e.to_json() for e in entries]
+    if annotations:
+        body["annotations"] = dict(annotations)
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def index_entry(store: Store, desc: Descriptor, platform: Platform | None) -> Descriptor:
+    doc = load_document(store, desc)
+    artifact_type = desc.artifact_type
+    if artifact_type is None:
+        artifact_type = doc.effective_artifact_type if isinstance(doc, Manifest) else doc.artifact_type
+    if platform is None and isinstance(doc, Manifest):
+        platform = platform_of(store, desc)
+    return Descriptor(desc.media_type, desc.digest, desc.size, {}, platform, artifact_type)
+
+
+def is_index_document(store: Store, desc: Descriptor) -> bool:
+    return isinstance(load_document(store, desc), Index)

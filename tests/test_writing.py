@@ -1,0 +1,148 @@
+"""Writing: ORAS-style push, index composition (the jq merge script as commands), tags, parallel writers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import ocisift
+from ocisift import LayerSelector
+from ocisift import mediatypes as mt
+from ocisift.models import parse_document
+
+
+def test_tagless_push_then_pull_by_the_printed_reference(tmp_path, cli):
+    (tmp_path / "app.yaml").write_text("replicas: 2\n")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "a.txt").write_text("a")
+    res = cli("push", f"oci:{tmp_path}/out", str(tmp_path / "app.yaml") + ":application/yaml",
+              str(tmp_path / "dir"), "--annotation", "com.acme.x=1", "--format", "json")
+    assert res.code == 0, res.out + res.err
+    body = res.json()
+    assert body["reference"].startswith(f"oci:{tmp_path}/out@sha256:") and body["tags"] == []
+    manifest = parse_document(ocisift.manifest(body["reference"]))
+    assert [layer.title for layer in manifest.layers] == ["app.yaml", "dir"]
+    assert manifest.layers[0].media_type == "application/yaml"
+    assert manifest.layers[1].annotations[mt.ANNOTATION_ORAS_UNPACK] == "true"
+    assert manifest.annotations["com.acme.x"] == "1"
+    assert ocisift.resolve(f"oci:{tmp_path}/out").descriptor.digest == ocisift.Digest.parse(body["descriptor"]["digest"])
+    ocisift.pull(body["reference"], str(tmp_path / "got"), layers=LayerSelector.build(title="app.yaml"))
+    assert (tmp_path / "got" / "app.yaml").read_text() == "replicas: 2\n"
+    ocisift.pull(body["reference"], str(tmp_path / "tree"), layers=LayerSelector.build(title="dir"), mode="extract")
+    assert (tmp_path / "tree" / "dir" / "a.txt").read_text() == "a"
+
+
+def test_directory_packing_is_reproducible(tmp_path):
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "sub" / "f").write_text("x")
+    a = ocisift.push(f"oci:{tmp_path}/one", [str(tmp_path / "d")])
+    os.utime(tmp_path / "d" / "sub" / "f", (1, 1))
+    b = ocisift.push(f"oci:{tmp_path}/two", [str(tmp_path / "d")])
+    assert a.descriptor.digest == b.descriptor.digest
+
+
+def test_compose_per_platform_layouts_that_differ_only_by_os_version(tmp_path, cli):
+    """The CI flow: push each platform into its own tagless layout, compose one index, select each platform."""
+    refs = {}
+    for el in ("el8", "el9"):
+        src = tmp_path / f"repo-{el}"
+        src.mkdir()
+        (src / "repomd.xml").write_text(el)
+        res = cli("push", f"oci:{tmp_path}/{el}", str(src), "--platform", f"linux/arm64/v8:{el}", "--format", "json")
+        refs[el] = res.json()["reference"]
+    res = cli("index", "create", f"oci:{tmp_path}/merged:1.2", f"oci:{tmp_path}/el8", f"oci:{tmp_path}/el9",
+              "--annotation", "org.opencontainers.image.version=1.2", "--format", "json")
+    assert res.code == 0, res.out + res.err
+    index = parse_document(ocisift.manifest(f"oci:{tmp_path}/merged:1.2"))
+    assert [str(d.platform) for d in index.manifests] == ["linux/arm64/v8:el8", "linux/arm64/v8:el9"]
+    assert index.annotations["org.opencontainers.image.version"] == "1.2"
+    for el in ("el8", "el9"):
+        chosen = ocisift.resolve(f"oci:{tmp_path}/merged:1.2", platform=f"linux/arm64:{el}")
+        assert str(chosen.descriptor.digest) == refs[el].rsplit("@", 1)[1]
+        ocisift.pull(f"oci:{tmp_path}/merged:1.2", str(tmp_path / f"out-{el}"), platform=f"linux/arm64:{el}",
+                     mode="extract")
+        assert (tmp_path / f"out-{el}" / f"repo-{el}" / "repomd.xml").read_text() == el
+    # Edit the index: add a third platform, remove the first.
+    src = tmp_path / "repo-amd"
+    src.mkdir()
+    (src / "repomd.xml").write_text("amd")
+    ocisift.push(f"oci:{tmp_path}/amd", [str(src)], platform="linux/amd64:el9")
+    added = ocisift.index_edit(f"oci:{tmp_path}/merged:1.2", add=f"oci:{tmp_path}/amd")
+    assert len(parse_document(ocisift.manifest(f"oci:{tmp_path}/merged:1.2")).manifests) == 3
+    removed = ocisift.index_edit(f"oci:{tmp_path}/merged:1.2", remove=refs["el8"].rsplit("@", 1)[1])
+    plats = {str(d.platform) for d in parse_document(ocisift.manifest(f"oci:{tmp_path}/merged:1.2")).manifests}
+    assert plats == {"linux/arm64/v8:el9", "linux/amd64:el9"}
+    assert added.descriptor.digest != removed.descriptor.digest
+
+
+def test_platform_of_overrides_config(tmp_path):
+    (tmp_path / "f").write_text("x")
+    ocisift.push(f"oci:{tmp_path}/a", [str(tmp_path / "f")])
+    ocisift.index_create(f"oci:{tmp_path}/m:1", [f"oci:{tmp_path}/a"],
+                         platform_of={f"oci:{tmp_path}/a": "linux/riscv64"})
+    assert ocisift.resolve(f"oci:{tmp_path}/m:1", platform="linux/riscv64").descriptor.media_type == mt.OCI_MANIFEST
+
+
+def test_tag_and_resolve(sample, cli):
+    digest = cli("resolve", f"oci:{sample}:7.2").out.strip()
+    assert cli("tag", f"oci:{sample}@{digest}", "stable", "v7").code == 0
+    assert cli("resolve", f"oci:{sample}:stable").out.strip() == digest
+    assert cli("resolve", f"oci:{sample}:v7").out.strip() == digest
+    assert cli("resolve", f"oci:{sample}:7.2").out.strip() == digest  # the old tag stays
+
+
+def test_referrers_in_a_layout(tmp_path, cli):
+    (tmp_path / "bin").write_text("binary")
+    (tmp_path / "sbom.json").write_text('{"spdxVersion": "SPDX-2.3"}')
+    image = ocisift.push(f"oci:{tmp_path}/lay:1.0", [str(tmp_path / "bin")], platform="linux/amd64")
+    sbom = ocisift.push(f"oci:{tmp_path}/lay", [str(tmp_path / "sbom.json")], artifact_type="application/spdx+json",
+                        subject=f"oci:{tmp_path}/lay:1.0")
+    store = ocisift.open(f"oci:{tmp_path}/lay")
+    assert [d.digest for d in store.referrers(image.descriptor)] == [sbom.descriptor.digest]
+    chosen = ocisift.resolve(f"oci:{tmp_path}/lay:1.0", artifact_type="application/spdx+json", referrers=True)
+    assert chosen.descriptor.digest == sbom.descriptor.digest
+    tree = cli("tree", f"oci:{tmp_path}/lay:1.0", "--referrers", "--format", "json").json()
+    assert tree[0]["referrers"][0]["digest"] == str(sbom.descriptor.digest)
+
+
+def _push_one(args):
+    layout, n, file = args
+    return subprocess.run([sys.executable, "-m", "ocisift", "push", f"oci:{layout}:t{n}", file,
+                           "--annotation", f"n={n}"], capture_output=True, text=True, timeout=120)
+
+
+def test_sixteen_parallel_processes_keep_every_tag(tmp_path):
+    layout = tmp_path / "shared"
+    files = []
+    for n in range(16):
+        f = tmp_path / f"f{n}.txt"
+        f.write_text(f"payload {n}\n" * 1000)
+        files.append(str(f))
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(_push_one, [(str(layout), n, files[n]) for n in range(16)]))
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results if r.returncode]
+    index = json.loads((layout / "index.json").read_text())
+    names = sorted(m["annotations"][mt.ANNOTATION_REF_NAME] for m in index["manifests"])
+    assert names == sorted(f"t{n}" for n in range(16))
+    for n in range(16):
+        ocisift.pull(f"oci:{layout}:t{n}", str(tmp_path / f"o{n}"))
+        assert (tmp_path / f"o{n}" / f"f{n}.txt").read_text() == f"payload {n}\n" * 1000
+    assert not [p for p in (layout / "blobs" / "sha256").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_push_errors(tmp_path, cli):
+    assert cli("push", f"oci:{tmp_path}/x", str(tmp_path / "missing")).code == 3
+    assert cli("push", f"oci:{tmp_path}/x").code == 2
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "same").write_text("1")
+    (tmp_path / "b" / "same").write_text("2")
+    res = cli("push", f"oci:{tmp_path}/x", str(tmp_path / "a" / "same"), str(tmp_path / "b" / "same"))
+    assert res.code == 2 and "titled" in res.err
+    with pytest.raises(ocisift.UsageError):
+        ocisift.push(f"oci:{tmp_path}/x", [str(tmp_path / "a" / "same")], tags=["bad tag"])
