@@ -199,3 +199,35 @@ def test_tag_listing_follows_pagination(registry):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_composed_index_to_registry_and_referrers_by_fallback_tag(registry, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    for el in ("el8", "el9"):
+        d = tmp_path / f"repo-{el}"
+        d.mkdir()
+        (d / "repomd.xml").write_text(el)
+        ocisift.push(f"oci:{tmp_path}/{el}", [str(d)], platform=f"linux/amd64:{el}")
+    made = ocisift.index_create(f"oci:{tmp_path}/merged:2.0", [f"oci:{tmp_path}/el8", f"oci:{tmp_path}/el9"])
+    ocisift.copy(f"oci:{tmp_path}/merged:2.0", f"{registry.host}/acme/composed:2.0")
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                          f"docker://{registry.host}/acme/composed:2.0"], check=True, capture_output=True,
+                         timeout=60).stdout
+    assert ocisift.Digest.of(raw) == made.descriptor.digest
+    # Two referrers pushed at once onto one subject: both survive in the fallback tag index.
+    subject = f"{registry.host}/acme/composed@{made.descriptor.digest}"
+    files = []
+    for kind in ("sbom", "sig"):
+        f = tmp_path / f"{kind}.json"
+        f.write_text(json.dumps({"kind": kind}))
+        files.append((kind, f))
+    with ThreadPoolExecutor(2) as pool:
+        pushed = list(pool.map(lambda kf: ocisift.push(f"{registry.host}/acme/composed:{kf[0]}", [str(kf[1])],
+                                                         artifact_type=f"application/vnd.acme.{kf[0]}",
+                                                         subject=subject), files))
+    store = ocisift.open(f"{registry.host}/acme/composed")
+    found = {str(d.digest): d.artifact_type for d in store.referrers(made.descriptor)}
+    assert found == {str(p.descriptor.digest): f"application/vnd.acme.{k}" for p, (k, _) in zip(pushed, files, strict=True)}
+    chosen = ocisift.resolve(subject, artifact_type="application/vnd.acme.sbom", referrers=True)
+    assert chosen.descriptor.digest == pushed[0].descriptor.digest

@@ -193,11 +193,14 @@ def select(
     all_leaves = leaves(roots, load, max_depth=max_depth)
     pool = list(all_leaves)
     if selector.referrers and referrers is not None:
-        for leaf in all_leaves:
-            for ref_desc in referrers(leaf.descriptor):
+        # Artifacts may hang off a leaf manifest (they inherit its platform) or off a root index.
+        subjects = [(leaf.descriptor, leaf.platform, leaf.path) for leaf in all_leaves]
+        subjects += [(r, None, ()) for r in roots if mt.is_index(r.media_type)]
+        for subject, platform, path in subjects:
+            for ref_desc in referrers(subject):
                 doc = load(ref_desc)
                 if isinstance(doc, Manifest):
-                    pool.append(Candidate(ref_desc, doc, leaf.platform, (*leaf.path, leaf.descriptor), leaf.descriptor))
+                    pool.append(Candidate(ref_desc, doc, platform, (*path, subject), subject))
     matched = [c for c in pool if candidate_matches(c, selector, config_platform)]
     if selector.referrers:
         matched = [c for c in matched if c.referrer_of is not None] or matched

@@ -267,8 +267,11 @@ class RegistryStore:
         if mt.is_manifest(desc.media_type) or mt.is_index(desc.media_type):
             raw = stream.read(MAX_MANIFEST_BYTES + 1)
             verify_bytes(raw, desc.digest, desc.size, what=f"manifest {desc.digest.short}")
-            self._put_manifest(str(desc.digest), raw, desc.media_type)
+            subject_seen = self._put_manifest(str(desc.digest), raw, desc.media_type)
             self._manifests[str(desc.digest)] = raw
+            doc = parse_document(raw, desc.media_type, what=f"manifest {desc.digest.short}")
+            if doc.subject is not None and not subject_seen:
+                self._add_fallback_referrer(doc.subject, desc, doc)
             return
         self._upload(desc, stream, self._start_upload(f"{self.base}/blobs/uploads/", "pull,push"))
 
@@ -324,13 +327,36 @@ class RegistryStore:
             return False
         raise OcisiftError(f"registry answered {resp.status} to a mount of {desc.digest}")
 
-    def _put_manifest(self, ident: str, raw: bytes, media_type: str) -> None:
+    def _put_manifest(self, ident: str, raw: bytes, media_type: str) -> bool:
+        """PUT; True when the registry says it indexed the subject itself (OCI-Subject header)."""
         resp = self._request("PUT", f"{self.base}/manifests/{ident}", scope="pull,push", body=raw,
                              headers={"Content-Type": media_type})
         text = resp.data[:500].decode(errors="replace") if resp.status != 201 else ""
         resp.release_conn()
         if resp.status != 201:
             raise OcisiftError(f"registry refused manifest {ident} ({resp.status}): {text}")
+        return bool(resp.headers.get("OCI-Subject"))
+
+    def _add_fallback_referrer(self, subject: Descriptor, desc: Descriptor, doc: Any, attempts: int = 8) -> None:
+        """The referrers tag schema: add `desc` to the index tagged sha256-<hex>.
+
+        Two pushers may race on that tag; re-read after writing and try again
+        until our entry is there, so neither loses the other's referrer.
+        """
+        import json as _json
+
+        tag = f"{subject.digest.algorithm}-{subject.digest.hex}"
+        artifact_type = getattr(doc, "effective_artifact_type", None) or doc.artifact_type
+        entry = Descriptor(desc.media_type, desc.digest, desc.size, doc.annotations, None, artifact_type)
+        for _ in range(attempts):
+            raw, _ = self._get_manifest(tag, None)
+            current = list(getattr(parse_document(raw, None, what="referrers index"), "manifests", ())) if raw else []
+            if any(d.digest == desc.digest for d in current):
+                return
+            body = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
+                    "manifests": [d.to_json() for d in [*current, entry]]}
+            self._put_manifest(tag, _json.dumps(body, separators=(",", ":")).encode(), mt.OCI_INDEX)
+        raise OcisiftError(f"could not record referrer {desc.digest} under tag {tag} after {attempts} attempts")
 
     def tag(self, desc: Descriptor, tag: str, annotations: Mapping[str, str] | None = None) -> None:
         self._put_manifest(tag, self.fetch_manifest(desc), desc.media_type)
