@@ -146,3 +146,24 @@ def test_push_errors(tmp_path, cli):
     assert res.code == 2 and "titled" in res.err
     with pytest.raises(ocisift.UsageError):
         ocisift.push(f"oci:{tmp_path}/x", [str(tmp_path / "a" / "same")], tags=["bad tag"])
+
+
+def test_untag_and_gc_keep_everything_reachable(sample, cli, tmp_path):
+    before = {p.name for p in (tmp_path / "sample" / "blobs" / "sha256").iterdir()}
+    digests = {ref: cli("resolve", f"oci:{sample}:{ref}").out.strip() for ref in ("1.2", "7.2")}
+    dry = cli("gc", f"oci:{sample}", "--grace", "0", "--format", "json").json()
+    assert dry["removed"] == []  # everything in the sample is reachable
+    assert cli("untag", f"oci:{sample}:7.2").code == 0
+    assert cli("resolve", f"oci:{sample}:7.2").code == 3
+    assert cli("resolve", f"oci:{sample}/example.com/acme/modules/redis:7.2").code == 3
+    young = cli("gc", f"oci:{sample}", "--format", "json").json()
+    assert young["removed"] == []  # within the grace period nothing goes
+    res = cli("gc", f"oci:{sample}", "--grace", "0", "--format", "json").json()
+    assert str(digests["7.2"]) in res["removed"] and len(res["removed"]) == 4  # manifest, config, two layers
+    after = {p.name for p in (tmp_path / "sample" / "blobs" / "sha256").iterdir()}
+    assert before - after == {d.split(":")[1] for d in res["removed"]}
+    # Everything still named resolves and pulls completely.
+    ocisift.pull(f"oci:{sample}:1.2", str(tmp_path / "o"), platform="linux/arm64:el9", mode="extract")
+    ocisift.pull(f"oci:{sample}:example.com/acme/product:2.0", str(tmp_path / "p"),
+                 artifact_type="application/spdx+json")
+    assert cli("untag", f"oci:{sample}:7.2").code == 3

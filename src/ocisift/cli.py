@@ -425,6 +425,55 @@ def tag_command(source: str, tags: tuple[str, ...], fmt: str, **kw: Any) -> None
 
 
 @main.command()
+@click.argument("reference")
+@FORMAT
+def untag(reference: str, fmt: str) -> None:
+    """Remove a tag from a layout's index.json (the content stays until gc).
+
+    \b
+    Example:
+      ocisift untag oci:./layout:old
+    """
+    from .reference import LayoutReference, parse_reference
+    from .stores import open_store
+    from .stores.layout import untag_layout
+
+    ref = parse_reference(reference)
+    if not isinstance(ref, LayoutReference) or ref.layout != "dir" or not (ref.tag or ref.image):
+        raise UsageError("untag takes a layout directory reference with a tag, e.g. oci:./layout:old")
+    store = open_store(ref)
+    dropped = untag_layout(store, ref.tag or str(ref.image))  # type: ignore[arg-type]
+    _emit_json({"removed": dropped}) if fmt == "json" else click.echo(f"removed {dropped} entr{'y' if dropped == 1 else 'ies'}")
+
+
+@main.command()
+@click.argument("reference")
+@click.option("--grace", type=float, default=600.0, show_default=True,
+              help="Keep blobs younger than this many seconds (a push may be about to reference them).")
+@click.option("--dry-run", is_flag=True, help="List what would be removed.")
+@FORMAT
+def gc(reference: str, grace: float, dry_run: bool, fmt: str) -> None:
+    """Remove blobs that nothing in a layout's index.json reaches.
+
+    \b
+    Example:
+      ocisift gc oci:./layout --grace 0 --dry-run
+    """
+    from .reference import LayoutReference, parse_reference
+    from .stores import open_store
+    from .stores.layout import gc_layout
+
+    ref = parse_reference(reference)
+    if not isinstance(ref, LayoutReference) or ref.layout != "dir":
+        raise UsageError("gc takes a layout directory, e.g. oci:./layout")
+    removed, kept = gc_layout(open_store(ref), grace_seconds=grace, dry_run=dry_run)  # type: ignore[arg-type]
+    if fmt == "json":
+        _emit_json({"removed": removed, "kept": kept, "dryRun": dry_run})
+    else:
+        click.echo(f"{'would remove' if dry_run else 'removed'} {len(removed)} blob(s), kept {kept}")
+
+
+@main.command()
 @click.argument("host")
 @registry_options
 @FORMAT

@@ -349,6 +349,72 @@ class LayoutStore:
             self._index = None
 
 
+def untag_layout(store: LayoutStore, tag: str) -> int:
+    """Drop index.json entries named `tag` (short ref.name, or the tag of a full name); blobs stay until gc."""
+    from filelock import FileLock
+
+    from ..resolution import full_name_of
+
+    store._require_writable()
+    with FileLock(os.path.join(store.path, ".index.json.lock"), timeout=120):
+        current = json.loads(store.files.read("index.json", MAX_INDEX_JSON_BYTES) or _index_bytes([]))
+        kept, dropped = [], 0
+        for m in current.get("manifests", []):
+            ann = m.get("annotations") or {}
+            ref_name = ann.get(mt.ANNOTATION_REF_NAME)
+            full = full_name_of(ref_name) or full_name_of(ann.get(mt.ANNOTATION_CONTAINERD_NAME))
+            if ref_name == tag or (full is not None and str(full) == tag):
+                dropped += 1
+            else:
+                kept.append(m)
+        if not dropped:
+            raise NotFoundError(f"tag {tag} not found in {store.location}")
+        current["manifests"] = kept
+        _atomic_write(os.path.join(store.path, "index.json"), json.dumps(current, indent=2).encode() + b"\n")
+        store._index = None
+    return dropped
+
+
+def gc_layout(store: LayoutStore, *, grace_seconds: float = 600.0, dry_run: bool = False) -> tuple[list[str], int]:
+    """Remove blobs nothing in index.json reaches; returns (removed digests, kept count).
+
+    Blobs younger than `grace_seconds` are kept: a push writes its blobs before
+    it records the index.json entry that makes them reachable.
+    """
+    import time
+
+    from filelock import FileLock
+
+    from ..select import walk
+
+    store._require_writable()
+    with FileLock(os.path.join(store.path, ".index.json.lock"), timeout=120):
+        store._index = None
+        reachable: set[str] = set()
+        for root in store.roots():
+            for desc, doc, _ in walk(root, lambda d: load_document(store, d)):
+                reachable.add(str(desc.digest))
+                for blob in (getattr(doc, "config", None), *getattr(doc, "layers", ())):
+                    if blob is not None:
+                        reachable.add(str(blob.digest))
+        removed: list[str] = []
+        kept = 0
+        now = time.time()
+        blobs = os.path.join(store.path, "blobs")
+        for algorithm in sorted(os.listdir(blobs)) if os.path.isdir(blobs) else []:
+            folder = os.path.join(blobs, algorithm)
+            for name in sorted(os.listdir(folder)):
+                path = os.path.join(folder, name)
+                digest = f"{algorithm}:{name}"
+                if name.startswith(".") or digest in reachable or now - os.path.getmtime(path) < grace_seconds:
+                    kept += 1
+                    continue
+                removed.append(digest)
+                if not dry_run:
+                    os.unlink(path)
+    return removed, kept
+
+
 def _index_bytes(manifests: list[dict]) -> bytes:
     return json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": manifests}, indent=2).encode()
 
