@@ -103,5 +103,9 @@ def pytest_collection_modifyitems(config, items):
 
     if os.environ.get("OCISIFT_REQUIRE_INTEROP"):
         missing = [t for t in ("skopeo", "umoci", "docker-registry") if shutil.which(t) is None]
+        try:
+            import oras.client  # noqa: F401
+        except ImportError:
+            missing.append("oras (Python SDK)")
         if missing:
             raise pytest.UsageError(f"interop peers missing: {', '.join(missing)}")

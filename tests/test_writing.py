@@ -167,3 +167,29 @@ def test_untag_and_gc_keep_everything_reachable(sample, cli, tmp_path):
     ocisift.pull(f"oci:{sample}:example.com/acme/product:2.0", str(tmp_path / "p"),
                  artifact_type="application/spdx+json")
     assert cli("untag", f"oci:{sample}:7.2").code == 3
+
+
+def test_annotation_file_in_the_oras_format(tmp_path):
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "ann.json").write_text(json.dumps({
+        "$manifest": {"org.opencontainers.image.source": "https://example.invalid/repo"},
+        "a.txt": {"com.acme.kind": "text"},
+    }))
+    pushed = ocisift.push(f"oci:{tmp_path}/x:1", [str(tmp_path / "a.txt")], annotation_file=str(tmp_path / "ann.json"),
+                          annotations=["com.acme.build=7"])
+    m = parse_document(ocisift.manifest(pushed.reference))
+    assert m.annotations == {"com.acme.build": "7", "org.opencontainers.image.source": "https://example.invalid/repo"}
+    assert m.layers[0].annotations == {mt.ANNOTATION_TITLE: "a.txt", "com.acme.kind": "text"}
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ocisift.UsageError):
+        ocisift.push(f"oci:{tmp_path}/x:2", [str(tmp_path / "a.txt")], annotation_file=str(tmp_path / "bad.json"))
+
+
+def test_push_into_an_archive_with_several_tags(tmp_path):
+    (tmp_path / "a.txt").write_text("a")
+    archive = tmp_path / "out.tar"
+    pushed = ocisift.push(f"oci-archive:{archive}:1.0", [str(tmp_path / "a.txt")], tags=["latest"])
+    assert pushed.tags == ("1.0", "latest")
+    for tag in ("1.0", "latest"):
+        assert ocisift.resolve(f"oci-archive:{archive}:{tag}").descriptor.digest == pushed.descriptor.digest
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ocisift")] == []

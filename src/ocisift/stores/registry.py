@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
@@ -24,6 +25,8 @@ from ..errors import AuthError, IntegrityError, NotFoundError, OcisiftError, Usa
 from ..models import MAX_MANIFEST_BYTES, Descriptor, MalformedDocument, parse_document
 from ..reference import ImageName, Reference, RegistryReference
 
+_FALLBACK_LOCKS: dict[str, threading.Lock] = {}
+_FALLBACK_LOCKS_GUARD = threading.Lock()
 ACCEPT = ", ".join([mt.OCI_INDEX, mt.OCI_MANIFEST, mt.DOCKER_LIST, mt.DOCKER_MANIFEST])
 MAX_TAG_PAGES = 1000
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
@@ -343,20 +346,39 @@ class RegistryStore:
         Two pushers may race on that tag; re-read after writing and try again
         until our entry is there, so neither loses the other's referrer.
         """
-        import json as _json
 
         tag = f"{subject.digest.algorithm}-{subject.digest.hex}"
         artifact_type = getattr(doc, "effective_artifact_type", None) or doc.artifact_type
         entry = Descriptor(desc.media_type, desc.digest, desc.size, doc.annotations, None, artifact_type)
-        for _ in range(attempts):
+        import time
+
+        key = f"{self.image.host}/{self.image.repository}:{tag}"
+        with _FALLBACK_LOCKS_GUARD:
+            lock = _FALLBACK_LOCKS.setdefault(key, threading.Lock())
+        with lock:
+            self._add_fallback_locked(tag, desc, entry, attempts)
+            time.sleep(0.05)  # another process may have written just now: look once more
+            self._add_fallback_locked(tag, desc, entry, attempts)
+
+    def _add_fallback_locked(self, tag: str, desc: Descriptor, entry: Descriptor, attempts: int) -> None:
+        import json as _json
+        import time
+
+        last: OcisiftError | None = None
+        for attempt in range(attempts):
             raw, _ = self._get_manifest(tag, None)
             current = list(getattr(parse_document(raw, None, what="referrers index"), "manifests", ())) if raw else []
             if any(d.digest == desc.digest for d in current):
                 return
             body = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
                     "manifests": [d.to_json() for d in [*current, entry]]}
-            self._put_manifest(tag, _json.dumps(body, separators=(",", ":")).encode(), mt.OCI_INDEX)
-        raise OcisiftError(f"could not record referrer {desc.digest} under tag {tag} after {attempts} attempts")
+            try:
+                self._put_manifest(tag, _json.dumps(body, separators=(",", ":")).encode(), mt.OCI_INDEX)
+            except OcisiftError as exc:  # a racing writer's manifest not yet visible: read again
+                last = exc
+                time.sleep(0.05 * (attempt + 1))
+        raise OcisiftError(f"could not record referrer {desc.digest} under tag {tag} after {attempts} attempts"
+                           + (f": {last.message}" if last else ""))
 
     def tag(self, desc: Descriptor, tag: str, annotations: Mapping[str, str] | None = None) -> None:
         self._put_manifest(tag, self.fetch_manifest(desc), desc.media_type)
