@@ -96,6 +96,12 @@ def test_corrupted_blob_on_the_registry_exits_5_and_leaves_nothing(registry, tmp
         with pytest.raises(IntegrityError):
             ocisift.pull(f"{registry.host}/acme/module:7.2", str(tmp_path / "c"))
         assert not (tmp_path / "c").exists()
+        # copy streams without hashing twice: the corrupted blob must still never land in the layout.
+        with pytest.raises(IntegrityError):
+            ocisift.copy(f"{registry.host}/acme/module:7.2", f"oci:{tmp_path}/mirror:7.2")
+        landed = tmp_path / "mirror" / "blobs" / "sha256"
+        assert not (landed / layer.digest.hex).exists()
+        assert [p.name for p in landed.iterdir() if p.name.startswith(".tmp")] == []
     finally:
         blob.write_bytes(original)
 

@@ -142,3 +142,13 @@ def test_referrers_in_a_layout_are_selected_by_artifact_type(layout, tmp_path):
     ocisift.pull(f"oci:{layout.path}:v1", str(tmp_path / "sbom"),
                  select=Selector.build("linux/arm64", "application/spdx+json", referrers=True))
     assert (tmp_path / "sbom" / "sbom.json").read_bytes() == b'{"sbom":"arm"}'
+
+
+def test_large_index_json_resolves(layout):
+    """index.json is not a fetched manifest: a 100,000-entry layout (about 20 MiB) must still resolve."""
+    a = artifact(layout)
+    rows = [{"mediaType": mt.OCI_MANIFEST, "digest": "sha256:" + f"{i:064x}", "size": 1,
+             "annotations": {REF: f"t{i}"}} for i in range(100_000)]
+    rows[54_321] = entry(a, org__opencontainers__image__ref__name="t54321")
+    write_index(layout, rows)
+    assert ocisift.resolve(f"oci:{layout.path}:t54321").root.digest == a.digest

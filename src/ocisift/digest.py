@@ -115,6 +115,11 @@ class VerifyingReader(io.RawIOBase):
         self._done = True
         raise IntegrityError(message)
 
+    @property
+    def verifies(self) -> Digest:
+        """The digest this stream checks; a writer given it need not hash the bytes again."""
+        return self._digest
+
     def drain(self) -> None:
         """Read to the end so the digest is checked even if the consumer stopped early."""
         while self.read(CHUNK):

@@ -127,9 +127,9 @@ class Index:
 Document = Manifest | Index
 
 
-def _load_json(raw: bytes, what: str) -> dict[str, Any]:
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise MalformedDocument(f"{what} is {len(raw)} bytes, over the {MAX_MANIFEST_BYTES}-byte limit for manifests")
+def _load_json(raw: bytes, what: str, max_bytes: int = MAX_MANIFEST_BYTES) -> dict[str, Any]:
+    if len(raw) > max_bytes:
+        raise MalformedDocument(f"{what} is {len(raw)} bytes, over the {max_bytes}-byte limit for manifests")
     try:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -139,9 +139,13 @@ def _load_json(raw: bytes, what: str) -> dict[str, Any]:
     return obj
 
 
-def parse_document(raw: bytes, media_type: str | None = None, what: str = "document") -> Document:
-    """Parse manifest or index bytes; `media_type` is the descriptor's claim, checked against the body."""
-    obj = _load_json(raw, what)
+def parse_document(raw: bytes, media_type: str | None = None, what: str = "document",
+                   max_bytes: int = MAX_MANIFEST_BYTES) -> Document:
+    """Parse manifest or index bytes; `media_type` is the descriptor's claim, checked against the body.
+
+    `max_bytes` is raised only for a layout's own index.json, which is not a fetched manifest.
+    """
+    obj = _load_json(raw, what, max_bytes)
     has_layers = "layers" in obj or "config" in obj
     has_manifests = "manifests" in obj
     if has_layers and has_manifests:

@@ -33,6 +33,10 @@ class CountingReader(io.RawIOBase):
         self.inner = inner
         self.advance = advance
 
+    @property
+    def verifies(self):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, "verifies", None)
+
     def readable(self) -> bool:
         return True
 

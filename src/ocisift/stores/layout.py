@@ -203,7 +203,7 @@ class LayoutStore:
             raw = self.files.read("index.json", MAX_INDEX_JSON_BYTES)
             if raw is None:
                 raise NotFoundError(f"{self.path} is not an OCI layout: no index.json")
-            doc = parse_document(raw, None, what=f"{self.path}/index.json")
+            doc = parse_document(raw, None, what=f"{self.path}/index.json", max_bytes=MAX_INDEX_JSON_BYTES)
             if not isinstance(doc, Index):
                 raise MalformedDocument(f"{self.path}/index.json is not an image index")
             self._index = doc
@@ -297,13 +297,16 @@ class LayoutStore:
         if os.path.exists(final):
             return
         os.makedirs(os.path.dirname(final), exist_ok=True)
-        reader = VerifyingReader(stream, desc.digest, desc.size, what=f"blob {desc.digest.short}")
+        if getattr(stream, "verifies", None) == desc.digest:
+            reader = stream  # already checked as it streams: hashing twice would halve the speed
+        else:
+            reader = VerifyingReader(stream, desc.digest, desc.size, what=f"blob {desc.digest.short}")
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(final))
         try:
             with os.fdopen(fd, "wb") as out:
                 while chunk := reader.read(CHUNK):
                     out.write(chunk)
-                reader.drain()
+                reader.read()  # the end of the stream, where a digest or size mismatch is raised
             os.replace(tmp, final)
         except BaseException:
             _unlink_quietly(tmp)

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""ocisift against its peers on one loopback registry, in one run.
+
+    python bench/run.py [--size 1G] [--layers 8] [--rounds 3] [--json out.json]
+
+Starts Debian's docker-registry on a free loopback port, pushes an artifact of
+incompressible tar+gzip layers, then runs each pair alternately and prints
+medians, ratios (ocisift time / peer time; below 1 is faster) and each
+process's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))  # the same registry runner the tests use
+
+import ocisift  # noqa: E402
+from ocisift import mediatypes as mt  # noqa: E402
+from ocisift.stores.layout import LayoutStore  # noqa: E402
+from registry import run_registry  # noqa: E402
+
+OCISIFT = [sys.executable, "-m", "ocisift"]
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(float(text[:-1]) * units[text[-1].upper()]) if text[-1].upper() in units else int(text)
+
+
+def run(cmd: list[str], cwd: str | None = None) -> tuple[float, int]:
+    """Wall time and peak RSS (KiB) of one command, measured by GNU time.
+
+    (A forked child's own rusage inherits the parent's high-water mark on Linux,
+    so the bench process's memory would leak into every reading.)
+    """
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        started = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%M", *cmd], cwd=cwd,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        elapsed = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.decode()}")
+        peak_kib = int(report.read().strip().splitlines()[-1])
+    return elapsed, peak_kib
+
+
+def make_layout(path: Path, size: int, layers: int) -> None:
+    store = LayoutStore.create_directory(str(path))
+    per = size // layers
+    descs = []
+    for i in range(layers):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(f"layer{i}/data.bin")
+            info.size = per
+            tar.addfile(info, io.BytesIO(os.urandom(per)))
+        data = gzip.compress(buf.getvalue(), compresslevel=1, mtime=0)
+        descs.append(store.push_bytes(data, mt.OCI_LAYER_GZIP, annotations={
+            mt.ANNOTATION_TITLE: f"layer{i}.tar.gz", mt.ANNOTATION_ORAS_UNPACK: "true"}))
+    cfg = store.push_bytes(b"{}", mt.OCI_EMPTY)
+    body = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "artifactType": "application/vnd.bench.v1",
+            "config": cfg.to_json(), "layers": [d.to_json() for d in descs]}
+    manifest = store.push_bytes(json.dumps(body).encode(), mt.OCI_MANIFEST)
+    store.tag(manifest, "v1")
+
+
+def make_big_index(path: Path, entries: int) -> str:
+    """A layout whose index.json lists `entries` tagged manifests; returns a tag in the middle."""
+    store = LayoutStore.create_directory(str(path))
+    cfg = store.push_bytes(b"{}", mt.OCI_EMPTY)
+    rows = []
+    for i in range(entries):
+        body = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": cfg.to_json(),
+                           "layers": [], "annotations": {"n": str(i)}}).encode()
+        d = store.push_bytes(body, mt.OCI_MANIFEST) if i % 1000 == 0 or i == entries // 2 else None
+        digest = d.to_json() if d else {"mediaType": mt.OCI_MANIFEST, "digest": "sha256:" + f"{i:064x}", "size": len(body)}
+        rows.append({**digest, "annotations": {mt.ANNOTATION_REF_NAME: f"t{i}"}})
+    (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": rows}))
+    return f"t{entries // 2}"
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="1G")
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--index-entries", type=int, default=100_000)
+    ap.add_argument("--json", dest="json_out")
+    args = ap.parse_args()
+    size = parse_size(args.size)
+    for tool, package in (("skopeo", "skopeo"), ("curl", "curl"), ("docker-registry", "docker-registry"),
+                          ("/usr/bin/time", "time")):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is needed (apt-get install {package})")
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="ocisift-bench-") as tmp:
+        work = Path(tmp)
+        print(f"generating {size >> 20} MiB in {args.layers} layers ...", file=sys.stderr)
+        make_layout(work / "src", size, args.layers)
+        with run_registry(work / "reg") as reg:
+            ref = f"{reg.host}/bench/art:v1"
+            ocisift.copy(f"oci:{work}/src:v1", ref)
+            digest = ocisift.resolve(ref).descriptor.digest
+            manifest = ocisift.manifest(ref)
+            layers = [layer["digest"] for layer in json.loads(manifest)["layers"]]
+
+            def fresh(name: str) -> str:
+                d = work / name
+                shutil.rmtree(d, ignore_errors=True)
+                return str(d)
+
+            def record(name: str, timing: tuple[float, int]) -> None:
+                r = results.setdefault(name, {"times": [], "rss": 0})  # type: ignore[dict-item]
+                r["times"].append(timing[0])  # type: ignore[union-attr]
+                r["rss"] = max(r["rss"], timing[1])  # type: ignore[type-var]
+
+            print("running rounds ...", file=sys.stderr)
+            for _ in range(args.rounds):
+                record("copy registry->layout: ocisift", run([*OCISIFT, "copy", ref, f"oci:{fresh('o1')}:v1"]))
+                record("copy registry->layout: skopeo", run(["skopeo", "copy", "--src-tls-verify=false",
+                                                               f"docker://{ref}", f"oci:{fresh('s1')}:v1"]))
+                out = fresh("curl")
+                os.makedirs(out)
+                urls = []
+                for lay in layers:
+                    urls += ["-o", f"{out}/{lay.split(':')[1]}", f"http://{reg.host}/v2/bench/art/blobs/{lay}"]
+                record("fetch all blobs: curl", run(["curl", "-sfL", *urls]))
+                record("pull extract-all: ocisift", run([*OCISIFT, "pull", ref, "--mode", "extract-all",
+                                                         "-o", fresh("o2")]))
+                record("pull: oras-py", run([sys.executable, "-c",
+                    "import sys, oras.client; c = oras.client.OrasClient(hostname=sys.argv[1], insecure=True);"
+                    " c.pull(target=sys.argv[2], outdir=sys.argv[3])", reg.host, ref, fresh("p2")]))
+            print("resolution in a large index.json ...", file=sys.stderr)
+            tag = make_big_index(work / "big", args.index_entries)
+            for _ in range(args.rounds):
+                record("resolve in 100k index: ocisift", run([*OCISIFT, "resolve", f"oci:{work}/big:{tag}"]))
+                record("resolve in 100k index: skopeo", run(["skopeo", "inspect", "--raw", f"oci:{work}/big:{tag}"]))
+                record("start-up: ocisift --version", run([*OCISIFT, "--version"]))
+    rows = {name: {"median_s": round(median(r["times"]), 4), "peak_rss_mib": round(r["rss"] / 1024, 1)}  # type: ignore[arg-type]
+            for name, r in results.items()}
+    pairs = [("copy registry->layout: ocisift", "copy registry->layout: skopeo"),
+             ("copy registry->layout: ocisift", "fetch all blobs: curl"),
+             ("pull extract-all: ocisift", "pull: oras-py"),
+             ("resolve in 100k index: ocisift", "resolve in 100k index: skopeo")]
+    ratios = {f"{a} / {b.split(': ')[1]}": round(rows[a]["median_s"] / rows[b]["median_s"], 3) for a, b in pairs}
+    report = {"size_bytes": size, "layers": args.layers, "rounds": args.rounds, "digest": str(digest),
+              "results": rows, "ratios": ratios}
+    print(f"\n{size >> 20} MiB in {args.layers} layers, {args.rounds} rounds, medians\n")
+    print(f"| {'run':<40} | {'median s':>9} | {'peak RSS MiB':>12} |")
+    print(f"|{'-' * 42}|{'-' * 11}|{'-' * 14}|")
+    for name, row in rows.items():
+        print(f"| {name:<40} | {row['median_s']:>9.3f} | {row['peak_rss_mib']:>12.1f} |")
+    print()
+    for name, ratio in ratios.items():
+        print(f"ratio {name}: {ratio}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(report, indent=2))
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
