@@ -212,10 +212,34 @@ class LayoutStore:
     def roots(self) -> list[Descriptor]:
         return list(self.index().manifests)
 
+    def _candidates(self, ref: LayoutReference) -> list[Descriptor]:
+        """index.json entries that could match, typed; huge indexes are pre-filtered on the raw JSON.
+
+        The filter only drops entries that cannot match (no annotation mentions the tag, or another
+        digest), so the exact rules in match_index_entries still decide.
+        """
+        if self._index is not None or ref.tagless:
+            return self.roots()
+        raw = self.files.read("index.json", MAX_INDEX_JSON_BYTES)
+        if raw is None or len(raw) < 1 << 20:
+            return self.roots()
+        try:
+            rows = json.loads(raw).get("manifests") or []
+        except (ValueError, AttributeError):
+            return self.roots()  # let the full parser report the problem
+        if ref.digest is not None:
+            needle = str(ref.digest)
+            keep = [r for r in rows if isinstance(r, dict) and r.get("digest") == needle]
+        else:
+            needle = ref.tag if ref.tag is not None else (ref.image.tag if ref.image else None) or ""
+            keep = [r for r in rows if isinstance(r, dict) and any(
+                isinstance(v, str) and needle in v for v in (r.get("annotations") or {}).values())]
+        return [Descriptor.from_json(r, f"{self.path}/index.json entry") for r in keep]
+
     def resolve(self, ref: Reference) -> list[Descriptor]:
         if not isinstance(ref, LayoutReference):
             raise UsageError(f"{ref} is not a layout reference")
-        entries = self.roots()
+        entries = self._candidates(ref)
         found = match_index_entries(entries, ref)
         if found or ref.digest is None:
             return found
