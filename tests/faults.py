@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -15,6 +16,9 @@ class Faults:
     cut_blobs_once: bool = False          # first GET of each blob: full Content-Length, half the body, close
     busy_manifests_once: bool = False     # first GET of each manifest: 503 with Retry-After: 1
     cut_every_time: bool = False          # every blob GET is cut: the data cannot be had
+    stall_blobs_once: float = 0.0         # first GET of each blob: half the body, then silence for this long
+    short_length_once: bool = False       # first GET of each blob: declare (and send) 100 bytes too few
+    wrong_bytes: bool = False             # every blob GET: one byte flipped
     paginate_tags: int | None = None      # serve the real tag list in pages with Link headers (distribution v3 style)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Range)
     seen: Counter = field(default_factory=Counter)
@@ -48,13 +52,27 @@ def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServe
             cut = (method == "GET" and "/blobs/" in self.path and len(body) > 1
                    and ((faults.cut_blobs_once and first and status == 200)
                         or (faults.cut_every_time and status in (200, 206))))
+            blob_get = method == "GET" and "/blobs/" in self.path and status in (200, 206) and len(body) > 200
+            if blob_get and faults.wrong_bytes:
+                body = body[:-1] + bytes([body[-1] ^ 0xFF])
+            declared = len(body)
+            if blob_get and faults.short_length_once and first:
+                declared = len(body) - 100
+                body = body[:declared]
+            stall = blob_get and faults.stall_blobs_once > 0 and first
             self.send_response(status)
             for h in ("Content-Type", "Docker-Content-Digest", "Content-Range", "WWW-Authenticate", "Location"):
                 if headers.get(h):
                     self.send_header(h, headers[h])
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(declared))
             self.end_headers()
             if method != "HEAD":
+                if stall:
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    time.sleep(faults.stall_blobs_once)
+                    self.close_connection = True
+                    return
                 self.wfile.write(body[: len(body) // 2] if cut else body)
             if cut:
                 self.close_connection = True

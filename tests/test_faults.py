@@ -107,3 +107,46 @@ def test_chunked_upload(upstream, tmp_path):
     ocisift.pull(f"{upstream.host}/acme/chunked:v1", str(tmp_path / "out"))
     assert (tmp_path / "out" / "big.bin").read_bytes() == upstream.big
     assert result.root.digest == ocisift.resolve(f"{upstream.host}/acme/big:v1").descriptor.digest
+
+
+def test_stalled_transfer_times_out_and_resumes(upstream, tmp_path):
+    from ocisift.transport import RegistryOptions
+
+    faults = Faults(stall_blobs_once=3.0)
+    server, host = proxied(upstream, faults)
+    try:
+        started = time.monotonic()
+        ocisift.pull(f"{host}/acme/big:v1", str(tmp_path / "out"), registry=RegistryOptions(timeout=1.0))
+        assert (tmp_path / "out" / "big.bin").read_bytes() == upstream.big
+        assert time.monotonic() - started < 30
+        assert any(r for m, p, r in faults.requests if "/blobs/" in p and r.startswith("bytes="))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_wrong_content_length_is_caught_and_resumed(upstream, tmp_path):
+    faults = Faults(short_length_once=True)
+    server, host = proxied(upstream, faults)
+    try:
+        ocisift.pull(f"{host}/acme/big:v1", str(tmp_path / "out"))
+        assert (tmp_path / "out" / "big.bin").read_bytes() == upstream.big
+        assert any(r for m, p, r in faults.requests if "/blobs/" in p and r.startswith("bytes="))
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_wrong_bytes_exit_5_and_leave_nothing(upstream, tmp_path, cli):
+    faults = Faults(wrong_bytes=True)
+    server, host = proxied(upstream, faults)
+    try:
+        res = cli("pull", f"{host}/acme/big:v1", "-o", str(tmp_path / "out"), "--format", "json")
+        assert res.code == 5 and "digest" in res.json()["error"]["message"]
+        assert not (tmp_path / "out").exists()
+        with pytest.raises(IntegrityError):
+            ocisift.copy(f"{host}/acme/big:v1", f"oci:{tmp_path}/mirror:v1")
+        assert not [p for p in (tmp_path / "mirror" / "blobs" / "sha256").iterdir() if p.stat().st_size > 1 << 20]
+    finally:
+        server.shutdown()
+        server.server_close()
