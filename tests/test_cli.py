@@ -152,3 +152,19 @@ def test_hostile_archive_file_is_refused_cleanly(cli, tmp_path):
 def test_version_and_module_entry():
     out = subprocess.run([sys.executable, "-m", "ocisift", "--version"], capture_output=True, text=True, check=True)
     assert ocisift.__version__ in out.stdout
+
+
+def test_max_depth_bounds_the_walk(layout, cli):
+    from conftest import artifact, entry, push_index, write_index
+
+    from ocisift.platform import Platform
+
+    node = artifact(layout, platform=Platform.parse("linux/amd64"))
+    for _ in range(20):
+        node = push_index(layout, [node])
+    write_index(layout, [entry(node, org__opencontainers__image__ref__name="deep")])
+    res = cli("resolve", f"oci:{layout.path}:deep", "--platform", "linux/amd64", "--format", "json")
+    assert res.code == 5 and "deeper than 16" in res.json()["error"]["message"]
+    assert cli("resolve", f"oci:{layout.path}:deep", "--platform", "linux/amd64", "--max-depth", "32").code == 0
+    assert cli("tree", f"oci:{layout.path}:deep").code == 5
+    assert cli("tree", f"oci:{layout.path}:deep", "--max-depth", "32").code == 0

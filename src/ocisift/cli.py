@@ -28,6 +28,8 @@ def selector_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Select by annotation (repeatable, all must hold; KEY alone means present)."),
         click.option("--referrers", is_flag=True, help="Also consider artifacts attached via subject."),
         click.option("--first", is_flag=True, help="Accept the first match in graph order instead of failing."),
+        click.option("--max-depth", type=int, default=16, show_default=True,
+                     help="Deepest index nesting walked before the graph is refused."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -62,10 +64,11 @@ def _registry(kw: dict[str, Any]):
 
 
 def _selector(platform: tuple[str, ...], artifact_type: str | None, media_type: str | None,
-              annotations: tuple[str, ...], referrers: bool, first: bool):
+              annotations: tuple[str, ...], referrers: bool, first: bool, max_depth: int = 16):
     from .select import Selector
 
-    return Selector.build(list(platform) or None, artifact_type, media_type, annotations, referrers, first)
+    return Selector.build(list(platform) or None, artifact_type, media_type, annotations, referrers, first,
+                          max_depth)
 
 
 def _progress(fmt: str):
@@ -122,9 +125,11 @@ def resolve(reference: str, fmt: str, **sel: Any) -> None:
 @main.command()
 @click.argument("reference")
 @click.option("--referrers", is_flag=True, help="Show artifacts attached via subject.")
+@click.option("--max-depth", type=click.IntRange(1), default=16, show_default=True,
+              help="Deepest index nesting walked before the graph is refused.")
 @registry_options
 @FORMAT
-def tree(reference: str, referrers: bool, fmt: str, **kw: Any) -> None:
+def tree(reference: str, referrers: bool, max_depth: int, fmt: str, **kw: Any) -> None:
     """Show the graph under REFERENCE: nested indexes, platforms, artifact types, layers.
 
     A tagless layout reference shows every entry of index.json.
@@ -136,7 +141,7 @@ def tree(reference: str, referrers: bool, fmt: str, **kw: Any) -> None:
     """
     from . import api
 
-    nodes = api.tree(reference, referrers=referrers, registry=_registry(kw))
+    nodes = api.tree(reference, referrers=referrers, max_depth=max_depth, registry=_registry(kw))
     if fmt == "json":
         _emit_json([n.to_json() for n in nodes])
         return

@@ -56,6 +56,7 @@ class Selector:
     annotations: tuple[tuple[str, str | None], ...] = ()
     referrers: bool = False
     first: bool = False
+    max_depth: int = MAX_DEPTH
 
     @property
     def active(self) -> bool:
@@ -70,6 +71,7 @@ class Selector:
         annotations: Sequence[str] | dict[str, str] | None = None,
         referrers: bool = False,
         first: bool = False,
+        max_depth: int = MAX_DEPTH,
     ) -> Selector:
         if platform is None:
             plats: tuple[Platform, ...] = ()
@@ -81,7 +83,9 @@ class Selector:
             ann = tuple(annotations.items())
         else:
             ann = parse_annotation_filters(annotations or ())
-        return cls(plats, artifact_type, media_type, ann, referrers, first)
+        if max_depth < 1:
+            raise UsageError("--max-depth must be at least 1")
+        return cls(plats, artifact_type, media_type, ann, referrers, first, max_depth)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,10 +191,10 @@ def select(
     config_platform: ConfigPlatform | None = None,
     referrers: Referrers | None = None,
     describe: Callable[[Candidate], dict[str, Any]] | None = None,
-    max_depth: int = MAX_DEPTH,
+    max_depth: int | None = None,
 ) -> Candidate:
     """Exactly one leaf, or NotFound (exit 3) / Ambiguous (exit 4) listing what is there."""
-    all_leaves = leaves(roots, load, max_depth=max_depth)
+    all_leaves = leaves(roots, load, max_depth=max_depth if max_depth is not None else selector.max_depth)
     pool = list(all_leaves)
     if selector.referrers and referrers is not None:
         # Artifacts may hang off a leaf manifest (they inherit its platform) or off a root index.
