@@ -156,7 +156,6 @@ def test_version_and_module_entry():
 
 def test_max_depth_bounds_the_walk(layout, cli):
     from conftest import artifact, entry, push_index, write_index
-
     from ocisift.platform import Platform
 
     node = artifact(layout, platform=Platform.parse("linux/amd64"))
