@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # the same registry runner the t
 
 import ocisift  # noqa: E402
 from ocisift import mediatypes as mt  # noqa: E402
+from ocisift.pusher import manifest_bytes  # noqa: E402
 from ocisift.stores.layout import LayoutStore  # noqa: E402
 from registry import run_registry  # noqa: E402
 
@@ -72,9 +73,8 @@ def make_layout(path: Path, size: int, layers: int) -> None:
         descs.append(store.push_bytes(data, mt.OCI_LAYER_GZIP, annotations={
             mt.ANNOTATION_TITLE: f"layer{i}.tar.gz", mt.ANNOTATION_ORAS_UNPACK: "true"}))
     cfg = store.push_bytes(b"{}", mt.OCI_EMPTY)
-    body = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "artifactType": "application/vnd.bench.v1",
-            "config": cfg.to_json(), "layers": [d.to_json() for d in descs]}
-    manifest = store.push_bytes(json.dumps(body).encode(), mt.OCI_MANIFEST)
+    raw = manifest_bytes(cfg, descs, artifact_type="application/vnd.bench.v1")
+    manifest = store.push_bytes(raw, mt.OCI_MANIFEST)
     store.tag(manifest, "v1")
 
 
@@ -84,8 +84,7 @@ def make_big_index(path: Path, entries: int) -> str:
     cfg = store.push_bytes(b"{}", mt.OCI_EMPTY)
     rows = []
     for i in range(entries):
-        body = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": cfg.to_json(),
-                           "layers": [], "annotations": {"n": str(i)}}).encode()
+        body = manifest_bytes(cfg, [], annotations={"n": str(i)})
         d = store.push_bytes(body, mt.OCI_MANIFEST) if i % 1000 == 0 or i == entries // 2 else None
         digest = d.to_json() if d else {"mediaType": mt.OCI_MANIFEST, "digest": "sha256:" + f"{i:064x}", "size": len(body)}
         rows.append({**digest, "annotations": {mt.ANNOTATION_REF_NAME: f"t{i}"}})
@@ -111,6 +110,8 @@ def main() -> int:
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed (apt-get install {package})")
     results: dict[str, dict[str, float]] = {}
+    resolve_ours = f"resolve in {args.index_entries:,}-entry index: ocisift"
+    resolve_theirs = f"resolve in {args.index_entries:,}-entry index: skopeo"
     with tempfile.TemporaryDirectory(prefix="ocisift-bench-") as tmp:
         work = Path(tmp)
         print(f"generating {size >> 20} MiB in {args.layers} layers ...", file=sys.stderr)
@@ -151,15 +152,15 @@ def main() -> int:
             print("resolution in a large index.json ...", file=sys.stderr)
             tag = make_big_index(work / "big", args.index_entries)
             for _ in range(args.rounds):
-                record("resolve in 100k index: ocisift", run([*OCISIFT, "resolve", f"oci:{work}/big:{tag}"]))
-                record("resolve in 100k index: skopeo", run(["skopeo", "inspect", "--raw", f"oci:{work}/big:{tag}"]))
+                record(resolve_ours, run([*OCISIFT, "resolve", f"oci:{work}/big:{tag}"]))
+                record(resolve_theirs, run(["skopeo", "inspect", "--raw", f"oci:{work}/big:{tag}"]))
                 record("start-up: ocisift --version", run([*OCISIFT, "--version"]))
     rows = {name: {"median_s": round(median(r["times"]), 4), "peak_rss_mib": round(r["rss"] / 1024, 1)}  # type: ignore[arg-type]
             for name, r in results.items()}
     pairs = [("copy registry->layout: ocisift", "copy registry->layout: skopeo"),
              ("copy registry->layout: ocisift", "fetch all blobs: curl"),
              ("pull extract-all: ocisift", "pull: oras-py"),
-             ("resolve in 100k index: ocisift", "resolve in 100k index: skopeo")]
+             (resolve_ours, resolve_theirs)]
     ratios = {f"{a} / {b.split(': ')[1]}": round(rows[a]["median_s"] / rows[b]["median_s"], 3) for a, b in pairs}
     report = {"size_bytes": size, "layers": args.layers, "rounds": args.rounds, "digest": str(digest),
               "results": rows, "ratios": ratios}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 
@@ -19,7 +21,8 @@ class Faults:
     stall_blobs_once: float = 0.0         # first GET of each blob: half the body, then silence for this long
     short_length_once: bool = False       # first GET of each blob: declare (and send) 100 bytes too few
     wrong_bytes: bool = False             # every blob GET: one byte flipped
-    paginate_tags: int | None = None      # serve the real tag list in pages with Link headers (distribution v3 style)
+    paginate_tags: int | None = None
+    redirect_blobs_to: str | None = None  # blob GETs answer 307 to http://HOST/storage/<digest>      # serve the real tag list in pages with Link headers (distribution v3 style)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Range)
     seen: Counter = field(default_factory=Counter)
 
@@ -34,6 +37,12 @@ def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServe
             if method == "GET" and "/manifests/" in self.path and faults.busy_manifests_once and first:
                 self.send_response(503)
                 self.send_header("Retry-After", "1")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if method == "GET" and "/blobs/" in self.path and faults.redirect_blobs_to:
+                self.send_response(307)
+                self.send_header("Location", f"http://{faults.redirect_blobs_to}/storage/{self.path.rsplit('/', 1)[-1]}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
@@ -109,3 +118,26 @@ def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServe
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+@contextlib.contextmanager
+def serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A loopback HTTP server for one `with` block; yields HOST:PORT and always stops it."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def proxy(upstream: str, faults: Faults) -> Iterator[str]:
+    """The misbehaving proxy in front of `upstream` for one `with` block; yields its HOST:PORT."""
+    server = start_proxy(upstream, faults)
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

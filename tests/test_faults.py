@@ -12,7 +12,7 @@ import pytest
 
 import ocisift
 from conftest import artifact, entry, write_index
-from faults import Faults, start_proxy
+from faults import Faults, proxy
 from ocisift.errors import IntegrityError
 from registry import run_registry
 
@@ -36,52 +36,35 @@ def upstream(tmp_path_factory):
         yield reg
 
 
-def proxied(upstream, faults):
-    server = start_proxy(upstream.host, faults)
-    return server, f"127.0.0.1:{server.server_address[1]}"
-
-
 def test_cut_transfer_resumes_with_range(upstream, tmp_path):
     faults = Faults(cut_blobs_once=True)
-    server, host = proxied(upstream, faults)
-    try:
+    with proxy(upstream.host, faults) as host:
         ocisift.pull(f"{host}/acme/big:v1", str(tmp_path / "out"))
         assert (tmp_path / "out" / "big.bin").read_bytes() == upstream.big
         ranges = [r for m, p, r in faults.requests if "/blobs/" in p and r]
         assert ranges and ranges[0].startswith("bytes=") and ranges[0] != "bytes=0-"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_busy_registry_is_retried_after_retry_after(upstream, tmp_path):
     faults = Faults(busy_manifests_once=True)
-    server, host = proxied(upstream, faults)
-    try:
+    with proxy(upstream.host, faults) as host:
         started = time.monotonic()
         digest = ocisift.resolve(f"{host}/acme/big:v1").descriptor.digest
         assert time.monotonic() - started >= 0.9  # Retry-After: 1 was honoured
         manifest_gets = [p for m, p, r in faults.requests if m == "GET" and "/manifests/" in p]
         assert len(manifest_gets) == 2
         assert digest == ocisift.resolve(f"{upstream.host}/acme/big:v1").descriptor.digest
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_transfer_that_always_breaks_fails_cleanly(upstream, tmp_path, cli):
     faults = Faults(cut_every_time=True)
-    server, host = proxied(upstream, faults)
-    try:
+    with proxy(upstream.host, faults) as host:
         res = cli("pull", f"{host}/acme/big:v1", "-o", str(tmp_path / "out"), "--format", "json")
         assert res.code == 5, res.out
         assert "giving up" in res.json()["error"]["message"]
         assert not (tmp_path / "out").exists()
         with pytest.raises(IntegrityError):
             ocisift.pull(f"{host}/acme/big:v1", str(tmp_path / "out2"))
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_copy_within_a_registry_mounts_instead_of_downloading(upstream):
@@ -113,40 +96,28 @@ def test_stalled_transfer_times_out_and_resumes(upstream, tmp_path):
     from ocisift.transport import RegistryOptions
 
     faults = Faults(stall_blobs_once=3.0)
-    server, host = proxied(upstream, faults)
-    try:
+    with proxy(upstream.host, faults) as host:
         started = time.monotonic()
         ocisift.pull(f"{host}/acme/big:v1", str(tmp_path / "out"), registry=RegistryOptions(timeout=1.0))
         assert (tmp_path / "out" / "big.bin").read_bytes() == upstream.big
         assert time.monotonic() - started < 30
         assert any(r for m, p, r in faults.requests if "/blobs/" in p and r.startswith("bytes="))
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_wrong_content_length_is_caught_and_resumed(upstream, tmp_path):
     faults = Faults(short_length_once=True)
-    server, host = proxied(upstream, faults)
-    try:
+    with proxy(upstream.host, faults) as host:
         ocisift.pull(f"{host}/acme/big:v1", str(tmp_path / "out"))
         assert (tmp_path / "out" / "big.bin").read_bytes() == upstream.big
         assert any(r for m, p, r in faults.requests if "/blobs/" in p and r.startswith("bytes="))
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_wrong_bytes_exit_5_and_leave_nothing(upstream, tmp_path, cli):
     faults = Faults(wrong_bytes=True)
-    server, host = proxied(upstream, faults)
-    try:
+    with proxy(upstream.host, faults) as host:
         res = cli("pull", f"{host}/acme/big:v1", "-o", str(tmp_path / "out"), "--format", "json")
         assert res.code == 5 and "digest" in res.json()["error"]["message"]
         assert not (tmp_path / "out").exists()
         with pytest.raises(IntegrityError):
             ocisift.copy(f"{host}/acme/big:v1", f"oci:{tmp_path}/mirror:v1")
         assert not [p for p in (tmp_path / "mirror" / "blobs" / "sha256").iterdir() if p.stat().st_size > 1 << 20]
-    finally:
-        server.shutdown()
-        server.server_close()

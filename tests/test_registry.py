@@ -190,21 +190,16 @@ def test_failed_copy_leaves_an_existing_archive_untouched(registry, tmp_path):
 def test_tag_listing_follows_pagination(registry):
     """distribution 2.8 ignores `n` on tags/list, so a loopback proxy pages the registry's real list with
     Link headers the way distribution v3 does; the client must follow them to the end."""
-    from faults import Faults, start_proxy
+    from faults import Faults, proxy
 
     for i in range(5):
         ocisift.copy(f"oci:{registry.layout}:7.2", f"{registry.host}/acme/paged:t{i}")
     assert sorted(ocisift.tags(f"{registry.host}/acme/paged")) == [f"t{i}" for i in range(5)]
     faults = Faults(paginate_tags=2)
-    server = start_proxy(registry.host, faults)
-    try:
-        host = f"127.0.0.1:{server.server_address[1]}"
+    with proxy(registry.host, faults) as host:
         assert sorted(ocisift.tags(f"{host}/acme/paged")) == [f"t{i}" for i in range(5)]
         pages = [p for m, p, r in faults.requests if "/tags/list" in p]
         assert len(pages) == 3 and "last=t1" in pages[1] and "last=t3" in pages[2]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_composed_index_to_registry_and_referrers_by_fallback_tag(registry, tmp_path):
@@ -237,3 +232,13 @@ def test_composed_index_to_registry_and_referrers_by_fallback_tag(registry, tmp_
     assert found == {str(p.descriptor.digest): f"application/vnd.acme.{k}" for p, (k, _) in zip(pushed, files, strict=True)}
     chosen = ocisift.resolve(subject, artifact_type="application/vnd.acme.sbom", referrers=True)
     assert chosen.descriptor.digest == pushed[0].descriptor.digest
+
+
+def test_tag_on_a_registry(registry, cli):
+    digest = ocisift.resolve(f"{registry.host}/acme/module:7.2").descriptor.digest
+    res = cli("tag", f"{registry.host}/acme/module@{digest}", "stable", "v7", "--format", "json")
+    assert res.code == 0 and res.json()["tags"] == ["stable", "v7"]
+    for name in ("stable", "v7", "7.2"):
+        assert ocisift.resolve(f"{registry.host}/acme/module:{name}").descriptor.digest == digest
+    assert {"stable", "v7"} <= set(ocisift.tags(f"{registry.host}/acme/module"))
+    assert cli("tag", f"{registry.host}/acme/module:7.2", "bad tag").code == 2

@@ -16,11 +16,11 @@ from .platform import Platform
 from .progress import Progress
 from .puller import PullResult, pull_from
 from .pusher import Pushed
-from .reference import LayoutReference, Reference, parse_reference
+from .reference import Reference, parse_reference
 from .resolution import names_of
 from .resolver import Resolved, config_platform_reader, find_roots, resolve_in
 from .select import MAX_DEPTH, Selector, walk
-from .stores import Store, open_store
+from .stores import Store, open_store, opened
 from .stores.base import load_document
 from .transport import RegistryOptions
 
@@ -59,33 +59,24 @@ def resolve(
 ) -> Resolved:
     """What a reference names; with any selector, the one manifest selected under it."""
     reference = _ref(ref)
-    store = open_store(reference, options=registry)
-    try:
+    with opened(reference, options=registry) as store:
         sel = _selector(select, platform, artifact_type, media_type, annotations, first, referrers)
         return resolve_in(store, reference, sel)
-    finally:
-        store.close()
 
 
 def manifest(ref: RefLike, *, select: Selector | None = None, registry: RegistryOptions | None = None,
              **selectors: Any) -> bytes:
     """The exact bytes of the manifest or index the reference (and selectors) name."""
     reference = _ref(ref)
-    store = open_store(reference, options=registry)
-    try:
+    with opened(reference, options=registry) as store:
         resolved = resolve_in(store, reference, select or Selector.build(**selectors))
         return store.fetch_manifest(resolved.descriptor)
-    finally:
-        store.close()
 
 
 def tags(ref: RefLike, *, registry: RegistryOptions | None = None) -> list[str]:
     reference = _ref(ref)
-    store = open_store(reference, options=registry)
-    try:
+    with opened(reference, options=registry) as store:
         return store.tags()
-    finally:
-        store.close()
 
 
 def pull(
@@ -110,16 +101,13 @@ def pull(
 ) -> PullResult:
     """Select one manifest, then write or unpack the chosen layers into `dest`, all or nothing."""
     reference = _ref(ref)
-    store = open_store(reference, options=registry)
-    try:
+    with opened(reference, options=registry) as store:
         sel = _selector(select, platform, artifact_type, None, annotations, first)
         return pull_from(
             store, reference, dest, selector=sel, layers=layers, mode=mode, name=name,
             include=tuple(include), exclude=tuple(exclude), overwrite=overwrite, dry_run=dry_run, limits=limits,
             progress=progress,
         )
-    finally:
-        store.close()
 
 
 @dataclass
@@ -161,15 +149,12 @@ def tree(ref: RefLike, *, referrers: bool = False, max_depth: int = MAX_DEPTH,
          registry: RegistryOptions | None = None) -> list[TreeNode]:
     """The whole graph under what the reference names (every root of a tagless layout)."""
     reference = _ref(ref)
-    store = open_store(reference, options=registry)
-    try:
+    with opened(reference, options=registry) as store:
         return tree_in(store, reference, referrers=referrers, max_depth=max_depth)
-    finally:
-        store.close()
 
 
 def tree_in(store: Store, reference: Reference, *, referrers: bool = False, max_depth: int = MAX_DEPTH) -> list[TreeNode]:
-    if isinstance(reference, LayoutReference) and reference.tagless:
+    if reference.tagless:
         roots = store.roots()
     else:
         roots = find_roots(store, reference)
@@ -211,20 +196,11 @@ def copy(src: RefLike, dst: RefLike, *, platform: str | Sequence[str] | None = N
 
     src_ref, dst_ref = _ref(src), _ref(dst)
     platforms = (platform,) if isinstance(platform, str) else tuple(platform or ())
-    source = open_store(src_ref, options=registry)
-    try:
-        destination = open_store(dst_ref, create=True, options=registry)
-        try:
-            result = copy_between(source, src_ref, destination, dst_ref, platforms=platforms,
-                                  concurrency=concurrency, progress=progress)
-            finish = getattr(destination, "finish", None)  # archives are packed only after success
-            if finish is not None:
-                finish()
-            return result
-        finally:
-            destination.close()
-    finally:
-        source.close()
+    with opened(src_ref, options=registry) as source, opened(dst_ref, create=True, options=registry) as destination:
+        result = copy_between(source, src_ref, destination, dst_ref, platforms=platforms,
+                              concurrency=concurrency, progress=progress)
+        destination.finish()  # an archive is packed only after success
+        return result
 
 
 def open(ref: RefLike, *, registry: RegistryOptions | None = None) -> Store:
@@ -282,21 +258,12 @@ def push(
     if subject is not None:
         subject_desc = resolve(subject, registry=registry).descriptor
     plat = Platform.parse(platform) if isinstance(platform, str) else platform
-    store = open_store(reference, create=True, options=registry)
-    try:
+    with opened(reference, create=True, options=registry) as store:
         result = push_artifact(store, reference, files, artifact_type=artifact_type,
                                annotations=_parse_annotations(annotations), file_annotations=per_file,
                                config=config, platform=plat, subject=subject_desc, tags=tags)
-        _finish(store)
+        store.finish()
         return result
-    finally:
-        store.close()
-
-
-def _finish(store: Store) -> None:
-    finish = getattr(store, "finish", None)  # archives are packed only after success
-    if finish is not None:
-        finish()
 
 
 def index_create(
@@ -316,20 +283,16 @@ def index_create(
     dst_ref = _ref(dst)
     platform_of = dict(platform_of or {})
     entries: list[Descriptor] = []
-    destination = open_store(dst_ref, create=True, options=registry)
-    try:
+    with opened(dst_ref, create=True, options=registry) as destination:
         for src in sources:
             src_ref = _ref(src)
-            source = open_store(src_ref, options=registry)
-            try:
+            with opened(src_ref, options=registry) as source:
                 root = resolve_in(source, src_ref).root
                 copy_graph(source, destination, root, CopyResult(str(src_ref), str(dst_ref)))
                 given = platform_of.pop(str(src), None)
                 entry = index_entry(source, root, Platform.parse(given) if given else None)
                 if all(e.digest != entry.digest for e in entries):
                     entries.append(entry)
-            finally:
-                source.close()
         if platform_of:
             from .errors import UsageError
 
@@ -340,10 +303,8 @@ def index_create(
 
         destination.push(desc, _io.BytesIO(raw))
         tags = record_name(destination, dst_ref, desc)
-        _finish(destination)
+        destination.finish()
         return Pushed(desc, destination.pinned(desc), tuple(tags))
-    finally:
-        destination.close()
 
 
 def index_edit(
@@ -361,8 +322,7 @@ def index_edit(
     from .pusher import Pushed, build_index, index_entry, record_name
 
     dst_ref = _ref(dst)
-    destination = open_store(dst_ref, options=registry)
-    try:
+    with opened(dst_ref, options=registry) as destination:
         current = resolve_in(destination, dst_ref).root
         doc = load_document(destination, current)
         if not isinstance(doc, Index):
@@ -370,13 +330,10 @@ def index_edit(
         entries = list(doc.manifests)
         if add is not None:
             src_ref = _ref(add)
-            source = open_store(src_ref, options=registry)
-            try:
+            with opened(src_ref, options=registry) as source:
                 root = resolve_in(source, src_ref).root
                 copy_graph(source, destination, root, CopyResult(str(src_ref), str(dst_ref)))
                 entries.append(index_entry(source, root, Platform.parse(platform) if platform else None))
-            finally:
-                source.close()
         if remove is not None:
             gone = _Digest.parse(remove)
             kept = [e for e in entries if e.digest != gone]
@@ -388,23 +345,19 @@ def index_edit(
         import io as _io
 
         destination.push(desc, _io.BytesIO(raw))
-        tags = record_name(destination, dst_ref, desc) if (dst_ref.tag or getattr(dst_ref, "image", None)) else []
+        # The name moves to the new index; an unnamed or pinned reference leaves naming to the caller.
+        tags = record_name(destination, dst_ref, desc) if dst_ref.named_tag else []
         return Pushed(desc, destination.pinned(desc), tuple(tags))
-    finally:
-        destination.close()
 
 
 def tag(src: RefLike, tags: Sequence[str], *, registry: RegistryOptions | None = None) -> list[str]:
     """Give what SRC names more tags in the same store."""
-    from .pusher import record_name
-    from .reference import LayoutReference as _LR
+    from .pusher import check_tags
 
+    check_tags(tags)
     reference = _ref(src)
-    store = open_store(reference, options=registry)
-    try:
+    with opened(reference, options=registry) as store:
         root = resolve_in(store, reference).root
-        bare = _LR(reference.path, reference.layout) if isinstance(reference, _LR) else None
-        target = bare if bare is not None else reference.__class__(reference.image.with_tag(None))  # type: ignore[union-attr]
-        return record_name(store, target, root, tags)
-    finally:
-        store.close()
+        for name in tags:
+            store.tag(root, name)
+    return list(tags)

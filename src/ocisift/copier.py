@@ -7,17 +7,16 @@ destination has are skipped; several blobs move at once.
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import mediatypes as mt
 from .digest import Digest
-from .errors import UsageError
-from .models import Descriptor, Index, Manifest
+from .models import Descriptor, Manifest
 from .progress import CountingReader, NoProgress, Progress
-from .reference import LayoutReference, Reference, RegistryReference
+from .pusher import build_index, record_name
+from .reference import Reference
 from .resolver import resolve_in
 from .select import Selector
 from .stores.base import Store, load_document
@@ -44,9 +43,7 @@ def _copy_blob(src: Store, dst: Store, desc: Descriptor, result: CopyResult) -> 
     if dst.exists(desc):
         result.skipped.append(str(desc.digest))
         return
-    # An optional capability, as oras-go's Mounter: a store that can mount from the source says so.
-    mount = getattr(dst, "mount", None)
-    if mount is not None and mount(desc, src):
+    if dst.mount(desc, src):  # registries mount across repositories; layouts say no
         result.mounted.append(str(desc.digest))
         return
     advance = result.progress.begin(desc, "copy")
@@ -93,8 +90,7 @@ def _platform_index(src: Store, dst: Store, chosen: list[Descriptor], result: Co
     seen: set[str] = set()
     for d in chosen:
         copy_graph(src, dst, d, result, concurrency, seen)
-    raw = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
-                      "manifests": [d.to_json() for d in chosen]}, separators=(",", ":")).encode()
+    raw = build_index(chosen)
     desc = Descriptor(mt.OCI_INDEX, Digest.of(raw), len(raw))
     dst.push(desc, io.BytesIO(raw))
     result.copied.append(str(desc.digest))
@@ -121,34 +117,9 @@ def copy_between(src: Store, src_ref: Reference, dst: Store, dst_ref: Reference,
         else:
             root = _platform_index(src, dst, chosen, result, concurrency)
     else:
-        resolved = resolve_in(src, src_ref)
-        root = resolved.root
-        if isinstance(load_document(src, root), Index | Manifest):
-            copy_graph(src, dst, root, result, concurrency)
+        root = resolve_in(src, src_ref).root
+        copy_graph(src, dst, root, result, concurrency)
     result.root = root
-    _name_at_destination(dst, dst_ref, root)
+    record_name(dst, dst_ref, root)
     result.destination = dst.pinned(root)
     return result
-
-
-def _name_at_destination(dst: Store, ref: Reference, root: Descriptor) -> None:
-    if ref.digest is not None and ref.digest != root.digest:
-        raise UsageError(f"destination pins {ref.digest} but the copied content is {root.digest}")
-    if isinstance(ref, RegistryReference):
-        if ref.tag and ref.digest is None:
-            dst.tag(root, ref.tag)
-        return
-    assert isinstance(ref, LayoutReference)
-    # Tagless layout entries have no tag to give Store.tag: record the root itself.
-    add_entry = getattr(dst, "add_entry", None)
-    if add_entry is None:
-        raise UsageError(f"cannot record {ref} in this destination")
-    names = {}
-    if ref.image is not None:
-        names = {mt.ANNOTATION_CONTAINERD_NAME: str(ref.image), mt.ANNOTATION_REF_NAME: ref.image.tag or "latest"}
-    elif ref.tag:
-        names = {mt.ANNOTATION_REF_NAME: ref.tag}
-    if names.get(mt.ANNOTATION_REF_NAME):
-        dst.tag(root, names[mt.ANNOTATION_REF_NAME], {k: v for k, v in names.items() if k != mt.ANNOTATION_REF_NAME})
-    else:
-        add_entry(root)

@@ -14,7 +14,6 @@ import fnmatch
 import io
 import os
 import shutil
-import stat
 import tarfile
 import tempfile
 import zlib
@@ -493,22 +492,11 @@ def _walk_rel(root: str, with_dirs: bool = False) -> list[str]:
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
         rel_dir = "" if rel_dir == "." else rel_dir
-        if with_dirs:
-            for d in sorted(dirnames):
-                full = os.path.join(dirpath, d)
-                if os.path.islink(full):
-                    out.append(os.path.join(rel_dir, d))
-                else:
-                    out.append(os.path.join(rel_dir, d))
-        else:
-            for d in dirnames:
-                if os.path.islink(os.path.join(dirpath, d)):
-                    out.append(os.path.join(rel_dir, d))
+        for d in sorted(dirnames):  # directories themselves only when asked; links to them always
+            if with_dirs or os.path.islink(os.path.join(dirpath, d)):
+                out.append(os.path.join(rel_dir, d))
         for f in sorted(filenames):
             out.append(os.path.join(rel_dir, f))
         dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
     return out
 
-
-def is_dir_entry(path: str) -> bool:
-    return stat.S_ISDIR(os.lstat(path).st_mode)

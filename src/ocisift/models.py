@@ -14,7 +14,7 @@ from typing import Any
 
 from . import mediatypes as mt
 from .digest import Digest
-from .errors import IntegrityError, OcisiftError
+from .errors import OcisiftError
 from .platform import Platform
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -208,11 +208,3 @@ def parse_config_platform(raw: bytes) -> Platform | None:
         os_features=tuple(obj.get("os.features") or ()),
     )
 
-
-def verify_document(raw: bytes, desc: Descriptor) -> None:
-    from .digest import verify_bytes
-
-    try:
-        verify_bytes(raw, desc.digest, desc.size, what=f"manifest {desc.digest}")
-    except IntegrityError:
-        raise

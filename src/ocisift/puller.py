@@ -14,7 +14,7 @@ from .extract import ExtractLimits, ImageTreeBuilder, PathFilter, Staging, TreeB
 from .layers import LayerSelector, Mode, blob_file_name, layer_dir_name, select_layers
 from .models import Descriptor, Manifest
 from .progress import NoProgress, Progress
-from .reference import LayoutReference, Reference
+from .reference import Reference
 from .resolver import Resolved, resolve_in
 from .select import Selector
 from .stores.base import Store
@@ -49,13 +49,7 @@ class PullResult:
     def revision(self) -> str:
         """Flux's form: `<tag>@sha256:…`, a bare digest when pulled by digest or tagless."""
         digest = str(self.resolved.descriptor.digest)
-        ref = self.resolved.reference
-        tag = None
-        if ref.digest is None:
-            if isinstance(ref, LayoutReference):
-                tag = ref.tag or (ref.image.tag if ref.image else None)
-            else:
-                tag = ref.tag
+        tag = self.resolved.reference.named_tag
         return f"{tag}@{digest}" if tag else digest
 
     def to_json(self) -> dict[str, Any]:

@@ -21,9 +21,9 @@ from typing import Any
 from . import mediatypes as mt
 from .digest import CHUNK, Digest
 from .errors import NotFoundError, UsageError
-from .models import Descriptor, Index, Manifest, parse_config_platform
+from .models import Descriptor, Manifest, parse_config_platform
 from .platform import Platform
-from .reference import LayoutReference, Reference, RegistryReference, is_tag
+from .reference import Reference, is_tag
 from .stores.base import Store, load_document, read_small_blob
 
 DEFAULT_FILE_TYPE = "application/vnd.oci.image.layer.v1.tar"
@@ -39,6 +39,40 @@ class Pushed:
 
     def to_json(self) -> dict[str, Any]:
         return {"descriptor": self.descriptor.to_json(), "reference": self.reference, "tags": list(self.tags)}
+
+
+def platform_config(platform: Platform) -> bytes:
+    """A minimal image config that records a platform, so indexes can be composed from it."""
+    body: dict[str, Any] = {"architecture": platform.architecture, "os": platform.os}
+    if platform.variant:
+        body["variant"] = platform.variant
+    if platform.os_version:
+        body["os.version"] = platform.os_version
+    if platform.os_features:
+        body["os.features"] = list(platform.os_features)
+    body["rootfs"] = {"type": "layers", "diff_ids": []}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def manifest_bytes(
+    config: Descriptor,
+    layers: Sequence[Descriptor],
+    *,
+    artifact_type: str | None = None,
+    annotations: Mapping[str, str] | None = None,
+    subject: Descriptor | None = None,
+) -> bytes:
+    """An OCI image manifest, serialised once; its digest is taken over exactly these bytes."""
+    body: dict[str, Any] = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST}
+    if artifact_type:
+        body["artifactType"] = artifact_type
+    body["config"] = config.to_json()
+    body["layers"] = [d.to_json() for d in layers]
+    if subject is not None:
+        body["subject"] = {"mediaType": subject.media_type, "digest": str(subject.digest), "size": subject.size}
+    if annotations:
+        body["annotations"] = dict(annotations)
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def split_file_arg(arg: str) -> tuple[str, str | None]:
@@ -99,31 +133,23 @@ def _push_bytes(store: Store, data: bytes, media_type: str, **fields: Any) -> De
     return desc
 
 
+def check_tags(tags: Sequence[str]) -> None:
+    for tag in tags:
+        if not is_tag(tag):
+            raise UsageError(f"invalid tag {tag!r} (letters, digits, '_', '.', '-'; at most 128)")
+
+
 def record_name(store: Store, ref: Reference, root: Descriptor, extra_tags: Sequence[str] = ()) -> list[str]:
-    """Tag `root` as the reference says (and with extra tags); a tagless layout gets an untagged entry."""
+    """Name `root` in `store` as `ref` says, plus extra tags; with no tag at all, record it unnamed."""
     if ref.digest is not None and ref.digest != root.digest:
         raise UsageError(f"the reference pins {ref.digest} but the content is {root.digest}")
-    for tag in extra_tags:
-        if not is_tag(tag):
-            raise UsageError(f"invalid tag {tag!r}")
-    tags: list[str] = []
-    if isinstance(ref, RegistryReference):
-        if ref.tag and ref.digest is None:
-            tags.append(ref.tag)
-    elif isinstance(ref, LayoutReference):
-        if ref.image is not None:
-            store.tag(root, ref.image.tag or "latest", {mt.ANNOTATION_CONTAINERD_NAME: str(ref.image)})
-        elif ref.tag:
-            tags.append(ref.tag)
-        elif not extra_tags:
-            # Tagless layout entries have no tag to give Store.tag: record the root itself.
-            add_entry = getattr(store, "add_entry", None)
-            if add_entry is None:
-                raise UsageError(f"cannot record {ref} in this destination")
-            add_entry(root)
-    tags += list(extra_tags)
+    check_tags(extra_tags)
+    primary = ref.named_tag
+    tags = ([primary] if primary else []) + [t for t in extra_tags if t != primary]
+    if not tags:
+        store.tag(root, None)
     for tag in tags:
-        store.tag(root, tag)
+        store.tag(root, tag, ref.name_annotations if tag == primary else None)
     return tags
 
 
@@ -168,27 +194,13 @@ def push_artifact(
                 data = fh.read()
             cfg = _push_bytes(store, data, ctype or mt.OCI_CONFIG, annotations=file_annotations.get("$config", {}))
         elif platform is not None:
-            data = json.dumps({"architecture": platform.architecture, "os": platform.os,
-                               **({"variant": platform.variant} if platform.variant else {}),
-                               **({"os.version": platform.os_version} if platform.os_version else {}),
-                               **({"os.features": list(platform.os_features)} if platform.os_features else {}),
-                               "rootfs": {"type": "layers", "diff_ids": []}}, separators=(",", ":")).encode()
-            cfg = _push_bytes(store, data, mt.OCI_CONFIG)
+            cfg = _push_bytes(store, platform_config(platform), mt.OCI_CONFIG)
         else:
             cfg = _push_bytes(store, EMPTY_CONFIG, mt.OCI_EMPTY)
         if artifact_type is None and cfg.media_type in (mt.OCI_EMPTY, mt.OCI_CONFIG):
             artifact_type = DEFAULT_ARTIFACT_TYPE
-        body: dict[str, Any] = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST}
-        if artifact_type:
-            body["artifactType"] = artifact_type
-        body["config"] = cfg.to_json()
-        body["layers"] = [d.to_json() for d in layers]
-        if subject is not None:
-            body["subject"] = {"mediaType": subject.media_type, "digest": str(subject.digest), "size": subject.size}
         merged = {**(annotations or {}), **file_annotations.get("$manifest", {})}
-        if merged:
-            body["annotations"] = merged
-        raw = json.dumps(body, separators=(",", ":")).encode()
+        raw = manifest_bytes(cfg, layers, artifact_type=artifact_type, annotations=merged, subject=subject)
         desc = Descriptor(mt.OCI_MANIFEST, Digest.of(raw), len(raw), platform=platform, artifact_type=artifact_type)
         store.push(desc, io.BytesIO(raw))
     applied = record_name(store, ref, desc, tags)
@@ -230,6 +242,3 @@ def index_entry(store: Store, desc: Descriptor, platform: Platform | None) -> De
         platform = platform_of(store, desc)
     return Descriptor(desc.media_type, desc.digest, desc.size, {}, platform, artifact_type)
 
-
-def is_index_document(store: Store, desc: Descriptor) -> bool:
-    return isinstance(load_document(store, desc), Index)

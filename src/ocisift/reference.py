@@ -156,6 +156,27 @@ class RegistryReference:
     def digest(self) -> Digest | None:
         return self.image.digest
 
+    @property
+    def tagless(self) -> bool:
+        return False  # Docker normalisation always supplies a tag or a digest
+
+    @property
+    def named_tag(self) -> str | None:
+        """The tag this reference names, None when it pins a digest."""
+        return self.image.tag if self.image.digest is None else None
+
+    @property
+    def name_annotations(self) -> dict[str, str]:
+        return {}
+
+    @property
+    def looking_for(self) -> str:
+        return f"digest {self.digest}" if self.digest else f"tag {self.tag}"
+
+    @property
+    def not_found_hint(self) -> str:
+        return ""
+
     def pinned(self, digest: Digest) -> str:
         return f"{self.image.name}@{digest}"
 
@@ -185,6 +206,35 @@ class LayoutReference:
     @property
     def tagless(self) -> bool:
         return self.tag is None and self.image is None and self.digest is None
+
+    @property
+    def named_tag(self) -> str | None:
+        """The tag this reference names (a full name's tag too), None when it pins a digest."""
+        if self.digest is not None:
+            return None
+        return self.tag or (self.image.tag if self.image else None)
+
+    @property
+    def name_annotations(self) -> dict[str, str]:
+        """A full name is also written where containerd and BuildKit look for it."""
+        from .mediatypes import ANNOTATION_CONTAINERD_NAME
+
+        return {ANNOTATION_CONTAINERD_NAME: str(self.image)} if self.image is not None else {}
+
+    @property
+    def looking_for(self) -> str:
+        if self.digest:
+            return f"digest {self.digest}"
+        if self.image:
+            return f"name {self.image}"
+        return f"tag {self.tag}" if self.tag else "an entry"
+
+    @property
+    def not_found_hint(self) -> str:
+        if self.image is None:
+            return ""
+        return (f"\n(full names match io.containerd.image.name or a full ref.name; "
+                f"for a short tag write {self.scheme}:{self.path}:{self.image.tag})")
 
     def __str__(self) -> str:
         text = f"{self.scheme}:{self.path}"

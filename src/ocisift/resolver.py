@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import AmbiguousError, NotFoundError
-from .models import Descriptor, Index, Manifest, parse_config_platform
+from .models import Descriptor, Manifest, parse_config_platform
 from .platform import Platform
-from .reference import LayoutReference, Reference
+from .reference import Reference
 from .resolution import names_of
 from .select import Candidate, Selector, describe_candidate, format_candidates, select
 from .stores.base import Store, load_document, read_small_blob
@@ -84,14 +84,9 @@ def find_roots(store: Store, ref: Reference) -> list[Descriptor]:
     roots = store.resolve(ref)
     if not roots:
         available = _root_listing(store, store.roots())
-        what = f"digest {ref.digest}" if ref.digest else (
-            f"name {ref.image}" if isinstance(ref, LayoutReference) and ref.image else f"tag {ref.tag}"
-        )
-        hint = ""
-        if isinstance(ref, LayoutReference) and ref.image is not None:
-            hint = f"\n(full names match io.containerd.image.name or a full ref.name; for a short tag write {ref.scheme}:{ref.path}:{ref.image.tag})"
         raise NotFoundError(
-            f"{what} not found in {store.location}; it holds:\n" + (format_candidates(available) or "  nothing") + hint,
+            f"{ref.looking_for} not found in {store.location}; it holds:\n"
+            + (format_candidates(available) or "  nothing") + ref.not_found_hint,
             candidates=available,
         )
     return roots
@@ -101,7 +96,7 @@ def resolve_in(store: Store, ref: Reference, selector: Selector | None = None, *
     """Rules 1-5, then selection. `descend` forces selection down to one manifest (pull)."""
     selector = selector or Selector()
     roots = find_roots(store, ref)
-    tagless = isinstance(ref, LayoutReference) and ref.tagless
+    tagless = ref.tagless
     if len(roots) > 1 and not tagless and not selector.first:
         listing = _root_listing(store, roots)
         raise AmbiguousError(
@@ -129,6 +124,3 @@ def resolve_in(store: Store, ref: Reference, selector: Selector | None = None, *
     root = next((r for r in roots if r.digest == (chosen.path[0].digest if chosen.path else chosen.descriptor.digest)), roots[0])
     return Resolved(ref, root, chosen, store.pinned(chosen.descriptor))
 
-
-def root_document(store: Store, desc: Descriptor) -> Manifest | Index:
-    return load_document(store, desc)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from . import mediatypes as mt
 from .models import Descriptor
 from .platform import Platform
+from .pusher import build_index, manifest_bytes, platform_config
 from .stores.layout import LayoutStore
 
 FIXED_MTIME = 1_700_000_000
@@ -68,25 +69,11 @@ def push_manifest(
 ) -> Descriptor:
     """Write blobs, config and an image manifest; returns the manifest's descriptor."""
     if config is None:
-        if platform is not None:
-            config = (canonical_json({"architecture": platform.architecture, "os": platform.os,
-                                      **({"variant": platform.variant} if platform.variant else {}),
-                                      **({"os.version": platform.os_version} if platform.os_version else {}),
-                                      "rootfs": {"type": "layers", "diff_ids": []}}), mt.OCI_CONFIG)
-        else:
-            config = (b"{}", mt.OCI_EMPTY)
+        config = (platform_config(platform), mt.OCI_CONFIG) if platform is not None else (b"{}", mt.OCI_EMPTY)
     cfg = store.push_bytes(config[0], config[1])
     layer_descs = [store.push_bytes(data, media_type, annotations=dict(ann)) for data, media_type, ann in layers]
-    body: dict[str, object] = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST}
-    if artifact_type:
-        body["artifactType"] = artifact_type
-    body["config"] = cfg.to_json()
-    body["layers"] = [d.to_json() for d in layer_descs]
-    if subject is not None:
-        body["subject"] = {"mediaType": subject.media_type, "digest": str(subject.digest), "size": subject.size}
-    if annotations:
-        body["annotations"] = dict(annotations)
-    desc = store.push_bytes(canonical_json(body), mt.OCI_MANIFEST)
+    raw = manifest_bytes(cfg, layer_descs, artifact_type=artifact_type, annotations=annotations, subject=subject)
+    desc = store.push_bytes(raw, mt.OCI_MANIFEST)
     return Descriptor(desc.media_type, desc.digest, desc.size, platform=platform, artifact_type=artifact_type)
 
 
@@ -97,13 +84,7 @@ def push_index(
     annotations: Mapping[str, str] | None = None,
     artifact_type: str | None = None,
 ) -> Descriptor:
-    body: dict[str, object] = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX}
-    if artifact_type:
-        body["artifactType"] = artifact_type
-    body["manifests"] = [m.to_json() for m in manifests]
-    if annotations:
-        body["annotations"] = dict(annotations)
-    return store.push_bytes(canonical_json(body), mt.OCI_INDEX)
+    return store.push_bytes(build_index(manifests, annotations=annotations, artifact_type=artifact_type), mt.OCI_INDEX)
 
 
 REPO_TYPE = "application/vnd.acme.rpm-repo.v1"

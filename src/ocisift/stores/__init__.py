@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from ..reference import LayoutReference, Reference, parse_reference
 from ..transport import RegistryOptions
 from .base import Store
@@ -37,4 +40,14 @@ def open_store(ref: Reference | str, *, create: bool = False, options: RegistryO
                          credentials=credentials, chunk_size=options.chunk_size)
 
 
-__all__ = ["LayoutStore", "Store", "open_store"]
+@contextmanager
+def opened(ref: Reference | str, *, create: bool = False, options: RegistryOptions | None = None) -> Iterator[Store]:
+    """open_store for a `with` block: the store is closed however the block ends."""
+    store = open_store(ref, create=create, options=options)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+__all__ = ["LayoutStore", "Store", "open_store", "opened"]

@@ -15,7 +15,7 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 @runtime_checkable
 class Store(Protocol):
-    """resolve, fetch, exists, push, tag, tags, referrers: nothing more.
+    """resolve, fetch, exists, push, tag, tags, referrers, and the small hooks writers need.
 
     `resolve` returns every root the reference could name (several only for
     tagless layouts or duplicate names); the shared algorithms decide what is
@@ -40,7 +40,9 @@ class Store(Protocol):
 
     def push(self, desc: Descriptor, stream: IO[bytes]) -> None: ...
 
-    def tag(self, desc: Descriptor, tag: str, annotations: Mapping[str, str] | None = None) -> None: ...
+    def tag(self, desc: Descriptor, tag: str | None, annotations: Mapping[str, str] | None = None) -> None:
+        """Name `desc`; with tag None, record it unnamed (a layout's untagged entry; a no-op for registries)."""
+        ...
 
     def tags(self) -> list[str]: ...
 
@@ -48,6 +50,14 @@ class Store(Protocol):
 
     def pinned(self, desc: Descriptor) -> str:
         """A ready-to-paste reference to this digest in this store."""
+        ...
+
+    def mount(self, desc: Descriptor, source: Store) -> bool:
+        """Make a blob of `source` appear here without copying it; False when this store cannot."""
+        ...
+
+    def finish(self) -> None:
+        """Publish staged writes (an archive is packed here); called only after success."""
         ...
 
     def close(self) -> None: ...

@@ -17,7 +17,7 @@ from typing import IO, Protocol
 
 from .. import mediatypes as mt
 from ..digest import CHUNK, Digest, VerifyingReader, verify_bytes
-from ..errors import IntegrityError, NotFoundError, OcisiftError, UsageError
+from ..errors import NotFoundError, OcisiftError, UsageError
 from ..models import MAX_MANIFEST_BYTES, Descriptor, Index, MalformedDocument, parse_document
 from ..reference import LayoutReference, Reference
 from ..resolution import match_index_entries
@@ -182,10 +182,6 @@ class LayoutStore:
         return cls(path, DirectoryFiles(path), scheme="oci", writable=True)
 
     @classmethod
-    def open_archive(cls, path: str) -> LayoutStore:
-        return cls(path, ArchiveFiles(path), scheme="oci-archive", writable=False)
-
-    @classmethod
     def create_directory(cls, path: str) -> LayoutStore:
         """Open a layout directory, creating an empty one if nothing is there."""
         os.makedirs(path, exist_ok=True)
@@ -341,10 +337,19 @@ class LayoutStore:
         self.push(desc, io.BytesIO(data))
         return desc
 
-    def tag(self, desc: Descriptor, tag: str, annotations: Mapping[str, str] | None = None) -> None:
+    def tag(self, desc: Descriptor, tag: str | None, annotations: Mapping[str, str] | None = None) -> None:
         extra = dict(annotations or {})
+        if tag is None:
+            self.add_entry(desc, extra)
+            return
         extra[mt.ANNOTATION_REF_NAME] = tag
         self.add_entry(desc, extra, replace_ref=tag)
+
+    def mount(self, desc: Descriptor, source: object) -> bool:
+        return False  # a layout has nothing to mount from: blobs are copied
+
+    def finish(self) -> None:
+        pass  # directory writes are already in place
 
     def add_entry(
         self, desc: Descriptor, annotations: Mapping[str, str] | None = None, *, replace_ref: str | None = None
@@ -466,4 +471,4 @@ def _unlink_quietly(path: str) -> None:
         pass
 
 
-__all__ = ["ArchiveFiles", "DirectoryFiles", "IntegrityError", "LayoutStore"]
+__all__ = ["ArchiveFiles", "DirectoryFiles", "LayoutStore", "gc_layout", "untag_layout"]

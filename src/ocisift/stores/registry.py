@@ -380,8 +380,13 @@ class RegistryStore:
         raise OcisiftError(f"could not record referrer {desc.digest} under tag {tag} after {attempts} attempts"
                            + (f": {last.message}" if last else ""))
 
-    def tag(self, desc: Descriptor, tag: str, annotations: Mapping[str, str] | None = None) -> None:
+    def tag(self, desc: Descriptor, tag: str | None, annotations: Mapping[str, str] | None = None) -> None:
+        if tag is None:
+            return  # pushed content is reachable by digest; a registry has no unnamed entries
         self._put_manifest(tag, self.fetch_manifest(desc), desc.media_type)
+
+    def finish(self) -> None:
+        pass  # every write is already on the registry
 
     def pinned(self, desc: Descriptor) -> str:
         return f"{self.image.name}@{desc.digest}"
@@ -390,7 +395,7 @@ class RegistryStore:
         self.http.clear()
 
 
-__all__ = ["IntegrityError", "RegistryStore", "is_loopback"]
+__all__ = ["RegistryStore", "is_loopback", "verify_login"]
 
 
 class _ResumingBody(io.RawIOBase):
