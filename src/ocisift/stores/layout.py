@@ -240,13 +240,12 @@ class LayoutStore:
         if found or ref.digest is None:
             return found
         # Rule 1, second half: any manifest or index in the blob store can be pinned.
-        probe = Descriptor(mt.OCI_MANIFEST, ref.digest, 0)
         raw = self.files.read(blob_name(ref.digest), MAX_MANIFEST_BYTES)
         if raw is None:
             return []
         verify_bytes(raw, ref.digest, len(raw), what=f"blob {ref.digest}")
         doc = parse_document(raw, None, what=f"blob {ref.digest}")
-        return [Descriptor(doc.media_type, probe.digest, len(raw))]
+        return [Descriptor(doc.media_type, ref.digest, len(raw))]
 
     @contextmanager
     def fetch(self, desc: Descriptor) -> Iterator[VerifyingReader]:
