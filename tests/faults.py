@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 @dataclass
 class Faults:
     cut_blobs_once: bool = False          # first GET of each blob: full Content-Length, half the body, close
-    busy_manifests_once: bool = False     # first GET of each manifest: 503 with Retry-After: 1
+    busy_once: int = 0                    # first GET of each manifest and blob: this status (429, 503) with Retry-After: 1
     cut_every_time: bool = False          # every blob GET is cut: the data cannot be had
     stall_blobs_once: float = 0.0         # first GET of each blob: half the body, then silence for this long
     short_length_once: bool = False       # first GET of each blob: declare (and send) 100 bytes too few
     wrong_bytes: bool = False             # every blob GET: one byte flipped
-    paginate_tags: int | None = None
-    redirect_blobs_to: str | None = None  # blob GETs answer 307 to http://HOST/storage/<digest>      # serve the real tag list in pages with Link headers (distribution v3 style)
+    paginate_tags: int | None = None      # serve the real tag list in pages with Link headers (distribution v3 style)
+    redirect_blobs_to: str | None = None  # blob GETs answer 307 to http://HOST/storage/<digest>
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Range)
     seen: Counter = field(default_factory=Counter)
 
@@ -34,8 +34,8 @@ def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServe
             key = (method, self.path)
             faults.seen[key] += 1
             first = faults.seen[key] == 1
-            if method == "GET" and "/manifests/" in self.path and faults.busy_manifests_once and first:
-                self.send_response(503)
+            if method == "GET" and ("/manifests/" in self.path or "/blobs/" in self.path) and faults.busy_once and first:
+                self.send_response(faults.busy_once)
                 self.send_header("Retry-After", "1")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
