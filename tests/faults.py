@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import http.server
 import threading
 import time
@@ -21,6 +22,7 @@ class Faults:
     stall_blobs_once: float = 0.0         # first GET of each blob: half the body, then silence for this long
     short_length_once: bool = False       # first GET of each blob: declare (and send) 100 bytes too few
     wrong_bytes: bool = False             # every blob GET: one byte flipped
+    gzip_blobs: bool = False              # every blob GET: sent gzip-compressed with Content-Encoding: gzip
     paginate_tags: int | None = None      # serve the real tag list in pages with Link headers (distribution v3 style)
     redirect_blobs_to: str | None = None  # blob GETs answer 307 to http://HOST/storage/<digest>
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Range)
@@ -70,6 +72,10 @@ def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServe
                 body = body[:declared]
             stall = blob_get and faults.stall_blobs_once > 0 and first
             self.send_response(status)
+            if blob_get and faults.gzip_blobs:
+                body = gzip.compress(body, mtime=0)
+                declared = len(body)
+                self.send_header("Content-Encoding", "gzip")
             for h in ("Content-Type", "Docker-Content-Digest", "Content-Range", "WWW-Authenticate", "Location"):
                 if headers.get(h):
                     self.send_header(h, headers[h])

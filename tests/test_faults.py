@@ -118,6 +118,18 @@ def test_wrong_content_length_is_caught_and_resumed(upstream, tmp_path):
         assert any(r for m, p, r in faults.requests if "/blobs/" in p and r.startswith("bytes="))
 
 
+def test_content_encoding_is_decoded_before_verifying(upstream, tmp_path):
+    # Blobs are read straight from the socket unless the body carries a Content-Encoding.
+    faults = Faults(gzip_blobs=True)
+    with proxy(upstream.host, faults) as host:
+        ocisift.pull(f"{host}/acme/big:v1", str(tmp_path / "out"))
+        assert (tmp_path / "out" / "big.bin").read_bytes() == upstream.big
+        result = ocisift.copy(f"{host}/acme/big:v1", f"oci:{tmp_path}/mirror:v1")
+        assert result.copied
+    assert any("/blobs/" in p for m, p, r in faults.requests if m == "GET")
+    assert ocisift.resolve(f"oci:{tmp_path}/mirror:v1").descriptor.digest == result.root.digest
+
+
 def test_wrong_bytes_exit_5_and_leave_nothing(upstream, tmp_path, cli):
     faults = Faults(wrong_bytes=True)
     with proxy(upstream.host, faults) as host:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import mediatypes as mt
-from .digest import CHUNK
+from .digest import copy_stream
 from .errors import UsageError
 from .extract import ExtractLimits, ImageTreeBuilder, PathFilter, Staging, TreeBuilder
 from .layers import LayerSelector, Mode, blob_file_name, layer_dir_name, select_layers
@@ -166,6 +165,5 @@ def _copy_blob(store: Store, desc: Descriptor, path: str, progress: Progress) ->
     advance = progress.begin(desc, "fetch")
     with store.fetch(desc) as raw, open(path, "xb") as out:
         raw.on_read = advance
-        shutil.copyfileobj(raw, out, CHUNK)
-        raw.drain()
+        copy_stream(raw, out.write)
     progress.end(desc)

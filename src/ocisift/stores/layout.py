@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import IO, Protocol
 
 from .. import mediatypes as mt
-from ..digest import CHUNK, Digest, VerifyingReader, verify_bytes
+from ..digest import CHUNK, Digest, VerifyingReader, copy_stream, verify_bytes
 from ..errors import NotFoundError, OcisiftError, UsageError
 from ..models import MAX_MANIFEST_BYTES, Descriptor, Index, MalformedDocument, parse_document
 from ..reference import LayoutReference, Reference
@@ -323,9 +323,7 @@ class LayoutStore:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(final))
         try:
             with os.fdopen(fd, "wb") as out:
-                while chunk := reader.read(CHUNK):
-                    out.write(chunk)
-                reader.read()  # the end of the stream, where a digest or size mismatch is raised
+                copy_stream(reader, out.write)  # its last read is where a digest or size mismatch is raised
             os.replace(tmp, final)
         except BaseException:
             _unlink_quietly(tmp)

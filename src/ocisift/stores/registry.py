@@ -7,6 +7,7 @@ urllib3 drops the Authorization header when a redirect leaves the host.
 
 from __future__ import annotations
 
+import http.client
 import io
 import ipaddress
 import re
@@ -402,12 +403,13 @@ class _ResumingBody(io.RawIOBase):
     """A blob response that picks up where it broke, with Range, a bounded number of times."""
 
     _BROKEN = (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError,
-               urllib3.exceptions.IncompleteRead, ConnectionError, TimeoutError)
+               urllib3.exceptions.IncompleteRead, http.client.HTTPException, ConnectionError, TimeoutError)
 
     def __init__(self, store: RegistryStore, url: str, resp: urllib3.BaseHTTPResponse, size: int,
                  attempts: int = 5) -> None:
         super().__init__()
-        self.store, self.url, self.resp, self.size = store, url, resp, size
+        self.store, self.url, self.size = store, url, size
+        self._use(resp)
         self.got = 0
         self.attempts = attempts
         self.resumed = 0
@@ -415,10 +417,23 @@ class _ResumingBody(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def _use(self, resp: urllib3.BaseHTTPResponse) -> None:
+        """Read a plain body straight from the socket-level response under urllib3's.
+
+        urllib3's readinto reads into a new bytes object and copies it over; for
+        blobs of gigabytes that allocation and copy per chunk is a measurable
+        share of the work. A body with a Content-Encoding still goes through
+        urllib3, which decodes it.
+        """
+        self.resp = resp
+        under = getattr(resp, "_fp", None)
+        plain = resp.headers.get("Content-Encoding", "identity").lower() == "identity"
+        self._reader = under if plain and isinstance(under, http.client.HTTPResponse) else resp
+
     def readinto(self, buffer) -> int:  # type: ignore[override]
         while True:
             try:
-                n = self.resp.readinto(buffer)  # type: ignore[attr-defined]
+                n = self._reader.readinto(buffer)  # type: ignore[union-attr]
             except self._BROKEN as exc:
                 self._resume(exc)
                 continue
@@ -436,7 +451,7 @@ class _ResumingBody(io.RawIOBase):
         self.resumed += 1
         resp = self.store._request("GET", self.url, headers={"Range": f"bytes={self.got}-"}, stream=True)
         if resp.status == 206:
-            self.resp = resp
+            self._use(resp)
             return
         if resp.status == 200:  # the server ignored Range: skip what we already have
             skip = self.got
@@ -445,7 +460,7 @@ class _ResumingBody(io.RawIOBase):
                 if not chunk:
                     break
                 skip -= len(chunk)
-            self.resp = resp
+            self._use(resp)
             return
         resp.release_conn()
         raise OcisiftError(f"registry answered {resp.status} when resuming {self.url}")
