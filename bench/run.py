@@ -12,6 +12,7 @@ process's peak resident memory.
 from __future__ import annotations
 
 import argparse
+import compileall
 import gzip
 import io
 import json
@@ -23,6 +24,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -42,21 +44,30 @@ def parse_size(text: str) -> int:
     return int(float(text[:-1]) * units[text[-1].upper()]) if text[-1].upper() in units else int(text)
 
 
-def run(cmd: list[str], cwd: str | None = None) -> tuple[float, int]:
-    """Wall time and peak RSS (KiB) of one command, measured by GNU time.
+@dataclass
+class Timing:
+    wall: float
+    user: float
+    sys: float
+    peak_kib: int
+
+
+def run(cmd: list[str], cwd: str | None = None) -> Timing:
+    """Wall time, CPU time and peak RSS of one command, measured by GNU time.
 
     (A forked child's own rusage inherits the parent's high-water mark on Linux,
     so the bench process's memory would leak into every reading.)
     """
+    os.sync()  # no run pays for the write-back of the one before
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         started = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%M", *cmd], cwd=cwd,
+        proc = subprocess.run(["/usr/bin/time", "-o", report.name, "-f", "%M %U %S", *cmd], cwd=cwd,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         elapsed = time.perf_counter() - started
         if proc.returncode != 0:
             raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.decode()}")
-        peak_kib = int(report.read().strip().splitlines()[-1])
-    return elapsed, peak_kib
+        peak_kib, user, system = report.read().strip().splitlines()[-1].split()
+    return Timing(elapsed, float(user), float(system), int(peak_kib))
 
 
 def make_layout(path: Path, size: int, layers: int) -> None:
@@ -109,7 +120,10 @@ def main() -> int:
                           ("/usr/bin/time", "time")):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed (apt-get install {package})")
-    results: dict[str, dict[str, float]] = {}
+    # An installed package carries compiled bytecode; an editable checkout may not
+    # (PYTHONDONTWRITEBYTECODE), and would be timed compiling itself on every start.
+    compileall.compile_dir(os.path.dirname(ocisift.__file__), quiet=1)
+    results: dict[str, list[Timing]] = {}
     resolve_ours = f"resolve in {args.index_entries:,}-entry index: ocisift"
     resolve_theirs = f"resolve in {args.index_entries:,}-entry index: skopeo"
     with tempfile.TemporaryDirectory(prefix="ocisift-bench-") as tmp:
@@ -128,10 +142,8 @@ def main() -> int:
                 shutil.rmtree(d, ignore_errors=True)
                 return str(d)
 
-            def record(name: str, timing: tuple[float, int]) -> None:
-                r = results.setdefault(name, {"times": [], "rss": 0})  # type: ignore[dict-item]
-                r["times"].append(timing[0])  # type: ignore[union-attr]
-                r["rss"] = max(r["rss"], timing[1])  # type: ignore[type-var]
+            def record(name: str, timing: Timing) -> None:
+                results.setdefault(name, []).append(timing)
 
             print("running rounds ...", file=sys.stderr)
             for _ in range(args.rounds):
@@ -155,8 +167,12 @@ def main() -> int:
                 record(resolve_ours, run([*OCISIFT, "resolve", f"oci:{work}/big:{tag}"]))
                 record(resolve_theirs, run(["skopeo", "inspect", "--raw", f"oci:{work}/big:{tag}"]))
                 record("start-up: ocisift --version", run([*OCISIFT, "--version"]))
-    rows = {name: {"median_s": round(median(r["times"]), 4), "peak_rss_mib": round(r["rss"] / 1024, 1)}  # type: ignore[arg-type]
-            for name, r in results.items()}
+    rows = {name: {"median_s": round(median([t.wall for t in ts]), 4),
+                   "user_s": round(median([t.user for t in ts]), 2),
+                   "sys_s": round(median([t.sys for t in ts]), 2),
+                   "peak_rss_mib": round(max(t.peak_kib for t in ts) / 1024, 1),
+                   "times_s": [round(t.wall, 3) for t in ts]}
+            for name, ts in results.items()}
     pairs = [("copy registry->layout: ocisift", "copy registry->layout: skopeo"),
              ("copy registry->layout: ocisift", "fetch all blobs: curl"),
              ("pull extract-all: ocisift", "pull: oras-py"),
@@ -165,10 +181,11 @@ def main() -> int:
     report = {"size_bytes": size, "layers": args.layers, "rounds": args.rounds, "digest": str(digest),
               "results": rows, "ratios": ratios}
     print(f"\n{size >> 20} MiB in {args.layers} layers, {args.rounds} rounds, medians\n")
-    print(f"| {'run':<40} | {'median s':>9} | {'peak RSS MiB':>12} |")
-    print(f"|{'-' * 42}|{'-' * 11}|{'-' * 14}|")
+    print(f"| {'run':<40} | {'median s':>9} | {'user s':>6} | {'sys s':>6} | {'peak RSS MiB':>12} |")
+    print(f"|{'-' * 42}|{'-' * 11}|{'-' * 8}|{'-' * 8}|{'-' * 14}|")
     for name, row in rows.items():
-        print(f"| {name:<40} | {row['median_s']:>9.3f} | {row['peak_rss_mib']:>12.1f} |")
+        print(f"| {name:<40} | {row['median_s']:>9.3f} | {row['user_s']:>6.2f} | {row['sys_s']:>6.2f} "
+              f"| {row['peak_rss_mib']:>12.1f} |")
     print()
     for name, ratio in ratios.items():
         print(f"ratio {name}: {ratio}")
