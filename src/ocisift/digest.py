@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, BinaryIO
 
@@ -145,18 +144,3 @@ def verify_bytes(data: bytes, digest: Digest, size: int, what: str = "content") 
         raise IntegrityError(f"{what} does not match digest {digest} (got {digest.algorithm}:{actual})")
     return data
 
-
-def copy_stream(src: IO[bytes], write: Callable[[memoryview], object], chunk: int = CHUNK) -> int:
-    """Move a stream through one reused buffer; returns the bytes moved.
-
-    shutil.copyfileobj and read() allocate a new buffer for every chunk; at a
-    gigabyte that is a thousand fresh mebibytes for the allocator to map and
-    the kernel to fault in.
-    """
-    buffer = bytearray(chunk)
-    view = memoryview(buffer)
-    total = 0
-    while n := src.readinto(view):  # type: ignore[attr-defined]
-        write(view[:n])
-        total += n
-    return total

@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from .digest import CHUNK, VerifyingReader, copy_stream
+from .digest import CHUNK, VerifyingReader
 from .errors import ConflictError, IntegrityError, OcisiftError, UnsafeContentError, UsageError
 from .mediatypes import compression_of
+from .streams import ReadAhead, copy_stream
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -173,7 +174,7 @@ class TreeBuilder:
 
     # -- one layer ---------------------------------------------------------------
 
-    def apply(self, raw: VerifyingReader, media_type: str, layer: int, *, image_layer: bool) -> None:
+    def apply(self, raw: VerifyingReader | ReadAhead, media_type: str, layer: int, *, image_layer: bool) -> None:
         """Unpack one verified stream; the digest is checked before this returns."""
         try:
             stream, _ = open_tar_stream(raw, media_type, self.limits, self.budget)
@@ -407,7 +408,7 @@ class ImageTreeBuilder(TreeBuilder):
     _image_mode = True
 
 
-def _check_digest_first(raw: VerifyingReader) -> None:
+def _check_digest_first(raw: VerifyingReader | ReadAhead) -> None:
     """A corrupted blob must be reported as such, not as the tar error it causes."""
     try:
         raw.drain()

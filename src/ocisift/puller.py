@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import mediatypes as mt
-from .digest import copy_stream
 from .errors import UsageError
 from .extract import ExtractLimits, ImageTreeBuilder, PathFilter, Staging, TreeBuilder
 from .layers import LayerSelector, Mode, blob_file_name, layer_dir_name, select_layers
@@ -17,6 +16,7 @@ from .reference import Reference
 from .resolver import Resolved, resolve_in
 from .select import Selector
 from .stores.base import Store
+from .streams import ReadAhead, copy_stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +156,9 @@ def _unpack(
         advance = progress.begin(p.descriptor, "unpack")
         with store.fetch(p.descriptor) as raw:
             raw.on_read = advance
-            builder.apply(raw, p.descriptor.media_type, p.position, image_layer=mt.is_image_layer(p.descriptor.media_type))
+            with ReadAhead(raw) as ahead:  # receive and verify on one core, unpack on the other
+                builder.apply(ahead, p.descriptor.media_type, p.position,
+                              image_layer=mt.is_image_layer(p.descriptor.media_type))
         progress.end(p.descriptor)
     builder.finish()
 
@@ -165,5 +167,6 @@ def _copy_blob(store: Store, desc: Descriptor, path: str, progress: Progress) ->
     advance = progress.begin(desc, "fetch")
     with store.fetch(desc) as raw, open(path, "xb") as out:
         raw.on_read = advance
-        copy_stream(raw, out.write)
+        with ReadAhead(raw) as ahead:
+            copy_stream(ahead, out.write)
     progress.end(desc)

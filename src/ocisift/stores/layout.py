@@ -16,11 +16,12 @@ from contextlib import contextmanager
 from typing import IO, Protocol
 
 from .. import mediatypes as mt
-from ..digest import CHUNK, Digest, VerifyingReader, copy_stream, verify_bytes
+from ..digest import CHUNK, Digest, VerifyingReader, verify_bytes
 from ..errors import NotFoundError, OcisiftError, UsageError
 from ..models import MAX_MANIFEST_BYTES, Descriptor, Index, MalformedDocument, parse_document
 from ..reference import LayoutReference, Reference
 from ..resolution import match_index_entries
+from ..streams import copy_stream
 from .base import load_document
 
 MAX_INDEX_JSON_BYTES = 512 * 1024 * 1024
