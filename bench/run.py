@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ocisift against its peers on one loopback registry, in one run.
 
-    python bench/run.py [--size 1G] [--layers 8] [--rounds 3] [--json out.json]
+    python bench/run.py [--size 1G] [--layers 8] [--rounds 5] [--warmup 1] [--json out.json]
 
 Starts Debian's docker-registry on a free loopback port, pushes an artifact of
 incompressible tar+gzip layers, then runs each pair alternately and prints
@@ -111,7 +111,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="1G")
     ap.add_argument("--layers", type=int, default=8)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1, help="untimed rounds first (cold caches on every side)")
     ap.add_argument("--index-entries", type=int, default=100_000)
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
@@ -142,11 +143,15 @@ def main() -> int:
                 shutil.rmtree(d, ignore_errors=True)
                 return str(d)
 
+            timed = [False]
+
             def record(name: str, timing: Timing) -> None:
-                results.setdefault(name, []).append(timing)
+                if timed[0]:
+                    results.setdefault(name, []).append(timing)
 
             print("running rounds ...", file=sys.stderr)
-            for _ in range(args.rounds):
+            for n in range(args.warmup + args.rounds):
+                timed[0] = n >= args.warmup
                 record("copy registry->layout: ocisift", run([*OCISIFT, "copy", ref, f"oci:{fresh('o1')}:v1"]))
                 record("copy registry->layout: skopeo", run(["skopeo", "copy", "--src-tls-verify=false",
                                                                f"docker://{ref}", f"oci:{fresh('s1')}:v1"]))
@@ -178,9 +183,9 @@ def main() -> int:
              ("pull extract-all: ocisift", "pull: oras-py"),
              (resolve_ours, resolve_theirs)]
     ratios = {f"{a} / {b.split(': ')[1]}": round(rows[a]["median_s"] / rows[b]["median_s"], 3) for a, b in pairs}
-    report = {"size_bytes": size, "layers": args.layers, "rounds": args.rounds, "digest": str(digest),
+    report = {"size_bytes": size, "layers": args.layers, "rounds": args.rounds, "warmup": args.warmup, "digest": str(digest),
               "results": rows, "ratios": ratios}
-    print(f"\n{size >> 20} MiB in {args.layers} layers, {args.rounds} rounds, medians\n")
+    print(f"\n{size >> 20} MiB in {args.layers} layers, {args.rounds} rounds after {args.warmup} warm-up, medians\n")
     print(f"| {'run':<40} | {'median s':>9} | {'user s':>6} | {'sys s':>6} | {'peak RSS MiB':>12} |")
     print(f"|{'-' * 42}|{'-' * 11}|{'-' * 8}|{'-' * 8}|{'-' * 14}|")
     for name, row in rows.items():
