@@ -148,6 +148,8 @@ def main() -> int:
             def record(name: str, timing: Timing) -> None:
                 if timed[0]:
                     results.setdefault(name, []).append(timing)
+                for out in ("o1", "s1", "curl", "o2", "p2"):  # outputs never pile up in the page cache
+                    shutil.rmtree(work / out, ignore_errors=True)
 
             print("running rounds ...", file=sys.stderr)
             for n in range(args.warmup + args.rounds):
