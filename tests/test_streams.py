@@ -86,3 +86,13 @@ def test_closing_early_ends_the_reader_thread():
     assert ahead.closed
     left = [t for t in threading.enumerate() if t.ident not in before and t.name == "ocisift-read-ahead"]
     assert left == []
+
+
+def test_read_ahead_passes_on_what_its_source_verifies():
+    # A layout writer given a stream that verifies itself does not hash it again.
+    data = b"blob" * 100
+    digest = Digest.of(data)
+    with ReadAhead(VerifyingReader(io.BytesIO(data), digest, len(data))) as ahead:
+        assert ahead.verifies == digest
+    with ReadAhead(io.BytesIO(data)) as plain:
+        assert plain.verifies is None

@@ -8,11 +8,12 @@ destination has are skipped; several blobs move at once.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import mediatypes as mt
-from .digest import Digest
+from .digest import CHUNK, Digest
 from .models import Descriptor, Manifest
 from .progress import CountingReader, NoProgress, Progress
 from .pusher import build_index, record_name
@@ -20,6 +21,7 @@ from .reference import Reference
 from .resolver import resolve_in
 from .select import Selector
 from .stores.base import Store, load_document
+from .streams import ReadAhead
 
 
 @dataclass
@@ -39,7 +41,7 @@ class CopyResult:
                 "copied": self.copied, "skipped": self.skipped, "mounted": self.mounted}
 
 
-def _copy_blob(src: Store, dst: Store, desc: Descriptor, result: CopyResult) -> None:
+def _copy_blob(src: Store, dst: Store, desc: Descriptor, result: CopyResult, read_ahead: bool = False) -> None:
     if dst.exists(desc):
         result.skipped.append(str(desc.digest))
         return
@@ -47,8 +49,8 @@ def _copy_blob(src: Store, dst: Store, desc: Descriptor, result: CopyResult) -> 
         result.mounted.append(str(desc.digest))
         return
     advance = result.progress.begin(desc, "copy")
-    with src.fetch(desc) as reader:
-        dst.push(desc, CountingReader(reader, advance))
+    with src.fetch(desc) as reader, (ReadAhead(reader) if read_ahead else nullcontext(reader)) as stream:
+        dst.push(desc, CountingReader(stream, advance))
     result.progress.end(desc)
     result.copied.append(str(desc.digest))
 
@@ -62,9 +64,13 @@ def copy_graph(src: Store, dst: Store, root: Descriptor, result: CopyResult, con
     seen.add(str(root.digest))
     doc = load_document(src, root)
     if isinstance(doc, Manifest):
-        blobs = [doc.config, *doc.layers]
+        blobs = [b for b in (doc.config, *doc.layers) if not b.urls]
+        # Blobs moving one at a time leave a core idle: a read-ahead thread receives and
+        # verifies while the writer writes. Several at once already keep both busy.
+        one_at_a_time = concurrency <= 1 or sum(b.size > CHUNK for b in blobs) <= 1
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            for future in [pool.submit(_copy_blob, src, dst, b, result) for b in blobs if not b.urls]:
+            for future in [pool.submit(_copy_blob, src, dst, b, result, one_at_a_time and b.size > CHUNK)
+                           for b in blobs]:
                 future.result()
     else:
         for child in doc.manifests:

@@ -66,6 +66,11 @@ class ReadAhead(io.RawIOBase):
         except BaseException as exc:  # handed to the reading thread, which raises it
             self._ready.put(exc)
 
+    @property
+    def verifies(self):  # type: ignore[no-untyped-def]
+        """The digest the source checks, if it does: a writer need not hash these bytes again."""
+        return getattr(self._source, "verifies", None)
+
     def readable(self) -> bool:
         return True
 
