@@ -69,7 +69,10 @@ def test_a_short_source_is_caught_through_read_ahead():
 def test_memory_is_bounded_by_depth_when_the_caller_is_slow():
     source = Trickle(b"z" * (1 << 20), 1024)
     with ReadAhead(source, depth=3, chunk=1024) as ahead:
-        time.sleep(0.2)  # give the reader thread every chance to run ahead
+        deadline = time.monotonic() + 5
+        while source.reads < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # give the reader thread every chance to run further ahead
         assert source.reads == 3  # three buffers filled, then it waits for one to come back
         ahead.readinto(bytearray(1024))
         deadline = time.monotonic() + 5
