@@ -145,10 +145,8 @@ def main() -> int:
                 shutil.rmtree(d, ignore_errors=True)
                 return str(d)
 
-            timed = [False]
-
-            def record(name: str, timing: Timing) -> None:
-                if timed[0]:
+            def record(name: str, timing: Timing, counted: bool = True) -> None:
+                if counted:
                     results.setdefault(name, []).append(timing)
                 for out in ("o1", "s1", "curl", "o2", "p2"):  # outputs never pile up in the page cache
                     shutil.rmtree(work / out, ignore_errors=True)
@@ -176,11 +174,10 @@ def main() -> int:
                 results[name] = []  # the table keeps this order whatever order they ran in
             print("running rounds ...", file=sys.stderr)
             for n in range(args.warmup + args.rounds):
-                timed[0] = n >= args.warmup
                 # Each round starts one job later, so every job takes every place in the order:
                 # on a virtual machine the run after a large delete pays more to write.
                 for name, command in jobs[n % len(jobs):] + jobs[: n % len(jobs)]:
-                    record(name, run(command()))
+                    record(name, run(command()), counted=n >= args.warmup)
             print("resolution in a large index.json ...", file=sys.stderr)
             tag = make_big_index(work / "big", args.index_entries)
             for _ in range(args.rounds):

@@ -15,7 +15,7 @@ from typing import Any
 from . import mediatypes as mt
 from .digest import CHUNK, Digest
 from .models import Descriptor, Manifest
-from .progress import CountingReader, NoProgress, Progress
+from .progress import NoProgress, Progress
 from .pusher import build_index, record_name
 from .reference import Reference
 from .resolver import resolve_in
@@ -48,9 +48,9 @@ def _copy_blob(src: Store, dst: Store, desc: Descriptor, result: CopyResult, rea
     if dst.mount(desc, src):  # registries mount across repositories; layouts say no
         result.mounted.append(str(desc.digest))
         return
-    advance = result.progress.begin(desc, "copy")
     with src.fetch(desc) as reader, (ReadAhead(reader) if read_ahead else nullcontext(reader)) as stream:
-        dst.push(desc, CountingReader(stream, advance))
+        reader.on_read = result.progress.begin(desc, "copy")
+        dst.push(desc, stream)
     result.progress.end(desc)
     result.copied.append(str(desc.digest))
 

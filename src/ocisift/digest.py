@@ -143,4 +143,3 @@ def verify_bytes(data: bytes, digest: Digest, size: int, what: str = "content") 
     if actual != digest.hex:
         raise IntegrityError(f"{what} does not match digest {digest} (got {digest.algorithm}:{actual})")
     return data
-

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
-from typing import IO, Protocol
+from typing import Protocol
 
 from .models import Descriptor
 
@@ -23,28 +22,6 @@ class NoProgress:
 
     def end(self, desc: Descriptor) -> None:
         pass
-
-
-class CountingReader(io.RawIOBase):
-    """Reports bytes as they pass; the wrapped stream still does the verifying."""
-
-    def __init__(self, inner: IO[bytes], advance: Advance) -> None:
-        super().__init__()
-        self.inner = inner
-        self.advance = advance
-
-    @property
-    def verifies(self):  # type: ignore[no-untyped-def]
-        return getattr(self.inner, "verifies", None)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        n = self.inner.readinto(buffer)  # type: ignore[attr-defined]
-        if n:
-            self.advance(n)
-        return n or 0
 
 
 class RichProgress:

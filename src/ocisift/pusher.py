@@ -43,14 +43,7 @@ class Pushed:
 
 def platform_config(platform: Platform) -> bytes:
     """A minimal image config that records a platform, so indexes can be composed from it."""
-    body: dict[str, Any] = {"architecture": platform.architecture, "os": platform.os}
-    if platform.variant:
-        body["variant"] = platform.variant
-    if platform.os_version:
-        body["os.version"] = platform.os_version
-    if platform.os_features:
-        body["os.features"] = list(platform.os_features)
-    body["rootfs"] = {"type": "layers", "diff_ids": []}
+    body = {**platform.to_json(), "rootfs": {"type": "layers", "diff_ids": []}}
     return json.dumps(body, separators=(",", ":")).encode()
 
 
