@@ -33,9 +33,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # the same registry runner the tests use
 
 import ocisift  # noqa: E402
-from ocisift import mediatypes as mt  # noqa: E402
-from ocisift.pusher import manifest_bytes  # noqa: E402
-from ocisift.stores.layout import LayoutStore  # noqa: E402
+from ocisift._core import mediatypes as mt  # noqa: E402
+from ocisift._core.builders import manifest_bytes  # noqa: E402
+from ocisift._stores.layout import LayoutStore  # noqa: E402
 from registry import run_registry  # noqa: E402
 
 OCISIFT = [sys.executable, "-m", "ocisift"]
@@ -73,7 +73,7 @@ def run(cmd: list[str], cwd: str | None = None) -> Timing:
 
 
 def make_layout(path: Path, size: int, layers: int) -> None:
-    store = LayoutStore.create_directory(str(path))
+    store = LayoutStore.create(str(path))
     per = size // layers
     descs = []
     for i in range(layers):
@@ -83,7 +83,7 @@ def make_layout(path: Path, size: int, layers: int) -> None:
             info.size = per
             tar.addfile(info, io.BytesIO(os.urandom(per)))
         data = gzip.compress(buf.getvalue(), compresslevel=1, mtime=0)
-        descs.append(store.push_bytes(data, mt.OCI_LAYER_GZIP, annotations={
+        descs.append(store.push_bytes(data, mt.OCI_LAYER_GZIP, {
             mt.ANNOTATION_TITLE: f"layer{i}.tar.gz", mt.ANNOTATION_ORAS_UNPACK: "true"}))
     cfg = store.push_bytes(b"{}", mt.OCI_EMPTY)
     raw = manifest_bytes(cfg, descs, artifact_type="application/vnd.bench.v1")
@@ -93,7 +93,7 @@ def make_layout(path: Path, size: int, layers: int) -> None:
 
 def make_big_index(path: Path, entries: int) -> str:
     """A layout whose index.json lists `entries` tagged manifests; returns a tag in the middle."""
-    store = LayoutStore.create_directory(str(path))
+    store = LayoutStore.create(str(path))
     cfg = store.push_bytes(b"{}", mt.OCI_EMPTY)
     rows = []
     for i in range(entries):

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from ocisift import mediatypes as mt
-from ocisift.cli import run
-from ocisift.models import Descriptor
-from ocisift.platform import Platform
-from ocisift.sample import build_sample_layout, make_tar, push_index, push_manifest
-from ocisift.stores.layout import LayoutStore
+from ocisift._cli.main import run
+from ocisift._core import mediatypes as mt
+from ocisift._core.models import Descriptor
+from ocisift._core.platform import Platform
+from ocisift._demo import build_sample_layout, make_tar, push_index, push_manifest
+from ocisift._stores.layout import LayoutStore
 
 
 @dataclass
@@ -47,7 +47,7 @@ def sample(tmp_path) -> str:
 
 @pytest.fixture
 def layout(tmp_path) -> LayoutStore:
-    return LayoutStore.create_directory(str(tmp_path / "layout"))
+    return LayoutStore.create(str(tmp_path / "layout"))
 
 
 def artifact(store: LayoutStore, files: dict[str, bytes] | None = None, *, media_type: str = mt.OCI_LAYER_GZIP,

@@ -15,8 +15,9 @@ from typing import ClassVar
 import pytest
 
 import ocisift
-from ocisift.auth import Credentials, lookup_credentials, parse_challenge
-from ocisift.sample import build_sample_layout
+from ocisift._demo import build_sample_layout
+from ocisift._stores.registry.auth import parse_challenge
+from ocisift._stores.registry.credentials import Credentials, lookup_credentials
 from registry import run_registry
 
 USER, PASSWORD = "ci-user", "s3cret-pass"
@@ -185,12 +186,16 @@ def test_login_logout_and_password_stdin(basic_registry, tmp_path, monkeypatch, 
 
 
 def test_https_is_the_default_away_from_loopback():
-    from ocisift.reference import parse_image_name
-    from ocisift.stores.registry import RegistryStore, is_loopback
+    from ocisift._core.options import RegistryOptions
+    from ocisift._core.reference import parse_image_name
+    from ocisift._stores.registry.session import is_loopback
+    from ocisift._stores.registry.store import RegistryStore
 
     assert is_loopback("127.0.0.1:5000") and is_loopback("localhost:5000") and is_loopback("[::1]:5000")
     assert not is_loopback("registry.example:5000")
-    assert RegistryStore(parse_image_name("registry.example/a/b")).base.startswith("https://")
-    assert RegistryStore(parse_image_name("localhost:5000/a/b")).base.startswith("http://")
-    assert RegistryStore(parse_image_name("localhost:5000/a/b"), plain_http=False).base.startswith("https://")
-    assert RegistryStore(parse_image_name("alpine")).base == "https://registry-1.docker.io/v2/library/alpine"
+    assert RegistryStore(parse_image_name("registry.example/a/b")).repo.url("x").startswith("https://")
+    assert RegistryStore(parse_image_name("localhost:5000/a/b")).repo.url("x").startswith("http://")
+    assert RegistryStore(parse_image_name("localhost:5000/a/b"),
+                         RegistryOptions(plain_http=False)).repo.url("x").startswith("https://")
+    assert RegistryStore(parse_image_name("alpine")).repo.url("tags/list") == \
+        "https://registry-1.docker.io/v2/library/alpine/tags/list"

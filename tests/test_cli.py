@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 import ocisift
-from ocisift.cli import main
+from ocisift._cli.main import main
 
 
 def test_api_names_are_functions_even_after_every_module_is_imported():
@@ -155,7 +155,7 @@ def test_version_and_module_entry():
 
 def test_max_depth_bounds_the_walk(layout, cli):
     from conftest import artifact, entry, push_index, write_index
-    from ocisift.platform import Platform
+    from ocisift._core.platform import Platform
 
     node = artifact(layout, platform=Platform.parse("linux/amd64"))
     for _ in range(20):

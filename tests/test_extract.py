@@ -11,11 +11,11 @@ import zstandard
 
 import ocisift
 from conftest import artifact, entry, member, raw_tar, write_index
-from ocisift import mediatypes as mt
-from ocisift.errors import ConflictError, IntegrityError, UnsafeContentError
-from ocisift.extract import ExtractLimits
-from ocisift.layers import LayerSelector
-from ocisift.sample import make_tar
+from ocisift._core import mediatypes as mt
+from ocisift._core.errors import ConflictError, IntegrityError, UnsafeContentError
+from ocisift._demo import make_tar
+from ocisift._unpack.extract import ExtractLimits
+from ocisift._unpack.layers import LayerSelector
 
 ARTIFACT_TAR = "application/vnd.acme.content.v1.tar+gzip"
 

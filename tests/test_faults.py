@@ -14,7 +14,7 @@ import pytest
 import ocisift
 from conftest import artifact, entry, write_index
 from faults import Faults, proxy
-from ocisift.errors import IntegrityError
+from ocisift._core.errors import IntegrityError
 from registry import run_registry
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None or shutil.which("skopeo") is None,
@@ -23,10 +23,10 @@ pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None or shuti
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory):
-    from ocisift.stores.layout import LayoutStore
+    from ocisift._stores.layout import LayoutStore
 
     work = tmp_path_factory.mktemp("faults")
-    layout = LayoutStore.create_directory(str(work / "layout"))
+    layout = LayoutStore.create(str(work / "layout"))
     big = os.urandom(3 << 20)
     desc = artifact(layout, layers=[(big, "application/octet-stream", {"org.opencontainers.image.title": "big.bin"})])
     write_index(layout, [entry(desc, org__opencontainers__image__ref__name="v1")])
@@ -43,7 +43,7 @@ def upstream(tmp_path_factory):
     (Faults(short_length_once=True), None),       # a Content-Length 100 bytes short
 ], ids=["cut", "stall", "short-length"])
 def test_broken_transfer_resumes_with_range(upstream, tmp_path, faults, timeout):
-    from ocisift.transport import RegistryOptions
+    from ocisift._core.options import RegistryOptions
 
     with proxy(upstream.host, faults) as host:
         started = time.monotonic()
@@ -94,7 +94,7 @@ def test_copy_within_a_registry_mounts_instead_of_downloading(upstream):
 
 
 def test_chunked_upload(upstream, tmp_path):
-    from ocisift.transport import RegistryOptions
+    from ocisift._core.options import RegistryOptions
 
     ocisift.copy(f"{upstream.host}/acme/big:v1", f"oci:{tmp_path}/local:v1")
     before = len(upstream.log.read_text(errors="replace"))

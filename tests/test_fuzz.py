@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import member, raw_tar
-from ocisift import mediatypes as mt
-from ocisift.digest import Digest, VerifyingReader
-from ocisift.errors import OcisiftError
-from ocisift.extract import ExtractLimits, TreeBuilder
-from ocisift.models import Descriptor, parse_document
-from ocisift.platform import Platform
+from ocisift._core import mediatypes as mt
+from ocisift._core.digest import Digest, VerifyingReader
+from ocisift._core.errors import OcisiftError
+from ocisift._core.models import Descriptor, parse_document
+from ocisift._core.platform import Platform
+from ocisift._unpack.extract import ExtractLimits, TreeBuilder
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 10**12) | st.text(max_size=20),

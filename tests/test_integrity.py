@@ -10,11 +10,12 @@ import pytest
 
 import ocisift
 from conftest import artifact, entry, write_index
-from ocisift import mediatypes as mt
-from ocisift.digest import Digest, VerifyingReader
-from ocisift.errors import IntegrityError
-from ocisift.models import Descriptor, MalformedDocument, parse_document
-from ocisift.sample import make_tar
+from ocisift import Selector
+from ocisift._core import mediatypes as mt
+from ocisift._core.digest import Digest, VerifyingReader
+from ocisift._core.errors import IntegrityError, MalformedDocument
+from ocisift._core.models import Descriptor, parse_document
+from ocisift._demo import make_tar
 
 
 def blob_path(layout, digest) -> str:
@@ -61,7 +62,7 @@ def test_corrupted_manifest_is_refused(layout):
     write_index(layout, [entry(desc)])
     corrupt(blob_path(layout, desc.digest))
     with pytest.raises(IntegrityError):
-        ocisift.resolve(f"oci:{layout.path}", artifact_type="*")
+        ocisift.resolve(f"oci:{layout.path}", select=Selector.build(artifact_type="*"))
 
 
 def test_sha512_descriptors_are_verified():

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import ocisift
+from ocisift import Selector
 
 pytestmark = pytest.mark.interop
 
@@ -30,11 +31,11 @@ def test_skopeo_copy_of_a_multi_platform_index_is_resolved(sample, tmp_path):
     index = json.loads((dest / "index.json").read_text())
     assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "copied"
     for plat in ("linux/amd64:el8", "linux/amd64:el9", "linux/arm64:el8", "linux/arm64/v8:el9"):
-        ours = ocisift.resolve(f"oci:{sample}:1.2", platform=plat).descriptor.digest
-        theirs = ocisift.resolve(f"oci:{dest}:copied", platform=plat).descriptor.digest
+        ours = ocisift.resolve(f"oci:{sample}:1.2", select=Selector.build(platform=plat)).descriptor.digest
+        theirs = ocisift.resolve(f"oci:{dest}:copied", select=Selector.build(platform=plat)).descriptor.digest
         assert ours == theirs
     out = tmp_path / "out"
-    ocisift.pull(f"oci:{dest}:copied", str(out), platform="linux/arm64:el9", mode="extract")
+    ocisift.pull(f"oci:{dest}:copied", str(out), mode="extract", select=Selector.build(platform="linux/arm64:el9"))
     assert (out / "repo" / "el9" / "arm64" / "repodata" / "repomd.xml").is_file()
 
 
@@ -72,9 +73,9 @@ def test_umoci_layout_is_resolved_with_config_platform(tmp_path):
     digest = index["manifests"][0]["digest"]
     assert str(ocisift.resolve(f"oci:{lay}:base").descriptor.digest) == digest
     # umoci writes no platform in index.json: the image config supplies it.
-    assert str(ocisift.resolve(f"oci:{lay}:base", platform="linux/arm64/v8").descriptor.digest) == digest
+    assert str(ocisift.resolve(f"oci:{lay}:base", select=Selector.build(platform="linux/arm64/v8")).descriptor.digest) == digest
     with pytest.raises(ocisift.NotFoundError):
-        ocisift.resolve(f"oci:{lay}:base", platform="linux/amd64")
+        ocisift.resolve(f"oci:{lay}:base", select=Selector.build(platform="linux/amd64"))
     tree = ocisift.tree(f"oci:{lay}")
     assert str(tree[0].platform) == "linux/arm64"
     out = tmp_path / "rootfs"

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from ocisift import mediatypes as mt
-from ocisift.digest import Digest
-from ocisift.errors import NotFoundError, UnsafeContentError, UsageError
-from ocisift.layers import LayerSelector, blob_file_name, layer_dir_name, select_layers
-from ocisift.models import Descriptor, Manifest
+from ocisift._core import mediatypes as mt
+from ocisift._core.digest import Digest
+from ocisift._core.errors import NotFoundError, UnsafeContentError, UsageError
+from ocisift._core.models import Descriptor, Manifest
+from ocisift._unpack.layers import LayerSelector, blob_file_name, layer_dir_name, select_layers
 
 
 def layer(media_type: str, n: int, **ann: str) -> Descriptor:

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocisift.errors import UsageError
-from ocisift.platform import Platform, platform_matches
+from ocisift._core.errors import UsageError
+from ocisift._core.platform import Platform, platform_matches
 
 
 def p(text: str) -> Platform:

@@ -6,7 +6,7 @@ import io
 from collections import Counter
 
 import ocisift
-from ocisift.progress import RichProgress
+from ocisift._cli.progress import RichProgress
 
 
 class Recorder:

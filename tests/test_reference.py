@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocisift.errors import ReferenceError_, UsageError
-from ocisift.reference import (
+from ocisift._core.errors import ReferenceError_, UsageError
+from ocisift._core.reference import (
     ACCEPTED_FORMS,
     LayoutReference,
     RegistryReference,
@@ -64,7 +64,7 @@ def test_layout_forms_and_aliases():
         ref = parse_reference(f"{prefix}store:3.16", probe)
         assert ref == LayoutReference("store", "dir", tag="3.16")
     assert parse_reference("oci:store", probe) == LayoutReference("store", "dir")
-    assert parse_reference("oci:store", probe).tagless
+    assert parse_reference("oci:store", probe).target.tagless
     assert parse_reference(f"oci:store@{DIGEST}", probe).digest is not None
 
 
@@ -85,7 +85,7 @@ def test_path_with_colons_splits_on_the_layout_on_disk():
     ref = parse_reference("oci:/data/build:2024/out:v1", probe)
     assert ref == LayoutReference("/data/build:2024/out", "dir", tag="v1")
     tagless = parse_reference("oci:/data/build:2024/out", probe)
-    assert tagless.path == "/data/build:2024/out" and tagless.tagless
+    assert tagless.path == "/data/build:2024/out" and tagless.target.tagless
     # A longer existing prefix wins over a shorter one.
     probe2 = fake_probe({"a": "dir", "a:b": "dir"})
     assert parse_reference("oci:a:b:c", probe2) == LayoutReference("a:b", "dir", tag="c")

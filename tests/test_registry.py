@@ -10,9 +10,10 @@ import subprocess
 import pytest
 
 import ocisift
-from ocisift.errors import IntegrityError, NotFoundError
-from ocisift.models import parse_document
-from ocisift.sample import build_sample_layout
+from ocisift import Selector
+from ocisift._core.errors import IntegrityError, NotFoundError
+from ocisift._core.models import parse_document
+from ocisift._demo import build_sample_layout
 from registry import run_registry
 
 pytestmark = pytest.mark.skipif(
@@ -43,20 +44,18 @@ def test_resolve_by_tag_and_digest_through_a_multi_platform_index(registry):
     idx = ocisift.resolve(f"{registry.host}/acme/yum-repo:1.2")
     assert idx.descriptor.digest == ocisift.Digest.of(raw)
     assert ocisift.manifest(f"{registry.host}/acme/yum-repo:1.2") == raw
-    leaf = ocisift.resolve(f"{registry.host}/acme/yum-repo:1.2", platform="linux/arm64:el9")
-    assert leaf.descriptor.digest == ocisift.resolve(f"oci:{registry.layout}:1.2",
-                                                     platform="linux/arm64:el9").descriptor.digest
+    leaf = ocisift.resolve(f"{registry.host}/acme/yum-repo:1.2", select=Selector.build(platform="linux/arm64:el9"))
+    assert leaf.descriptor.digest == ocisift.resolve(f"oci:{registry.layout}:1.2", select=Selector.build(platform="linux/arm64:el9")).descriptor.digest
     assert leaf.pinned == f"{registry.host}/acme/yum-repo@{leaf.descriptor.digest}"
     by_digest = ocisift.resolve(leaf.pinned)
     assert by_digest.descriptor.digest == leaf.descriptor.digest
-    assert ocisift.manifest(leaf.pinned) == ocisift.manifest(f"oci:{registry.layout}:1.2", platform="linux/arm64:el9")
+    assert ocisift.manifest(leaf.pinned) == ocisift.manifest(f"oci:{registry.layout}:1.2", select=Selector.build(platform="linux/arm64:el9"))
     assert "1.2" in ocisift.tags(f"{registry.host}/acme/yum-repo")
 
 
 def test_pull_fetches_only_the_selected_blob(registry, tmp_path):
     before = len(registry.log_text())
-    result = ocisift.pull(f"{registry.host}/acme/yum-repo:1.2", str(tmp_path / "out"),
-                          platform="linux/amd64:el8", mode="extract")
+    result = ocisift.pull(f"{registry.host}/acme/yum-repo:1.2", str(tmp_path / "out"), mode="extract", select=Selector.build(platform="linux/amd64:el8"))
     assert (tmp_path / "out" / "repo" / "el8" / "amd64" / "repodata" / "repomd.xml").is_file()
     assert result.revision == f"1.2@{result.resolved.descriptor.digest}"
     log = registry.log_text()[before:]
@@ -128,17 +127,17 @@ def test_copy_registry_to_layout_to_registry_keeps_every_digest(registry, tmp_pa
     assert body["digest"] == str(root) and body["destination"] == f"oci:{tmp_path}/mirror@{root}"
     assert len(body["copied"]) == 1 + 4 * 3  # index, and per platform: manifest, config, layer
     for plat in ("linux/amd64:el8", "linux/arm64:el9"):
-        assert (ocisift.resolve(f"oci:{tmp_path}/mirror:1.2", platform=plat).descriptor.digest
-                == ocisift.resolve(src, platform=plat).descriptor.digest)
+        assert (ocisift.resolve(f"oci:{tmp_path}/mirror:1.2", select=Selector.build(platform=plat)).descriptor.digest
+                == ocisift.resolve(src, select=Selector.build(platform=plat)).descriptor.digest)
     back = f"{registry.host}/acme/roundtrip:again"
     again = ocisift.copy(f"oci:{tmp_path}/mirror:1.2", back)
     assert again.root.digest == root
     raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{back}"],
                          check=True, capture_output=True, timeout=60).stdout
     assert ocisift.Digest.of(raw) == root
-    # Copying again moves nothing: every blob and manifest is already there.
+    # Copying again moves nothing: the root is already there, so its whole sub-graph is skipped unvisited.
     third = ocisift.copy(f"oci:{tmp_path}/mirror:1.2", back)
-    assert third.copied == [] and len(third.skipped) == len(body["copied"])
+    assert third.copied == [] and third.skipped == [str(root)]
     # skopeo pulls what ocisift pushed, and reads the layout ocisift wrote.
     subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "--override-arch", "arm64",
                     "--override-variant", "v8", f"docker://{back}", f"oci:{tmp_path}/by-skopeo:x"],
@@ -149,15 +148,15 @@ def test_copy_registry_to_layout_to_registry_keeps_every_digest(registry, tmp_pa
     subprocess.run(["skopeo", "copy", "--override-arch", "amd64", f"oci:{tmp_path}/mirror:1.2",
                     f"oci:{tmp_path}/from-layout:y"], check=True, capture_output=True, timeout=120)
     # skopeo cannot ask for os.version: it takes one of the arm64 manifests, the bytes ocisift pushed.
-    arm64 = {ocisift.resolve(src, platform=f"linux/arm64:{el}").descriptor.digest for el in ("el8", "el9")}
+    arm64 = {ocisift.resolve(src, select=Selector.build(platform=f"linux/arm64:{el}")).descriptor.digest for el in ("el8", "el9")}
     assert ocisift.resolve(f"oci:{tmp_path}/by-skopeo:x").descriptor.digest in arm64
 
 
 def test_copy_chosen_platforms_to_a_registry(registry, tmp_path):
     src = f"{registry.host}/acme/yum-repo:1.2"
-    one = ocisift.copy(src, f"{registry.host}/acme/el9:amd64", platform="linux/amd64:el9")
-    assert one.root.digest == ocisift.resolve(src, platform="linux/amd64:el9").descriptor.digest
-    two = ocisift.copy(src, f"{registry.host}/acme/el9:both", platform=["linux/amd64:el9", "linux/arm64:el9"])
+    one = ocisift.copy(src, f"{registry.host}/acme/el9:amd64", platforms=["linux/amd64:el9"])
+    assert one.root.digest == ocisift.resolve(src, select=Selector.build(platform="linux/amd64:el9")).descriptor.digest
+    two = ocisift.copy(src, f"{registry.host}/acme/el9:both", platforms=["linux/amd64:el9", "linux/arm64:el9"])
     index = parse_document(ocisift.manifest(f"{registry.host}/acme/el9:both"))
     assert {str(d.platform) for d in index.manifests} == {"linux/amd64:el9", "linux/arm64/v8:el9"}
     assert ocisift.resolve(f"{registry.host}/acme/el9:both").descriptor.digest == two.root.digest
@@ -230,7 +229,7 @@ def test_composed_index_to_registry_and_referrers_by_fallback_tag(registry, tmp_
     store = ocisift.open(f"{registry.host}/acme/composed")
     found = {str(d.digest): d.artifact_type for d in store.referrers(made.descriptor)}
     assert found == {str(p.descriptor.digest): f"application/vnd.acme.{k}" for p, (k, _) in zip(pushed, files, strict=True)}
-    chosen = ocisift.resolve(subject, artifact_type="application/vnd.acme.sbom", referrers=True)
+    chosen = ocisift.resolve(subject, select=Selector.build(artifact_type="application/vnd.acme.sbom", referrers=True))
     assert chosen.descriptor.digest == pushed[0].descriptor.digest
 
 

@@ -6,9 +6,10 @@ import pytest
 
 import ocisift
 from conftest import artifact, entry, push_index, write_index
-from ocisift import mediatypes as mt
-from ocisift.errors import AmbiguousError, NotFoundError
-from ocisift.platform import Platform
+from ocisift import Selector
+from ocisift._core import mediatypes as mt
+from ocisift._core.errors import AmbiguousError, NotFoundError
+from ocisift._core.platform import Platform
 
 REF = "org.opencontainers.image.ref.name"
 CTD = "io.containerd.image.name"
@@ -83,10 +84,10 @@ def test_rule4_tagless_narrowed_by_selectors_with_os_version(layout):
         ocisift.resolve(f"oci:{layout.path}")
     assert len(info.value.candidates) == 3
     assert all(c["reference"].startswith(f"oci:{layout.path}@sha256:") for c in info.value.candidates)
-    chosen = ocisift.resolve(f"oci:{layout.path}", platform="linux/arm64/v8:el8")
+    chosen = ocisift.resolve(f"oci:{layout.path}", select=Selector.build(platform="linux/arm64/v8:el8"))
     assert chosen.descriptor.digest == el8.digest
     with pytest.raises(NotFoundError):
-        ocisift.resolve(f"oci:{layout.path}", platform="linux/amd64")
+        ocisift.resolve(f"oci:{layout.path}", select=Selector.build(platform="linux/amd64"))
 
 
 def test_rule4_tagless_one_index_pulls(layout, tmp_path):
@@ -95,7 +96,7 @@ def test_rule4_tagless_one_index_pulls(layout, tmp_path):
     idx = push_index(layout, [el8, el9])
     write_index(layout, [entry(idx)])
     assert ocisift.resolve(f"oci:{layout.path}").root.digest == idx.digest
-    result = ocisift.pull(f"oci:{layout.path}", str(tmp_path / "out"), platform="linux/arm64:el9", mode="extract")
+    result = ocisift.pull(f"oci:{layout.path}", str(tmp_path / "out"), mode="extract", select=Selector.build(platform="linux/arm64:el9"))
     assert (tmp_path / "out" / "el9.txt").read_bytes() == b"9"
     assert result.revision == str(el9.digest)
 
@@ -117,7 +118,7 @@ def test_rule5_duplicates_to_one_digest_are_one_match(layout):
 def test_resolve_without_selector_answers_the_index(sample):
     idx = ocisift.resolve(f"oci:{sample}:1.2")
     assert idx.descriptor.media_type == mt.OCI_INDEX
-    leaf = ocisift.resolve(f"oci:{sample}:1.2", platform="linux/amd64:el8")
+    leaf = ocisift.resolve(f"oci:{sample}:1.2", select=Selector.build(platform="linux/amd64:el8"))
     assert leaf.descriptor.media_type == mt.OCI_MANIFEST
     assert leaf.root.digest == idx.root.digest
 
@@ -131,13 +132,10 @@ def test_referrers_in_a_layout_are_selected_by_artifact_type(layout, tmp_path):
     write_index(layout, [entry(idx, org__opencontainers__image__ref__name="v1"), entry(sbom)])
     assert [str(d.digest) for d in layout.referrers(arm)] == [str(sbom.digest)]
     assert layout.referrers(amd) == []
-    chosen = ocisift.resolve(f"oci:{layout.path}:v1", platform="linux/arm64",
-                             artifact_type="application/spdx+json", referrers=True)
+    chosen = ocisift.resolve(f"oci:{layout.path}:v1", select=Selector.build(platform="linux/arm64", artifact_type="application/spdx+json", referrers=True))
     assert chosen.descriptor.digest == sbom.digest
     with pytest.raises(NotFoundError):
-        ocisift.resolve(f"oci:{layout.path}:v1", platform="linux/amd64",
-                        artifact_type="application/spdx+json", referrers=True)
-    from ocisift import Selector
+        ocisift.resolve(f"oci:{layout.path}:v1", select=Selector.build(platform="linux/amd64", artifact_type="application/spdx+json", referrers=True))
 
     ocisift.pull(f"oci:{layout.path}:v1", str(tmp_path / "sbom"),
                  select=Selector.build("linux/arm64", "application/spdx+json", referrers=True))

@@ -6,12 +6,13 @@ import json
 
 import pytest
 
-from ocisift import mediatypes as mt
-from ocisift.digest import Digest
-from ocisift.errors import AmbiguousError, NotFoundError
-from ocisift.models import Descriptor, MalformedDocument, parse_document
-from ocisift.platform import Platform
-from ocisift.select import Selector, select, walk
+from ocisift._core import mediatypes as mt
+from ocisift._core.digest import Digest
+from ocisift._core.errors import AmbiguousError, MalformedDocument, NotFoundError
+from ocisift._core.models import Descriptor, parse_document
+from ocisift._core.platform import Platform
+from ocisift._graph.select import Selector, select
+from ocisift._graph.walk import walk
 
 
 class Graph:

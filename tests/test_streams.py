@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocisift.digest import Digest, VerifyingReader
-from ocisift.errors import IntegrityError
-from ocisift.streams import ReadAhead, copy_stream
+from ocisift._core.digest import Digest, VerifyingReader
+from ocisift._core.errors import IntegrityError
+from ocisift._core.streams import ReadAhead, copy_stream
 
 
 class Trickle(io.RawIOBase):

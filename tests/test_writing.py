@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import ocisift
-from ocisift import LayerSelector
-from ocisift import mediatypes as mt
-from ocisift.models import parse_document
+from ocisift import LayerSelector, Selector
+from ocisift._core import mediatypes as mt
+from ocisift._core.models import parse_document
 
 
 def test_tagless_push_then_pull_by_the_printed_reference(tmp_path, cli):
@@ -62,19 +62,18 @@ def test_compose_per_platform_layouts_that_differ_only_by_os_version(tmp_path, c
     assert [str(d.platform) for d in index.manifests] == ["linux/arm64/v8:el8", "linux/arm64/v8:el9"]
     assert index.annotations["org.opencontainers.image.version"] == "1.2"
     for el in ("el8", "el9"):
-        chosen = ocisift.resolve(f"oci:{tmp_path}/merged:1.2", platform=f"linux/arm64:{el}")
+        chosen = ocisift.resolve(f"oci:{tmp_path}/merged:1.2", select=Selector.build(platform=f"linux/arm64:{el}"))
         assert str(chosen.descriptor.digest) == refs[el].rsplit("@", 1)[1]
-        ocisift.pull(f"oci:{tmp_path}/merged:1.2", str(tmp_path / f"out-{el}"), platform=f"linux/arm64:{el}",
-                     mode="extract")
+        ocisift.pull(f"oci:{tmp_path}/merged:1.2", str(tmp_path / f"out-{el}"), mode="extract", select=Selector.build(platform=f"linux/arm64:{el}"))
         assert (tmp_path / f"out-{el}" / f"repo-{el}" / "repomd.xml").read_text() == el
     # Edit the index: add a third platform, remove the first.
     src = tmp_path / "repo-amd"
     src.mkdir()
     (src / "repomd.xml").write_text("amd")
     ocisift.push(f"oci:{tmp_path}/amd", [str(src)], platform="linux/amd64:el9")
-    added = ocisift.index_edit(f"oci:{tmp_path}/merged:1.2", add=f"oci:{tmp_path}/amd")
+    added = ocisift.index_add(f"oci:{tmp_path}/merged:1.2", f"oci:{tmp_path}/amd")
     assert len(parse_document(ocisift.manifest(f"oci:{tmp_path}/merged:1.2")).manifests) == 3
-    removed = ocisift.index_edit(f"oci:{tmp_path}/merged:1.2", remove=refs["el8"].rsplit("@", 1)[1])
+    removed = ocisift.index_remove(f"oci:{tmp_path}/merged:1.2", refs["el8"].rsplit("@", 1)[1])
     plats = {str(d.platform) for d in parse_document(ocisift.manifest(f"oci:{tmp_path}/merged:1.2")).manifests}
     assert plats == {"linux/arm64/v8:el9", "linux/amd64:el9"}
     assert added.descriptor.digest != removed.descriptor.digest
@@ -85,7 +84,7 @@ def test_platform_of_overrides_config(tmp_path):
     ocisift.push(f"oci:{tmp_path}/a", [str(tmp_path / "f")])
     ocisift.index_create(f"oci:{tmp_path}/m:1", [f"oci:{tmp_path}/a"],
                          platform_of={f"oci:{tmp_path}/a": "linux/riscv64"})
-    assert ocisift.resolve(f"oci:{tmp_path}/m:1", platform="linux/riscv64").descriptor.media_type == mt.OCI_MANIFEST
+    assert ocisift.resolve(f"oci:{tmp_path}/m:1", select=Selector.build(platform="linux/riscv64")).descriptor.media_type == mt.OCI_MANIFEST
 
 
 def test_tag_and_resolve(sample, cli):
@@ -104,7 +103,7 @@ def test_referrers_in_a_layout(tmp_path, cli):
                         subject=f"oci:{tmp_path}/lay:1.0")
     store = ocisift.open(f"oci:{tmp_path}/lay")
     assert [d.digest for d in store.referrers(image.descriptor)] == [sbom.descriptor.digest]
-    chosen = ocisift.resolve(f"oci:{tmp_path}/lay:1.0", artifact_type="application/spdx+json", referrers=True)
+    chosen = ocisift.resolve(f"oci:{tmp_path}/lay:1.0", select=Selector.build(artifact_type="application/spdx+json", referrers=True))
     assert chosen.descriptor.digest == sbom.descriptor.digest
     tree = cli("tree", f"oci:{tmp_path}/lay:1.0", "--referrers", "--format", "json").json()
     assert tree[0]["referrers"][0]["digest"] == str(sbom.descriptor.digest)
@@ -163,9 +162,8 @@ def test_untag_and_gc_keep_everything_reachable(sample, cli, tmp_path):
     after = {p.name for p in (tmp_path / "sample" / "blobs" / "sha256").iterdir()}
     assert before - after == {d.split(":")[1] for d in res["removed"]}
     # Everything still named resolves and pulls completely.
-    ocisift.pull(f"oci:{sample}:1.2", str(tmp_path / "o"), platform="linux/arm64:el9", mode="extract")
-    ocisift.pull(f"oci:{sample}:example.com/acme/product:2.0", str(tmp_path / "p"),
-                 artifact_type="application/spdx+json")
+    ocisift.pull(f"oci:{sample}:1.2", str(tmp_path / "o"), mode="extract", select=Selector.build(platform="linux/arm64:el9"))
+    ocisift.pull(f"oci:{sample}:example.com/acme/product:2.0", str(tmp_path / "p"), select=Selector.build(artifact_type="application/spdx+json"))
     assert cli("untag", f"oci:{sample}:7.2").code == 3
 
 

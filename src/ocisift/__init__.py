@@ -1,87 +1,123 @@
 """ocisift: find, select and move content inside OCI artifacts.
 
-Imports are lazy so that the command line starts fast.
+The public surface is this package: the functions of the API (one per
+command), the values they take and return, the errors they raise, and the
+store capabilities. Everything else lives in private modules. Names are
+imported when first used, so that the command line starts fast.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "resolve": "api",
-    "pull": "api",
-    "tree": "api",
-    "tags": "api",
-    "manifest": "api",
-    "open": "api",
-    "copy": "api",
-    "push": "api",
-    "index_create": "api",
-    "index_edit": "api",
-    "tag": "api",
-    "Pushed": "pusher",
-    "RegistryOptions": "transport",
-    "CopyResult": "copier",
-    "TreeNode": "api",
-    "Selector": "select",
-    "LayerSelector": "layers",
-    "ExtractLimits": "extract",
-    "Platform": "platform",
-    "Descriptor": "models",
-    "Manifest": "models",
-    "Index": "models",
-    "Digest": "digest",
-    "parse_reference": "reference",
-    "open_store": "stores",
-    "Store": "stores",
-    "OcisiftError": "errors",
-    "UsageError": "errors",
-    "NotFoundError": "errors",
-    "AmbiguousError": "errors",
-    "IntegrityError": "errors",
-    "UnsafeContentError": "errors",
-    "AuthError": "errors",
-    "PullResult": "puller",
-    "Resolved": "resolver",
+    # the API, one function per command
+    "resolve": "_api", "pull": "_api", "tree": "_api", "tags": "_api", "manifest": "_api", "open": "_api",
+    "copy": "_api", "push": "_api", "index_create": "_api", "index_add": "_api", "index_remove": "_api",
+    "tag": "_api", "untag": "_api", "delete": "_api", "gc": "_api", "login": "_api", "logout": "_api",
+    "sample": "_api",
+    # values taken and returned
+    "Selector": "_graph.select", "Candidate": "_graph.select", "LayerSelector": "_unpack.layers",
+    "ExtractLimits": "_unpack.extract", "RegistryOptions": "_core.options", "Resolved": "_graph.resolve",
+    "PullResult": "_graph.pull", "CopyResult": "_graph.copy", "Pushed": "_graph.push", "TreeNode": "_graph.tree",
+    "GcResult": "_graph.gc", "Platform": "_core.platform", "Descriptor": "_core.models", "Manifest": "_core.models",
+    "Index": "_core.models", "parse_document": "_core.models", "Digest": "_core.digest",
+    "parse_reference": "_core.reference", "Target": "_core.reference",
+    # stores and their capabilities
+    "open_store": "_stores.open", "MemoryStore": "_stores.memory", "Reader": "_stores.base",
+    "RootLister": "_stores.base", "Pusher": "_stores.base", "Tagger": "_stores.base",
+    "RootRecorder": "_stores.base", "Untagger": "_stores.base", "TagLister": "_stores.base",
+    "ReferrerLister": "_stores.base", "Mounter": "_stores.base", "Deleter": "_stores.base",
+    "Finisher": "_stores.base", "BlobSweeper": "_stores.base",
+    # errors, each with its exit code
+    "OcisiftError": "_core.errors", "UsageError": "_core.errors", "UnsupportedError": "_core.errors",
+    "NotFoundError": "_core.errors", "AmbiguousError": "_core.errors", "IntegrityError": "_core.errors",
+    "MalformedDocument": "_core.errors", "UnsafeContentError": "_core.errors", "ConflictError": "_core.errors",
+    "AuthError": "_core.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+_MODULES = {"mediatypes": "_core.mediatypes"}  # the media type and annotation constants
+
+__all__ = ["__version__", *_EXPORTS, *_MODULES]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        value: Any = import_module(f"ocisift.{_MODULES[name]}")
+        globals()[name] = value
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'ocisift' has no attribute {name!r}")
-    from importlib import import_module
-
     value = getattr(import_module(f"ocisift.{module}"), name)
     globals()[name] = value
     return value
 
 
 if TYPE_CHECKING:
-    from .api import TreeNode, copy, index_create, index_edit, manifest, open, pull, push, resolve, tag, tags, tree
-    from .copier import CopyResult
-    from .digest import Digest
-    from .errors import (
+    from ._api import (
+        copy,
+        delete,
+        gc,
+        index_add,
+        index_create,
+        index_remove,
+        login,
+        logout,
+        manifest,
+        open,
+        pull,
+        push,
+        resolve,
+        sample,
+        tag,
+        tags,
+        tree,
+        untag,
+    )
+    from ._core import mediatypes
+    from ._core.digest import Digest
+    from ._core.errors import (
         AmbiguousError,
         AuthError,
+        ConflictError,
         IntegrityError,
+        MalformedDocument,
         NotFoundError,
         OcisiftError,
         UnsafeContentError,
+        UnsupportedError,
         UsageError,
     )
-    from .extract import ExtractLimits
-    from .layers import LayerSelector
-    from .models import Descriptor, Index, Manifest
-    from .platform import Platform
-    from .puller import PullResult
-    from .pusher import Pushed
-    from .reference import parse_reference
-    from .resolver import Resolved
-    from .select import Selector
-    from .stores import Store, open_store
-    from .transport import RegistryOptions
+    from ._core.models import Descriptor, Index, Manifest, parse_document
+    from ._core.options import RegistryOptions
+    from ._core.platform import Platform
+    from ._core.reference import Target, parse_reference
+    from ._graph.copy import CopyResult
+    from ._graph.gc import GcResult
+    from ._graph.pull import PullResult
+    from ._graph.push import Pushed
+    from ._graph.resolve import Resolved
+    from ._graph.select import Candidate, Selector
+    from ._graph.tree import TreeNode
+    from ._stores.base import (
+        BlobSweeper,
+        Deleter,
+        Finisher,
+        Mounter,
+        Pusher,
+        Reader,
+        ReferrerLister,
+        RootLister,
+        RootRecorder,
+        Tagger,
+        TagLister,
+        Untagger,
+    )
+    from ._stores.memory import MemoryStore
+    from ._stores.open import open_store
+    from ._unpack.extract import ExtractLimits
+    from ._unpack.layers import LayerSelector

@@ -1,0 +1,298 @@
+"""The importable API: one typed function per command, with the command's words.
+
+Each function parses its references, opens the stores they name (closing them
+however it ends), calls the algorithm and, for writers, publishes the staged
+result (an archive is packed) only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+from ._core.digest import Digest
+from ._core.errors import NotFoundError, UsageError
+from ._core.models import Descriptor
+from ._core.names import unnamed
+from ._core.options import RegistryOptions
+from ._core.platform import Platform
+from ._core.progress import Progress
+from ._core.reference import LayoutReference, Reference, Target, parse_reference
+from ._demo import build_sample_layout
+from ._graph.compose import bring_entry, current_index, without_entry, write_index
+from ._graph.copy import CopyResult, copy_between
+from ._graph.gc import DEFAULT_GRACE_SECONDS, GcResult, collect_garbage
+from ._graph.pull import PullResult, pull_from
+from ._graph.push import Pushed, check_tags, push_artifact
+from ._graph.resolve import Resolved, resolve_in
+from ._graph.select import Selector
+from ._graph.tree import TreeNode, build_tree
+from ._graph.walk import MAX_DEPTH
+from ._stores.base import Deleter, Finisher, Reader, RootLister, Tagger, TagLister, Untagger, require
+from ._stores.open import open_store, opened
+from ._stores.registry.credentials import Credentials, store_credentials
+from ._stores.registry.session import check_login
+from ._unpack.extract import ExtractLimits
+from ._unpack.layers import LayerSelector, Mode
+
+RefLike = Reference | str
+
+
+def _ref(ref: RefLike) -> Reference:
+    return parse_reference(ref) if isinstance(ref, str) else ref
+
+
+def _hint(ref: Reference) -> str:
+    return ref.not_found_hint
+
+
+@contextmanager
+def _writing(ref: Reference, registry: RegistryOptions | None) -> Iterator[Reader]:
+    """A store opened for writing; staged writes are published only if the block succeeds."""
+    with opened(ref, writable=True, options=registry) as store:
+        yield store
+        if isinstance(store, Finisher):
+            store.finish()
+
+
+def resolve(ref: RefLike, select: Selector | None = None, *, registry: RegistryOptions | None = None) -> Resolved:
+    """What a reference names; with any selector, the one manifest selected under it."""
+    reference = _ref(ref)
+    with opened(reference, options=registry) as store:
+        return resolve_in(store, reference.target, select, reference=str(reference), hint=_hint(reference))
+
+
+def manifest(ref: RefLike, select: Selector | None = None, *, registry: RegistryOptions | None = None) -> bytes:
+    """The exact bytes of the manifest or index the reference (and selector) name."""
+    reference = _ref(ref)
+    with opened(reference, options=registry) as store:
+        resolved = resolve_in(store, reference.target, select, reference=str(reference), hint=_hint(reference))
+        return store.fetch_manifest(resolved.descriptor)
+
+
+def tags(ref: RefLike, *, registry: RegistryOptions | None = None) -> list[str]:
+    """The tags of a repository, or the names and tags in a layout's index.json."""
+    reference = _ref(ref)
+    with opened(reference, options=registry) as store:
+        return require(store, TagLister, "list tags").tags()
+
+
+def pull(
+    ref: RefLike,
+    dest: str,
+    select: Selector | None = None,
+    *,
+    layers: LayerSelector | None = None,
+    mode: Mode = "copy",
+    name: str | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    overwrite: bool = False,
+    dry_run: bool = False,
+    limits: ExtractLimits | None = None,
+    registry: RegistryOptions | None = None,
+    progress: Progress | None = None,
+) -> PullResult:
+    """Select one manifest, then write or unpack the chosen layers into `dest`, all or nothing."""
+    reference = _ref(ref)
+    with opened(reference, options=registry) as store:
+        return pull_from(
+            store, reference.target, dest, selector=select, layers=layers, mode=mode, name=name,
+            include=tuple(include), exclude=tuple(exclude), overwrite=overwrite, dry_run=dry_run, limits=limits,
+            progress=progress, reference=str(reference), hint=_hint(reference),
+        )
+
+
+def tree(ref: RefLike, *, referrers: bool = False, max_depth: int = MAX_DEPTH,
+         registry: RegistryOptions | None = None) -> list[TreeNode]:
+    """The whole graph under what the reference names (every root of a tagless layout)."""
+    reference = _ref(ref)
+    with opened(reference, options=registry) as store:
+        return build_tree(store, reference.target, referrers=referrers, max_depth=max_depth, hint=_hint(reference))
+
+
+def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurrency: int = 4,
+         registry: RegistryOptions | None = None, progress: Progress | None = None) -> CopyResult:
+    """The whole graph (or the chosen platforms) from one store to another; existing content is skipped."""
+    src_ref, dst_ref = _ref(src), _ref(dst)
+    with opened(src_ref, options=registry) as source, _writing(dst_ref, registry) as destination:
+        return copy_between(source, src_ref.target, destination, dst_ref.target, platforms=tuple(platforms),
+                            concurrency=concurrency, progress=progress, source_name=str(src_ref),
+                            destination_name=str(dst_ref))
+
+
+def open(ref: RefLike, *, writable: bool = False, registry: RegistryOptions | None = None) -> Reader:
+    """A store opened from a reference; check its capabilities with isinstance (Tagger, Pusher, …)."""
+    return open_store(_ref(ref), writable=writable, options=registry)
+
+
+def parse_annotations(items: Sequence[str] | Mapping[str, str] | None) -> dict[str, str]:
+    """`KEY=VALUE` strings (or a mapping) as a dict."""
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return dict(items)
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key or not sep:
+            raise UsageError(f"invalid annotation {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _annotation_file(path: str) -> dict[str, dict[str, str]]:
+    try:
+        with builtins.open(path, "rb") as fh:  # this module's open() opens stores
+            loaded = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read annotation file {path}: {exc}") from None
+    if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
+        raise UsageError(f"{path}: expected an object of objects ($manifest, $config, file names)")
+    return {k: {str(a): str(b) for a, b in v.items()} for k, v in loaded.items()}
+
+
+def push(
+    ref: RefLike,
+    files: Sequence[str],
+    *,
+    artifact_type: str | None = None,
+    annotations: Sequence[str] | Mapping[str, str] | None = None,
+    annotation_file: str | None = None,
+    config: str | None = None,
+    platform: str | Platform | None = None,
+    subject: RefLike | None = None,
+    tags: Sequence[str] = (),
+    registry: RegistryOptions | None = None,
+) -> Pushed:
+    """Push files and directories as an ORAS-compatible artifact to a registry, layout or archive."""
+    reference = _ref(ref)
+    per_file = _annotation_file(annotation_file) if annotation_file is not None else {}
+    subject_desc = resolve(subject, registry=registry).descriptor if subject is not None else None
+    plat = Platform.parse(platform) if isinstance(platform, str) else platform
+    with _writing(reference, registry) as store:
+        return push_artifact(store, reference.target, files, artifact_type=artifact_type,
+                             annotations=parse_annotations(annotations), file_annotations=per_file,
+                             config=config, platform=plat, subject=subject_desc, tags=tags)
+
+
+def index_create(
+    dst: RefLike,
+    sources: Sequence[RefLike],
+    *,
+    annotations: Sequence[str] | Mapping[str, str] | None = None,
+    platform_of: Mapping[str, str] | None = None,
+    artifact_type: str | None = None,
+    registry: RegistryOptions | None = None,
+) -> Pushed:
+    """Compose an image index from manifests or indexes in any stores, copying their content into DST."""
+    dst_ref = _ref(dst)
+    given = dict(platform_of or {})
+    entries: list[Descriptor] = []
+    with _writing(dst_ref, registry) as destination:
+        for src in sources:
+            src_ref = _ref(src)
+            platform = given.pop(str(src), None)
+            with opened(src_ref, options=registry) as source:
+                entries.append(bring_entry(source, src_ref.target, destination,
+                                           Platform.parse(platform) if platform else None, str(src_ref)))
+        if given:
+            raise UsageError(f"--platform-of names sources that were not given: {', '.join(given)}")
+        return write_index(destination, dst_ref.target, entries, annotations=parse_annotations(annotations),
+                           artifact_type=artifact_type)
+
+
+def index_add(dst: RefLike, src: RefLike, *, platform: str | None = None,
+              registry: RegistryOptions | None = None) -> Pushed:
+    """Add what SRC names to the index DST names; DST's name moves to the new index."""
+    dst_ref, src_ref = _ref(dst), _ref(src)
+    with _writing(dst_ref, registry) as destination:
+        _, index = current_index(destination, dst_ref.target, str(dst_ref))
+        with opened(src_ref, options=registry) as source:
+            entry = bring_entry(source, src_ref.target, destination, Platform.parse(platform) if platform else None,
+                                str(src_ref))
+        return write_index(destination, _moving_name(dst_ref), [*index.manifests, entry],
+                           annotations=index.annotations, artifact_type=index.artifact_type)
+
+
+def index_remove(dst: RefLike, digest: str, *, registry: RegistryOptions | None = None) -> Pushed:
+    """Remove the entry DIGEST from the index DST names; DST's name moves to the new index."""
+    dst_ref = _ref(dst)
+    gone = Digest.parse(digest)
+    with _writing(dst_ref, registry) as destination:
+        root, index = current_index(destination, dst_ref.target, str(dst_ref))
+        return write_index(destination, _moving_name(dst_ref), without_entry(index, gone, root),
+                           annotations=index.annotations, artifact_type=index.artifact_type)
+
+
+def _moving_name(ref: Reference) -> Target | None:
+    """An edited index takes over DST's name; a pinned or unnamed DST leaves naming to the caller."""
+    return ref.target if ref.target.named_tag else None
+
+
+def tag(src: RefLike, new_tags: Sequence[str], *, registry: RegistryOptions | None = None) -> list[str]:
+    """Give what SRC names more tags in the same store."""
+    check_tags(new_tags)
+    reference = _ref(src)
+    with _writing(reference, registry) as store:
+        tagger = require(store, Tagger, "tag content")
+        root = resolve_in(store, reference.target, reference=str(reference), hint=_hint(reference)).root
+        for name in new_tags:
+            tagger.tag(unnamed(root), name)  # the entry's other names stay with it, not with the new tag
+    return list(new_tags)
+
+
+def untag(ref: RefLike, *, registry: RegistryOptions | None = None) -> int:
+    """Remove the tag REF names (content stays until gc); returns how many entries it named."""
+    reference = _ref(ref)
+    name = reference.target.named_tag if not isinstance(reference, LayoutReference) or reference.image is None \
+        else str(reference.image)
+    if name is None or reference.target.digest is not None:
+        raise UsageError(f"untag takes a reference with a tag, such as oci:./layout:old (got {reference})")
+    with _writing(reference, registry) as store:
+        return require(store, Untagger, "remove tags").untag(name)
+
+
+def delete(ref: RefLike, *, registry: RegistryOptions | None = None) -> Descriptor:
+    """Remove the manifest or index REF@DIGEST names (a layout then needs gc to drop its blobs)."""
+    reference = _ref(ref)
+    digest = reference.target.digest
+    if digest is None:
+        raise UsageError(f"delete takes a reference pinned by digest, such as oci:./layout@sha256:… (got {reference})")
+    with _writing(reference, registry) as store:
+        deleter = require(store, Deleter, "delete manifests")
+        roots = store.resolve(reference.target)
+        if not roots:
+            raise NotFoundError(f"{digest} is not in {store.location}")
+        deleter.delete(roots[0])
+        return roots[0]
+
+
+def gc(ref: RefLike, *, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False) -> GcResult:
+    """Remove blobs that nothing reachable from the store's roots uses."""
+    reference = _ref(ref)
+    with _writing(reference, None) as store:
+        if not reference.target.tagless and isinstance(store, RootLister):
+            raise UsageError(f"gc works on a whole layout; give it without a tag or digest (got {reference})")
+        return collect_garbage(store, grace_seconds=grace_seconds, dry_run=dry_run)
+
+
+def login(host: str, username: str, password: str, *, registry: RegistryOptions | None = None,
+          config_path: str | None = None) -> str:
+    """Check the credentials against HOST, then store them in Docker's config.json; returns its path."""
+    creds = Credentials(username, password)
+    check_login(host, creds, registry or RegistryOptions())
+    return store_credentials(host, creds, config_path)
+
+
+def logout(host: str, *, config_path: str | None = None) -> str:
+    """Remove HOST's credentials from Docker's config.json; returns its path."""
+    return store_credentials(host, None, config_path)
+
+
+def sample(path: str) -> str:
+    """Build the sample layout (the demo's content) at PATH; returns its reference."""
+    build_sample_layout(path)
+    return f"oci:{path}"

@@ -1,0 +1,620 @@
+"""Command line: parse arguments, call the API, render. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import click
+
+from .. import __version__
+from .._core.errors import OcisiftError, UsageError
+from .._core.options import RegistryOptions
+from .._core.progress import Progress
+from .._graph.select import Selector
+
+FORMAT = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="Output for people or for scripts (errors included).",
+)
+
+
+def selector_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--platform", "platform", multiple=True, metavar="OS/ARCH[/VARIANT][:OS.VERSION]",
+                     help="Select by platform (containerd matching; os.version exact when given)."),
+        click.option("--artifact-type", metavar="GLOB", help="Select manifests by artifactType."),
+        click.option("--media-type", metavar="GLOB", help="Select manifests by their media type."),
+        click.option("--annotation", "annotations", multiple=True, metavar="KEY[=GLOB]",
+                     help="Select by annotation (repeatable, all must hold; KEY alone means present)."),
+        click.option("--referrers", is_flag=True, help="Also consider artifacts attached via subject."),
+        click.option("--first", is_flag=True, help="Accept the first match in graph order instead of failing."),
+        click.option("--max-depth", type=int, default=16, show_default=True,
+                     help="Deepest index nesting walked before the graph is refused."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--plain-http/--https", "plain_http", default=None,
+                     help="Talk HTTP or HTTPS to the registry (default: HTTP for loopback and localhost only)."),
+        click.option("--insecure", is_flag=True, help="Do not verify the registry's TLS certificate."),
+        click.option("--ca-file", type=click.Path(dir_okay=False, exists=True), help="Trust this CA bundle."),
+        click.option("--username", "-u", help="Registry user (else Docker's config.json is used)."),
+        click.option("--password-stdin", is_flag=True, help="Read the registry password from standard input."),
+        click.option("--timeout", type=float, default=30.0, show_default=True, help="Network timeout in seconds."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _registry(kw: dict[str, Any]) -> RegistryOptions:
+    password = None
+    if kw.pop("password_stdin"):
+        password = sys.stdin.readline().rstrip("\r\n")
+        if kw.get("username") is None:
+            raise UsageError("--password-stdin needs --username")
+    return RegistryOptions(plain_http=kw.pop("plain_http"), insecure=kw.pop("insecure"), ca_file=kw.pop("ca_file"),
+                           username=kw.pop("username"), password=password, timeout=kw.pop("timeout"))
+
+
+def _selector(platform: tuple[str, ...], artifact_type: str | None, media_type: str | None,
+              annotations: tuple[str, ...], referrers: bool, first: bool, max_depth: int = 16) -> Selector:
+    return Selector.build(list(platform) or None, artifact_type, media_type, annotations, referrers, first,
+                          max_depth)
+
+
+def _progress(fmt: str) -> AbstractContextManager[Progress | None]:
+    """Bars on a terminal for people; nothing for scripts or pipes."""
+    if fmt == "text" and sys.stderr.isatty():
+        from .progress import RichProgress
+
+        return RichProgress()
+    return nullcontext(None)
+
+
+def _emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ocisift")
+def main() -> None:
+    """Find, select and move content inside OCI artifacts: registries, layouts and layout archives.
+
+    \b
+    Example:
+      ocisift tree oci:./layout
+      ocisift pull oci:./layout:1.2 --platform linux/arm64:el9 -o out
+    """
+
+
+@main.command()
+@click.argument("reference")
+@selector_options
+@registry_options
+@FORMAT
+def resolve(reference: str, fmt: str, **sel: Any) -> None:
+    """Print the digest a REFERENCE names (with selectors: the one manifest selected).
+
+    \b
+    Example:
+      ocisift resolve oci:./layout:1.2
+      ocisift resolve oci:./layout:1.2 --platform linux/arm64:el9
+      ocisift resolve oci:./store/alpine:3.16 --format json
+    """
+    from .. import _api as api
+
+    registry = _registry(sel)
+    resolved = api.resolve(reference, _selector(**sel), registry=registry)
+    if fmt == "json":
+        _emit_json(resolved.to_json())
+    else:
+        click.echo(str(resolved.descriptor.digest))
+
+
+@main.command()
+@click.argument("reference")
+@click.option("--referrers", is_flag=True, help="Show artifacts attached via subject.")
+@click.option("--max-depth", type=click.IntRange(1), default=16, show_default=True,
+              help="Deepest index nesting walked before the graph is refused.")
+@registry_options
+@FORMAT
+def tree(reference: str, referrers: bool, max_depth: int, fmt: str, **kw: Any) -> None:
+    """Show the graph under REFERENCE: nested indexes, platforms, artifact types, layers.
+
+    A tagless layout reference shows every entry of index.json.
+
+    \b
+    Example:
+      ocisift tree oci:./layout
+      ocisift tree oci-archive:./image.tar:latest --format json
+    """
+    from .. import _api as api
+
+    nodes = api.tree(reference, referrers=referrers, max_depth=max_depth, registry=_registry(kw))
+    if fmt == "json":
+        _emit_json([n.to_json() for n in nodes])
+        return
+    from .render import render_tree
+
+    render_tree(nodes)
+
+
+@main.group()
+def manifest() -> None:
+    """Manifest commands."""
+
+
+@manifest.command("get")
+@click.argument("reference")
+@selector_options
+@registry_options
+@FORMAT
+def manifest_get(reference: str, fmt: str, **sel: Any) -> None:
+    """Print the exact bytes of the manifest or index REFERENCE names.
+
+    \b
+    Example:
+      ocisift manifest get oci:./layout:7.2
+      ocisift manifest get oci:./layout:1.2 --platform linux/amd64:el8 > m.json
+    """
+    from .. import _api as api
+
+    registry = _registry(sel)
+    raw = api.manifest(reference, _selector(**sel), registry=registry)
+    if fmt == "json":
+        _emit_json(json.loads(raw))
+    else:
+        sys.stdout.buffer.write(raw)
+        sys.stdout.buffer.flush()
+
+
+@main.command()
+@click.argument("reference")
+@registry_options
+@FORMAT
+def tags(reference: str, fmt: str, **kw: Any) -> None:
+    """List the names and tags a layout's index.json holds.
+
+    \b
+    Example:
+      ocisift tags oci:./layout
+    """
+    from .. import _api as api
+
+    names = api.tags(reference, registry=_registry(kw))
+    if fmt == "json":
+        _emit_json({"tags": names})
+    else:
+        for name in names:
+            click.echo(name)
+
+
+@main.command()
+@click.argument("reference")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@selector_options
+@click.option("--layer-media-type", metavar="GLOB", help="Take layers of this media type.")
+@click.option("--layer-index", type=int, help="Position among the matching layers (default 0).")
+@click.option("--all-layers", is_flag=True, help="Take every matching layer, in manifest order.")
+@click.option("--layer-annotation", multiple=True, metavar="KEY[=GLOB]", help="Take layers with this annotation.")
+@click.option("--title", help="Take the layer whose org.opencontainers.image.title is TITLE.")
+@click.option("--mode", type=click.Choice(["copy", "extract", "extract-all", "layer-per-dir"]), default="copy",
+              show_default=True, help="Write blobs as files, unpack one, unpack all into one dir, or one dir each.")
+@click.option("--name", help="File name for --mode copy of one layer.")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only write matching paths when unpacking.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching paths when unpacking.")
+@click.option("--overwrite", is_flag=True, help="Let later artifact layers replace files of earlier ones.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; fetch no blob and write nothing.")
+@click.option("--max-extract-size", type=int, metavar="BYTES", help="Cap on unpacked bytes (default 16 GiB).")
+@click.option("--max-ratio", type=float, help="Cap on decompression ratio (default 250).")
+@registry_options
+@FORMAT
+def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, layer_index: int | None,
+         all_layers: bool, layer_annotation: tuple[str, ...], title: str | None, mode: str, name: str | None,
+         include: tuple[str, ...], exclude: tuple[str, ...], overwrite: bool, dry_run: bool,
+         max_extract_size: int | None, max_ratio: float | None, **sel: Any) -> None:
+    """Select one manifest under REFERENCE and write the chosen layers to OUTPUT.
+
+    Only the selected blobs are read; nothing reaches OUTPUT unless everything succeeded.
+
+    \b
+    Example:
+      ocisift pull oci:./layout:1.2 --platform linux/arm64:el9 -o repo --mode extract
+      ocisift pull oci:./layout:7.2 --layer-media-type 'application/vnd.timoni.*' \\
+          --mode extract-all -o module
+      ocisift pull oci:./layout:example.com/acme/product:2.0 \\
+          --artifact-type application/spdx+json -o sbom --format json
+    """
+    from .. import _api as api
+    from .._unpack.extract import ExtractLimits
+    from .._unpack.layers import LayerSelector
+
+    limits = ExtractLimits()
+    if max_extract_size is not None or max_ratio is not None:
+        limits = ExtractLimits(
+            max_bytes=max_extract_size if max_extract_size is not None else limits.max_bytes,
+            max_ratio=max_ratio if max_ratio is not None else limits.max_ratio,
+        )
+    registry = _registry(sel)
+    with _progress(fmt) as progress:
+        result = api.pull(
+            reference, output, _selector(**sel), registry=registry,
+            layers=LayerSelector.build(layer_media_type, layer_index, all_layers, layer_annotation, title),
+            mode=mode,  # type: ignore[arg-type]
+            name=name, include=include, exclude=exclude, overwrite=overwrite, dry_run=dry_run, limits=limits,
+            progress=progress,
+        )
+    if fmt == "json":
+        _emit_json(result.to_json())
+        return
+    from .render import render_pull
+
+    render_pull(result)
+
+
+@main.command()
+@click.argument("source")
+@click.argument("destination")
+@click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH[/VARIANT][:OS.VERSION]",
+              help="Copy only these platforms (repeatable; several make a new index of just them).")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Blobs in flight at once.")
+@registry_options
+@FORMAT
+def copy(source: str, destination: str, platforms: tuple[str, ...], concurrency: int, fmt: str, **kw: Any) -> None:
+    """Copy the graph SOURCE names into DESTINATION (registry or layout), skipping blobs already there.
+
+    \b
+    Example:
+      ocisift copy oci:./layout:1.2 localhost:5000/acme/yum-repo:1.2
+      ocisift copy localhost:5000/acme/yum-repo:1.2 oci:./mirror:1.2 --platform linux/amd64:el9
+      ocisift copy oci:./ci/el8 oci:./merged --format json
+    """
+    from .. import _api as api
+
+    registry = _registry(kw)
+    with _progress(fmt) as progress:
+        result = api.copy(source, destination, platforms=platforms, concurrency=concurrency, registry=registry,
+                          progress=progress)
+    if fmt == "json":
+        _emit_json(result.to_json())
+    else:
+        click.echo(f"copied {len(result.copied)}, mounted {len(result.mounted)}, skipped {len(result.skipped)}: "
+                   f"{result.destination}")
+
+
+@main.command()
+@click.argument("reference")
+@click.argument("files", nargs=-1)
+@click.option("--artifact-type", help="artifactType of the manifest (default application/vnd.unknown.artifact.v1).")
+@click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE", help="Manifest annotation.")
+@click.option("--annotation-file", type=click.Path(dir_okay=False, exists=True),
+              help="ORAS annotation file: {\"$manifest\": {…}, \"$config\": {…}, \"FILE\": {…}}.")
+@click.option("--config", metavar="FILE[:MEDIATYPE]", help="Config blob (default: the empty config).")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT][:OS.VERSION]",
+              help="Record a platform in an image config, so indexes can be composed from it.")
+@click.option("--subject", metavar="REF", help="Attach the artifact to this manifest (a referrer).")
+@click.option("--tag", "tags", multiple=True, help="Further tags (repeatable).")
+@registry_options
+@FORMAT
+def push(reference: str, files: tuple[str, ...], artifact_type: str | None, annotations: tuple[str, ...],
+         annotation_file: str | None, config: str | None, platform: str | None, subject: str | None,
+         tags: tuple[str, ...], fmt: str, **kw: Any) -> None:
+    """Push FILE[:MEDIATYPE] and DIR arguments as one ORAS-compatible artifact.
+
+    Files become layers titled by their names; a directory is packed as a
+    reproducible tar+gzip. A layout reference without a tag records an untagged
+    entry; the printed digest reference pins it.
+
+    \b
+    Example:
+      ocisift push oci:./el8 repo/ --platform linux/arm64/v8:el8 --format json
+      ocisift push localhost:5000/acme/cfg:1.0 app.yaml:application/yaml --tag latest
+      ocisift push oci:./layout sbom.json --artifact-type application/spdx+json --subject oci:./layout:1.0
+    """
+    from .. import _api as api
+
+    result = api.push(reference, files, artifact_type=artifact_type, annotations=annotations,
+                      annotation_file=annotation_file, config=config, platform=platform, subject=subject,
+                      tags=tags, registry=_registry(kw))
+    if fmt == "json":
+        _emit_json(result.to_json())
+    else:
+        click.echo(result.reference)
+
+
+@main.group()
+def index() -> None:
+    """Compose and edit image indexes."""
+
+
+@index.command("create")
+@click.argument("destination")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE", help="Index annotation.")
+@click.option("--platform-of", "platform_of", multiple=True, metavar="SRC=PLATFORM",
+              help="Platform of one source (default: read from its config).")
+@click.option("--artifact-type", help="artifactType of the index.")
+@registry_options
+@FORMAT
+def index_create(destination: str, sources: tuple[str, ...], annotations: tuple[str, ...],
+                 platform_of: tuple[str, ...], artifact_type: str | None, fmt: str, **kw: Any) -> None:
+    """Compose an index at DESTINATION from manifests or indexes in any stores, copying their content.
+
+    \b
+    Example:
+      ocisift index create oci:./merged:1.2 oci:./el8 oci:./el9 --annotation org.opencontainers.image.version=1.2
+      ocisift index create localhost:5000/acme/repo:1.2 oci:./el8 oci:./el9 --format json
+    """
+    from .. import _api as api
+
+    mapping = {}
+    for item in platform_of:
+        src, sep, plat = item.rpartition("=")
+        if not sep or not src:
+            raise UsageError(f"invalid --platform-of {item!r}: expected SRC=PLATFORM")
+        mapping[src] = plat
+    result = api.index_create(destination, sources, annotations=annotations, platform_of=mapping,
+                              artifact_type=artifact_type, registry=_registry(kw))
+    if fmt == "json":
+        _emit_json(result.to_json())
+    else:
+        click.echo(result.reference)
+
+
+@index.command("add")
+@click.argument("destination")
+@click.argument("source")
+@click.option("--platform", help="Platform of the added manifest (default: read from its config).")
+@registry_options
+@FORMAT
+def index_add(destination: str, source: str, platform: str | None, fmt: str, **kw: Any) -> None:
+    """Add SOURCE to the index DESTINATION names; the name moves to the new index.
+
+    \b
+    Example:
+      ocisift index add oci:./merged:1.2 oci:./el10
+    """
+    from .. import _api as api
+
+    result = api.index_add(destination, source, platform=platform, registry=_registry(kw))
+    _emit_json(result.to_json()) if fmt == "json" else click.echo(result.reference)
+
+
+@index.command("remove")
+@click.argument("destination")
+@click.argument("digest")
+@registry_options
+@FORMAT
+def index_remove(destination: str, digest: str, fmt: str, **kw: Any) -> None:
+    """Remove the entry DIGEST from the index DESTINATION names.
+
+    \b
+    Example:
+      ocisift index remove oci:./merged:1.2 sha256:…
+    """
+    from .. import _api as api
+
+    result = api.index_remove(destination, digest, registry=_registry(kw))
+    _emit_json(result.to_json()) if fmt == "json" else click.echo(result.reference)
+
+
+@main.command("tag")
+@click.argument("source")
+@click.argument("tags", nargs=-1, required=True)
+@registry_options
+@FORMAT
+def tag_command(source: str, tags: tuple[str, ...], fmt: str, **kw: Any) -> None:
+    """Give what SOURCE names more TAGS in the same layout or repository.
+
+    \b
+    Example:
+      ocisift tag oci:./layout@sha256:… 1.2 latest
+      ocisift tag localhost:5000/acme/repo:1.2 stable
+    """
+    from .. import _api as api
+
+    applied = api.tag(source, tags, registry=_registry(kw))
+    _emit_json({"tags": applied}) if fmt == "json" else click.echo(" ".join(applied))
+
+
+@main.command()
+@click.argument("reference")
+@registry_options
+@FORMAT
+def untag(reference: str, fmt: str, **kw: Any) -> None:
+    """Remove a tag from a layout or archive (the content stays until gc).
+
+    \b
+    Example:
+      ocisift untag oci:./layout:old
+      ocisift untag oci-archive:./bundle.tar:old
+    """
+    from .. import _api as api
+
+    dropped = api.untag(reference, registry=_registry(kw))
+    if fmt == "json":
+        _emit_json({"removed": dropped})
+    else:
+        click.echo(f"removed {dropped} entr{'y' if dropped == 1 else 'ies'}")
+
+
+@main.command()
+@click.argument("reference")
+@registry_options
+@FORMAT
+def delete(reference: str, fmt: str, **kw: Any) -> None:
+    """Delete the manifest or index REFERENCE@DIGEST names, from a registry or a layout.
+
+    In a layout, the entries naming it and its blob go; the blobs only it used
+    stay until `ocisift gc`.
+
+    \b
+    Example:
+      ocisift delete localhost:5000/acme/app@sha256:…
+      ocisift delete oci:./layout@sha256:… && ocisift gc oci:./layout
+    """
+    from .. import _api as api
+
+    gone = api.delete(reference, registry=_registry(kw))
+    if fmt == "json":
+        _emit_json({"deleted": gone.to_json()})
+    else:
+        click.echo(f"deleted {gone.digest}")
+
+
+@main.command()
+@click.argument("reference")
+@click.option("--grace", type=float, default=600.0, show_default=True,
+              help="Keep blobs younger than this many seconds (a push may be about to reference them).")
+@click.option("--dry-run", is_flag=True, help="List what would be removed.")
+@FORMAT
+def gc(reference: str, grace: float, dry_run: bool, fmt: str) -> None:
+    """Remove blobs that nothing in a layout's index.json reaches.
+
+    \b
+    Example:
+      ocisift gc oci:./layout --grace 0 --dry-run
+    """
+    from .. import _api as api
+
+    result = api.gc(reference, grace_seconds=grace, dry_run=dry_run)
+    if fmt == "json":
+        _emit_json(result.to_json())
+    else:
+        click.echo(f"{'would remove' if dry_run else 'removed'} {len(result.removed)} blob(s), kept {result.kept}")
+
+
+@main.command()
+@click.argument("host")
+@registry_options
+@FORMAT
+def login(host: str, fmt: str, **kw: Any) -> None:
+    """Check credentials against HOST and store them in Docker's config.json (auths).
+
+    \b
+    Example:
+      echo "$TOKEN" | ocisift login ghcr.io -u me --password-stdin
+    """
+    from .. import _api as api
+
+    options = _registry(kw)
+    if options.username is None or options.password is None:
+        raise UsageError("login needs --username and --password-stdin")
+    path = api.login(host, options.username, options.password, registry=options)
+    if fmt == "json":
+        _emit_json({"host": host, "config": path})
+    else:
+        click.echo(f"login succeeded; credentials for {host} stored in {path}")
+
+
+@main.command()
+@click.argument("host")
+@FORMAT
+def logout(host: str, fmt: str) -> None:
+    """Remove HOST's credentials from Docker's config.json.
+
+    \b
+    Example:
+      ocisift logout ghcr.io
+    """
+    from .. import _api as api
+
+    path = api.logout(host)
+    if fmt == "json":
+        _emit_json({"host": host, "config": path})
+    else:
+        click.echo(f"removed credentials for {host} from {path}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(file_okay=False))
+def sample(path: str) -> None:
+    """Build a sample layout at PATH to try ocisift on, no server needed.
+
+    \b
+    Example:
+      ocisift sample ./demo-layout && ocisift tree oci:./demo-layout
+    """
+    from .. import _api as api
+
+    api.sample(path)
+    click.echo(f"sample layout written to {path}")
+
+
+def _wants_json(argv: list[str]) -> bool:
+    for i, arg in enumerate(argv):
+        if arg == "--format=json" or (arg == "--format" and i + 1 < len(argv) and argv[i + 1] == "json"):
+            return True
+    return False
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Entry point: maps every error to the SPEC's exit codes and, with --format json, to JSON."""
+    _end_of_command()  # a command starts with no session of an earlier one (as a new process would)
+    try:
+        return _run(argv)
+    finally:
+        _end_of_command()
+
+
+def _run(argv: list[str] | None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = _wants_json(args)
+    try:
+        main.main(args=args, prog_name="ocisift", standalone_mode=False)
+        return 0
+    except OcisiftError as exc:
+        return _fail(exc, as_json)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        if as_json:
+            _emit_json({"error": {"code": 2, "kind": "usage", "message": exc.format_message()}})
+        else:
+            exc.show()
+        return 2
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except OSError as exc:
+        return _fail(OcisiftError(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)), as_json)
+    except Exception as exc:  # a bug of ours: say so plainly, keep the traceback for OCISIFT_DEBUG
+        if os.environ.get("OCISIFT_DEBUG"):
+            raise
+        return _fail(OcisiftError(f"internal error: {type(exc).__name__}: {exc} (set OCISIFT_DEBUG=1 for details)"), as_json)
+
+
+def _end_of_command() -> None:
+    """One command is one process's worth of work: its registry sessions (pools, tokens) end with it."""
+    session = sys.modules.get("ocisift._stores.registry.session")
+    if session is not None:
+        session.forget_sessions()
+
+
+def _fail(exc: OcisiftError, as_json: bool) -> int:
+    if as_json:
+        _emit_json(exc.to_json())
+    else:
+        click.echo(f"error: {exc.message}", err=True)
+    return exc.exit_code
+
+
+def entry() -> None:
+    sys.exit(run())
+
+
+__all__ = ["UsageError", "entry", "main", "run"]

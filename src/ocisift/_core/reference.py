@@ -1,0 +1,337 @@
+"""One reference grammar for every command.
+
+Parsing is pure: the only outside knowledge is `probe`, which says whether a
+path on disk is a layout directory or a file, so that a path containing `:`
+is split where the layout really is instead of at the last colon.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from .digest import Digest
+from .errors import ReferenceError_, UsageError
+from .mediatypes import ANNOTATION_CONTAINERD_NAME
+
+DEFAULT_HOST = "docker.io"
+LEGACY_HOSTS = {"index.docker.io", "registry-1.docker.io"}
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_HOST_RE = re.compile(
+    r"^(?:(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])(?:\.(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))*"
+    r"|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$"
+)
+
+ACCEPTED_FORMS = """accepted reference forms:
+  HOST/REPO[:TAG][@DIGEST]   registry (alpine = docker.io/library/alpine:latest)
+  oci:PATH[:TAG][@DIGEST]    OCI layout directory (aliases oci-layout://, ocidir://)
+  oci:PATH/IMAGE[:TAG]       image by full name inside a layout store
+  oci-archive:FILE[:TAG][@DIGEST]   OCI layout packed in a tar file
+  ./PATH[:TAG], /PATH[:TAG]  shorthand for oci: (oci-archive: when PATH is a file)"""
+
+LayoutKind = Literal["dir", "file"]
+Probe = Callable[[str], "LayoutKind | None"]
+
+
+def default_probe(path: str) -> LayoutKind | None:
+    """A directory holding an `oci-layout` file, or a regular file (an archive)."""
+    if not path:
+        return None
+    if os.path.isfile(os.path.join(path, "oci-layout")):
+        return "dir"
+    if os.path.isfile(path):
+        return "file"
+    return None
+
+
+def _bad(text: str, why: str) -> ReferenceError_:
+    return ReferenceError_(f"invalid reference {text!r}: {why}\n{ACCEPTED_FORMS}")
+
+
+def is_tag(text: str) -> bool:
+    return bool(_TAG_RE.match(text))
+
+
+@dataclass(frozen=True, slots=True)
+class ImageName:
+    """A normalised Docker-style name: host, repository, optional tag and digest."""
+
+    host: str
+    repository: str
+    tag: str | None = None
+    digest: Digest | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}/{self.repository}"
+
+    @property
+    def identifier(self) -> str | None:
+        """What the registry API takes: the digest if pinned, else the tag."""
+        if self.digest:
+            return str(self.digest)
+        return self.tag
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+    def with_tag(self, tag: str | None) -> ImageName:
+        return ImageName(self.host, self.repository, tag, self.digest)
+
+
+def parse_image_name(text: str, *, default_tag: str | None = "latest") -> ImageName:
+    """Parse and normalise `[HOST/]REPO[:TAG][@DIGEST]` the way Docker does."""
+    original = text
+    if not text or text != text.strip():
+        raise _bad(original, "empty or surrounded by whitespace")
+    digest: Digest | None = None
+    if "@" in text:
+        text, _, dpart = text.rpartition("@")
+        try:
+            digest = Digest.parse(dpart)
+        except UsageError as exc:
+            raise _bad(original, exc.message) from None
+    tag: str | None = None
+    slash = text.rfind("/")
+    colon = text.rfind(":")
+    if colon > slash:
+        text, tag = text[:colon], text[colon + 1 :]
+        if not is_tag(tag):
+            raise _bad(original, f"invalid tag {tag!r} (letters, digits, '_', '.', '-'; at most 128)")
+    parts = text.split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost" or parts[0] != parts[0].lower()):
+        host = parts[0]
+        path = parts[1:]
+        if not _HOST_RE.match(host):
+            raise _bad(original, f"invalid registry host {host!r}")
+    else:
+        host = DEFAULT_HOST
+        path = parts
+    if host in LEGACY_HOSTS:
+        host = DEFAULT_HOST
+    if not path or not all(path):
+        raise _bad(original, "empty repository path component")
+    for comp in path:
+        if not _COMPONENT_RE.match(comp):
+            why = "repository names must be lowercase" if comp.lower() != comp else f"invalid path component {comp!r}"
+            raise _bad(original, why)
+    if host == DEFAULT_HOST and len(path) == 1:
+        path = ["library", *path]
+    repository = "/".join(path)
+    if len(host) + 1 + len(repository) > 255:
+        raise _bad(original, "name longer than 255 characters")
+    if tag is None and digest is None:
+        tag = default_tag
+    return ImageName(host, repository, tag, digest)
+
+
+def try_image_name(text: str, *, default_tag: str | None = "latest") -> ImageName | None:
+    try:
+        return parse_image_name(text, default_tag=default_tag)
+    except UsageError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What to look for inside a store, whatever the store: a short tag, a full name, a digest, or nothing.
+
+    Stores resolve a Target, not a reference, so the same rules serve layouts,
+    archives, registries and the in-memory store, and unit tests need no paths.
+    """
+
+    tag: str | None = None
+    name: ImageName | None = None
+    digest: Digest | None = None
+
+    @property
+    def tagless(self) -> bool:
+        return self.tag is None and self.name is None and self.digest is None
+
+    @property
+    def named_tag(self) -> str | None:
+        """The tag this target names (a full name's tag too), None when it pins a digest."""
+        if self.digest is not None:
+            return None
+        return self.tag or (self.name.tag if self.name else None)
+
+    @property
+    def name_annotations(self) -> dict[str, str]:
+        """A full name is also written where containerd and BuildKit look for it."""
+        if self.name is None or self.digest is not None:
+            return {}
+        return {ANNOTATION_CONTAINERD_NAME: str(self.name)}
+
+    @property
+    def looking_for(self) -> str:
+        if self.digest:
+            return f"digest {self.digest}"
+        if self.name:
+            return f"name {self.name}"
+        return f"tag {self.tag}" if self.tag else "an entry"
+
+    def __str__(self) -> str:
+        text = str(self.name) if self.name else (self.tag or "")
+        return f"{text}@{self.digest}" if self.digest else text
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryReference:
+    image: ImageName
+    kind: Literal["registry"] = "registry"
+
+    def __str__(self) -> str:
+        return str(self.image)
+
+    @property
+    def target(self) -> Target:
+        """Docker normalisation always supplies a tag or a digest, so a registry target is never tagless."""
+        return Target(tag=self.image.tag, digest=self.image.digest)
+
+    @property
+    def tag(self) -> str | None:
+        return self.image.tag
+
+    @property
+    def digest(self) -> Digest | None:
+        return self.image.digest
+
+    @property
+    def not_found_hint(self) -> str:
+        return ""
+
+    def pinned(self, digest: Digest) -> str:
+        return f"{self.image.name}@{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutReference:
+    """A layout directory (`kind='dir'`) or archive (`kind='archive'`) and what to find in it.
+
+    `tag` is a short tag; `image` a full name (from `oci:PATH/IMAGE:TAG` or a
+    TAG that parses as a full reference); both None means tagless.
+    """
+
+    path: str
+    layout: Literal["dir", "archive"]
+    tag: str | None = None
+    image: ImageName | None = None
+    digest: Digest | None = None
+
+    @property
+    def kind(self) -> str:
+        return "layout" if self.layout == "dir" else "archive"
+
+    @property
+    def scheme(self) -> str:
+        return "oci" if self.layout == "dir" else "oci-archive"
+
+    @property
+    def target(self) -> Target:
+        return Target(tag=self.tag, name=self.image, digest=self.digest)
+
+    @property
+    def not_found_hint(self) -> str:
+        if self.image is None:
+            return ""
+        return (f"\n(full names match io.containerd.image.name or a full ref.name; "
+                f"for a short tag write {self.scheme}:{self.path}:{self.image.tag})")
+
+    def __str__(self) -> str:
+        text = f"{self.scheme}:{self.path}"
+        if self.image is not None:
+            text += f"/{self.image.name}:{self.image.tag}" if self.image.tag else f"/{self.image.name}"
+        elif self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+    def pinned(self, digest: Digest) -> str:
+        return f"{self.scheme}:{self.path}@{digest}"
+
+
+Reference = RegistryReference | LayoutReference
+
+_DIR_SCHEMES = ("oci-layout://", "ocidir://", "oci:")
+_ARCHIVE_SCHEMES = ("oci-archive://", "oci-archive:")
+
+
+def parse_reference(text: str, probe: Probe = default_probe) -> Reference:
+    """Parse any reference form of the grammar; raises ReferenceError_ (exit 2) on bad input."""
+    if not isinstance(text, str) or not text or text != text.strip() or any(c in text for c in "\n\r\t\0"):
+        raise _bad(str(text), "empty, or containing whitespace or control characters")
+    for scheme in _ARCHIVE_SCHEMES:
+        if text.startswith(scheme):
+            return _parse_layout(text, text[len(scheme) :], "archive", probe)
+    for scheme in _DIR_SCHEMES:
+        if text.startswith(scheme):
+            return _parse_layout(text, text[len(scheme) :], "dir", probe)
+    if text.startswith(("./", "../", "/")) or text in (".", ".."):
+        return _parse_layout(text, text, None, probe)
+    if "://" in text:
+        raise _bad(text, f"unknown scheme {text.split('://', 1)[0]!r}")
+    return RegistryReference(parse_image_name(text))
+
+
+def _parse_layout(original: str, body: str, layout: Literal["dir", "archive"] | None, probe: Probe) -> LayoutReference:
+    if not body:
+        raise _bad(original, "missing layout path")
+    digest: Digest | None = None
+    at = body.rfind("@")
+    if at >= 0:
+        try:
+            digest = Digest.parse(body[at + 1 :])
+            body = body[:at]
+        except UsageError:
+            if ":" in body[at + 1 :] and body[at + 1 :].split(":", 1)[0] in ("sha256", "sha512"):
+                raise _bad(original, "malformed digest after '@'") from None
+    if not body:
+        raise _bad(original, "missing layout path")
+    path, rest, sep, kind = _split_on_disk(body, probe)
+    if layout is None:
+        layout = "archive" if kind == "file" else "dir"
+    if path.endswith("/") and len(path) > 1:
+        path = path.rstrip("/")
+    tag: str | None = None
+    image: ImageName | None = None
+    if sep == ":":
+        if is_tag(rest):
+            tag = rest
+        else:
+            image = try_image_name(rest, default_tag=None)
+            if image is None or image.tag is None or image.digest is not None:
+                raise _bad(original, f"{rest!r} is neither a tag nor a full image name with a tag")
+    elif sep == "/":
+        image = try_image_name(rest, default_tag="latest")
+        if image is None or image.digest is not None:
+            raise _bad(original, f"{rest!r} is not an image name inside the layout")
+    return LayoutReference(path=path, layout=layout, tag=tag, image=image, digest=digest)
+
+
+def _split_on_disk(body: str, probe: Probe) -> tuple[str, str, str, LayoutKind | None]:
+    """Split at the longest prefix that is a layout on disk; fall back to the last colon."""
+    cuts = [i for i, c in enumerate(body) if c in ":/" and i > 0]
+    kind = probe(body)
+    if kind:
+        return body, "", "", kind
+    for i in reversed(cuts):
+        prefix = body[:i]
+        kind = probe(prefix)
+        if kind:
+            return prefix, body[i + 1 :], body[i], kind
+    # Nothing on disk (yet): split at the last colon after the last slash, if a tag follows.
+    slash = body.rfind("/")
+    colon = body.rfind(":")
+    if colon > slash and colon > 0 and is_tag(body[colon + 1 :]):
+        return body[:colon], body[colon + 1 :], ":", None
+    return body, "", "", None

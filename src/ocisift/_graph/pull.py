@@ -1,0 +1,175 @@
+"""pull: one manifest, chosen layers, written as files or unpacked, all or nothing."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._core import mediatypes as mt
+from .._core.errors import UsageError
+from .._core.models import Descriptor, Manifest
+from .._core.progress import NoProgress, Progress
+from .._core.reference import Target
+from .._core.streams import ReadAhead, copy_stream
+from .._stores.base import Reader
+from .._unpack.extract import ExtractLimits, ImageTreeBuilder, PathFilter, TreeBuilder
+from .._unpack.layers import MODES, LayerSelector, Mode, blob_file_name, layer_dir_name, select_layers
+from .._unpack.staging import Staging
+from .resolve import Resolved, resolve_in
+from .select import Selector
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedBlob:
+    position: int
+    descriptor: Descriptor
+    destination: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "layer": self.position,
+            "digest": str(self.descriptor.digest),
+            "size": self.descriptor.size,
+            "mediaType": self.descriptor.media_type,
+            "destination": self.destination,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    resolved: Resolved
+    mode: str
+    output: str
+    plan: tuple[PlannedBlob, ...]
+    files: tuple[str, ...] = field(default=())
+    dry_run: bool = False
+
+    @property
+    def revision(self) -> str:
+        """Flux's form: `<tag>@sha256:…`, a bare digest when pulled by digest or tagless."""
+        digest = str(self.resolved.descriptor.digest)
+        tag = self.resolved.target.named_tag
+        return f"{tag}@{digest}" if tag else digest
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference": self.resolved.reference,
+            "revision": self.revision,
+            "digest": str(self.resolved.descriptor.digest),
+            "root": str(self.resolved.root.digest),
+            "pinned": self.resolved.pinned,
+            "mode": self.mode,
+            "output": self.output,
+            "dryRun": self.dry_run,
+            "blobs": [p.to_json() for p in self.plan],
+            "files": list(self.files),
+        }
+
+
+def plan_pull(manifest: Manifest, layers: LayerSelector, mode: Mode, output: str, name: str | None) -> list[PlannedBlob]:
+    chosen = select_layers(manifest, layers, mode)
+    if name and len(chosen) > 1:
+        raise UsageError("--name names one file; it cannot be used when several layers are selected")
+    plan = []
+    for pos, layer in chosen:
+        if mode == "copy":
+            dest = os.path.join(output, blob_file_name(layer, name))
+        elif mode == "layer-per-dir":
+            dest = os.path.join(output, layer_dir_name(layer))
+        else:
+            dest = output
+        plan.append(PlannedBlob(pos, layer, dest))
+    if mode in ("copy", "layer-per-dir"):
+        seen: dict[str, int] = {}
+        for p in plan:
+            if p.destination in seen:
+                raise UsageError(
+                    f"layers {seen[p.destination]} and {p.position} would both be written to {p.destination}"
+                )
+            seen[p.destination] = p.position
+    return plan
+
+
+def pull_from(
+    store: Reader,
+    target: Target,
+    output: str,
+    *,
+    selector: Selector | None = None,
+    layers: LayerSelector | None = None,
+    mode: Mode = "copy",
+    name: str | None = None,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    overwrite: bool = False,
+    dry_run: bool = False,
+    limits: ExtractLimits | None = None,
+    progress: Progress | None = None,
+    reference: str | None = None,
+    hint: str = "",
+) -> PullResult:
+    progress = progress or NoProgress()
+    if mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r}: copy, extract, extract-all or layer-per-dir")
+    if (include or exclude) and mode == "copy":
+        raise UsageError("--include/--exclude apply to extract, extract-all and layer-per-dir")
+    resolved = resolve_in(store, target, selector, descend=True, reference=reference, hint=hint)
+    assert resolved.selected is not None
+    manifest = resolved.selected.manifest
+    plan = plan_pull(manifest, layers or LayerSelector(), mode, output, name)
+    if dry_run:
+        return PullResult(resolved, mode, output, tuple(plan), (), True)
+    limits = limits or ExtractLimits()
+    path_filter = PathFilter(include, exclude)
+    staging = Staging(output)
+    try:
+        if mode == "copy":
+            for p in plan:
+                _copy_blob(store, p.descriptor, os.path.join(staging.root, os.path.basename(p.destination)), progress)
+        elif mode == "layer-per-dir":
+            budget = [limits.max_bytes]
+            for p in plan:
+                sub = os.path.join(staging.root, os.path.basename(p.destination))
+                os.mkdir(sub)
+                _unpack(store, [p], sub, limits, path_filter, overwrite, budget, progress)
+        else:
+            _unpack(store, plan, staging.root, limits, path_filter, overwrite, [limits.max_bytes], progress)
+        files = staging.commit()
+    except BaseException:
+        staging.abort()
+        raise
+    return PullResult(resolved, mode, output, tuple(plan), tuple(files), False)
+
+
+def _unpack(
+    store: Reader,
+    plan: list[PlannedBlob],
+    root: str,
+    limits: ExtractLimits,
+    path_filter: PathFilter,
+    overwrite: bool,
+    budget: list[int],
+    progress: Progress,
+) -> None:
+    image = all(mt.is_image_layer(p.descriptor.media_type) for p in plan)
+    builder_cls = ImageTreeBuilder if image else TreeBuilder
+    builder = builder_cls(root, limits=limits, path_filter=path_filter, overwrite=overwrite, budget=budget)
+    for p in plan:
+        advance = progress.begin(p.descriptor, "unpack")
+        with store.fetch(p.descriptor) as raw:
+            raw.on_read = advance
+            with ReadAhead(raw) as ahead:  # receive and verify on one core, unpack on the other
+                builder.apply(ahead, p.descriptor.media_type, p.position,
+                              image_layer=mt.is_image_layer(p.descriptor.media_type))
+        progress.end(p.descriptor)
+    builder.finish()
+
+
+def _copy_blob(store: Reader, desc: Descriptor, path: str, progress: Progress) -> None:
+    advance = progress.begin(desc, "fetch")
+    with store.fetch(desc) as raw, open(path, "xb") as out:
+        raw.on_read = advance
+        with ReadAhead(raw) as ahead:
+            copy_stream(ahead, out.write)
+    progress.end(desc)

@@ -1,0 +1,204 @@
+"""From a root to one manifest: walk indexes, keep the leaves every selector accepts.
+
+Pure over a `load` callable and plain descriptors, so it is the same for
+every store and can be tested over plain dictionaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._core import mediatypes as mt
+from .._core.errors import AmbiguousError, NotFoundError, UsageError
+from .._core.matching import annotations_match, glob_match, parse_annotation_filters
+from .._core.models import Descriptor, Manifest
+from .._core.platform import Platform, platform_matches
+from .walk import MAX_DEPTH, Loader, walk
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """What the user asked for; empty means 'whatever the reference names'."""
+
+    platforms: tuple[Platform, ...] = ()
+    artifact_type: str | None = None
+    media_type: str | None = None
+    annotations: tuple[tuple[str, str | None], ...] = ()
+    referrers: bool = False
+    first: bool = False
+    max_depth: int = MAX_DEPTH
+
+    @property
+    def active(self) -> bool:
+        return bool(self.platforms or self.artifact_type or self.media_type or self.annotations or self.referrers)
+
+    @classmethod
+    def build(
+        cls,
+        platform: str | Platform | Sequence[str | Platform] | None = None,
+        artifact_type: str | None = None,
+        media_type: str | None = None,
+        annotations: Sequence[str] | dict[str, str] | None = None,
+        referrers: bool = False,
+        first: bool = False,
+        max_depth: int = MAX_DEPTH,
+    ) -> Selector:
+        if platform is None:
+            plats: tuple[Platform, ...] = ()
+        elif isinstance(platform, (str, Platform)):
+            plats = (platform if isinstance(platform, Platform) else Platform.parse(platform),)
+        else:
+            plats = tuple(p if isinstance(p, Platform) else Platform.parse(p) for p in platform)
+        ann: tuple[tuple[str, str | None], ...]
+        if isinstance(annotations, dict):
+            ann = tuple(annotations.items())
+        else:
+            ann = parse_annotation_filters(annotations or ())
+        if max_depth < 1:
+            raise UsageError("--max-depth must be at least 1")
+        return cls(plats, artifact_type, media_type, ann, referrers, first, max_depth)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A leaf manifest reached from a root, with what was learnt on the way."""
+
+    descriptor: Descriptor
+    manifest: Manifest
+    platform: Platform | None
+    path: tuple[Descriptor, ...] = field(default=())
+    referrer_of: Descriptor | None = None
+
+    @property
+    def artifact_type(self) -> str | None:
+        return self.descriptor.artifact_type or self.manifest.effective_artifact_type
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        merged = dict(self.manifest.annotations)
+        merged.update(self.descriptor.annotations)
+        return merged
+
+
+ConfigPlatform = Callable[[Manifest], "Platform | None"]
+Referrers = Callable[[Descriptor], list[Descriptor]]
+
+
+def leaves(
+    roots: Sequence[Descriptor],
+    load: Loader,
+    *,
+    max_depth: int = MAX_DEPTH,
+) -> list[Candidate]:
+    out = []
+    for root in roots:
+        for desc, doc, path in walk(root, load, max_depth=max_depth):
+            if isinstance(doc, Manifest):
+                out.append(Candidate(desc, doc, desc.platform, path))
+    return out
+
+
+def candidate_matches(c: Candidate, selector: Selector, config_platform: ConfigPlatform | None) -> bool:
+    if not glob_match(selector.media_type, c.descriptor.media_type):
+        return False
+    if selector.artifact_type is not None and not glob_match(selector.artifact_type, c.artifact_type):
+        return False
+    if selector.annotations and not annotations_match(selector.annotations, c.annotations):
+        return False
+    if selector.platforms:
+        platform = c.platform
+        if platform is None and config_platform is not None:
+            platform = config_platform(c.manifest)
+        if platform is None or not any(platform_matches(w, platform) for w in selector.platforms):
+            return False
+    return True
+
+
+def with_config_platforms(cands: Sequence[Candidate], config_platform: ConfigPlatform | None) -> list[Candidate]:
+    if config_platform is None:
+        return list(cands)
+    out = []
+    for c in cands:
+        if c.platform is None and c.referrer_of is None:
+            c = Candidate(c.descriptor, c.manifest, config_platform(c.manifest), c.path, c.referrer_of)
+        out.append(c)
+    return out
+
+
+def select(
+    roots: Sequence[Descriptor],
+    load: Loader,
+    selector: Selector,
+    *,
+    config_platform: ConfigPlatform | None = None,
+    referrers: Referrers | None = None,
+    describe: Callable[[Candidate], dict[str, Any]] | None = None,
+    max_depth: int | None = None,
+) -> Candidate:
+    """Exactly one leaf, or NotFound (exit 3) / Ambiguous (exit 4) listing what is there."""
+    all_leaves = leaves(roots, load, max_depth=max_depth if max_depth is not None else selector.max_depth)
+    pool = list(all_leaves)
+    if selector.referrers and referrers is not None:
+        # Artifacts may hang off a leaf manifest (they inherit its platform) or off a root index.
+        subjects = [(leaf.descriptor, leaf.platform, leaf.path) for leaf in all_leaves]
+        subjects += [(r, None, ()) for r in roots if mt.is_index(r.media_type)]
+        for subject, platform, path in subjects:
+            for ref_desc in referrers(subject):
+                doc = load(ref_desc)
+                if isinstance(doc, Manifest):
+                    pool.append(Candidate(ref_desc, doc, platform, (*path, subject), subject))
+    matched = [c for c in pool if candidate_matches(c, selector, config_platform)]
+    if selector.referrers:
+        matched = [c for c in matched if c.referrer_of is not None] or matched
+    unique: list[Candidate] = []
+    for c in matched:
+        if all(u.descriptor.digest != c.descriptor.digest for u in unique):
+            unique.append(c)
+    describe = describe or describe_candidate
+    if len(unique) == 1 or (unique and selector.first):
+        return unique[0]
+    if not unique:
+        listing = [describe(c) for c in with_config_platforms(pool, config_platform)]
+        raise NotFoundError(
+            "no manifest matches the selectors; the graph holds:\n" + format_candidates(listing)
+            if listing else "no manifest matches: the graph holds no image manifest",
+            candidates=listing,
+        )
+    listing = [describe(c) for c in with_config_platforms(unique, config_platform)]
+    raise AmbiguousError(
+        f"{len(unique)} manifests match; pin one by digest or narrow with --platform, --artifact-type, "
+        "--annotation (or accept the first with --first):\n" + format_candidates(listing),
+        candidates=listing,
+    )
+
+
+def describe_candidate(c: Candidate) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "digest": str(c.descriptor.digest),
+        "mediaType": c.descriptor.media_type,
+        "platform": str(c.platform) if c.platform else None,
+        "artifactType": c.artifact_type,
+        "annotations": c.annotations,
+    }
+    if c.referrer_of is not None:
+        out["subject"] = str(c.referrer_of.digest)
+    return out
+
+
+def format_candidates(listing: Sequence[dict[str, Any]]) -> str:
+    lines = []
+    for item in listing:
+        bits = [item.get("reference") or item["digest"]]
+        if item.get("platform"):
+            bits.append(f"platform={item['platform']}")
+        if item.get("artifactType"):
+            bits.append(f"artifactType={item['artifactType']}")
+        if item.get("names"):
+            bits.append("names=" + ",".join(item["names"]))
+        ann = {k: v for k, v in (item.get("annotations") or {}).items() if k != mt.ANNOTATION_REF_NAME}
+        if ann:
+            bits.append("annotations=" + ",".join(f"{k}={v}" for k, v in sorted(ann.items())))
+        lines.append("  " + "  ".join(bits))
+    return "\n".join(lines)

@@ -1,0 +1,93 @@
+"""`oci-archive:` stores: a layout packed in a tar file.
+
+Reading indexes the tar's members once and reads blobs as windows of the
+file. Writing builds the layout in a private directory beside the target
+(seeded from the existing archive, if any) and, only when `finish()` is called
+after success, packs it to a temporary file and renames it into place, so the
+archive is replaced whole or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+
+from .._core.errors import UnsafeContentError
+from .._core.models import Descriptor
+from .._core.sources import CHUNK
+from .files import ArchiveFiles
+from .layout import LayoutReader, LayoutStore, unlink_quietly
+
+_LAYOUT_MEMBER = re.compile(r"^(oci-layout|index\.json|blobs/(sha256|sha512)/[a-f0-9]{64,128})$")
+
+
+class ArchiveReader(LayoutReader):
+    """An archive opened for reading: it reads, lists and nothing else."""
+
+    kind = "a layout archive opened for reading"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, ArchiveFiles(path), scheme="oci-archive")
+
+
+class ArchiveWriter(LayoutStore):
+    """A writable oci-archive: every write lands in a private directory until finish()."""
+
+    kind = "a layout archive"
+
+    def __init__(self, path: str) -> None:
+        self.target = os.path.abspath(path)
+        parent = os.path.dirname(self.target)
+        os.makedirs(parent, exist_ok=True)
+        self.workdir = tempfile.mkdtemp(prefix=".ocisift-archive-", dir=parent)
+        try:
+            if os.path.exists(self.target):
+                self._seed(ArchiveFiles(self.target))
+            LayoutStore.create(self.workdir)
+            super().__init__(self.workdir, scheme="oci-archive")
+        except BaseException:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            raise
+        self.location = f"oci-archive:{path}"
+        self.display_path = path
+
+    def _seed(self, files: ArchiveFiles) -> None:
+        for name in list(files.members):
+            if not _LAYOUT_MEMBER.match(name):
+                continue
+            dest = os.path.join(self.workdir, *name.split("/"))  # names matched the layout pattern above
+            if not os.path.realpath(dest).startswith(os.path.realpath(self.workdir) + os.sep):
+                raise UnsafeContentError(f"refusing archive member {name!r}")
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            src = files.open(name)
+            if src is None:
+                continue
+            with src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out, CHUNK)
+
+    def pinned(self, desc: Descriptor) -> str:
+        return f"oci-archive:{self.display_path}@{desc.digest}"
+
+    def finish(self) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=".ocisift-archive-", suffix=".tar", dir=os.path.dirname(self.target))
+        os.close(fd)
+        try:
+            with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+                for name in ("oci-layout", "index.json"):
+                    tar.add(os.path.join(self.workdir, name), arcname=name, recursive=False)
+                blobs = os.path.join(self.workdir, "blobs")
+                for algorithm in sorted(os.listdir(blobs)) if os.path.isdir(blobs) else []:
+                    for blob in sorted(os.listdir(os.path.join(blobs, algorithm))):
+                        if not blob.startswith("."):
+                            tar.add(os.path.join(blobs, algorithm, blob), arcname=f"blobs/{algorithm}/{blob}")
+            os.replace(tmp, self.target)
+        except BaseException:
+            unlink_quietly(tmp)
+            raise
+
+    def close(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        super().close()

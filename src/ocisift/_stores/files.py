@@ -1,0 +1,136 @@
+"""Where a layout's files are kept: a directory, or the members of a plain tar file read in place."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from typing import IO, TYPE_CHECKING, Protocol
+
+from .._core.errors import MalformedDocument, NotFoundError, UsageError
+from .._core.sources import CHUNK
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+
+class LayoutFiles(Protocol):
+    """Read access to the files of a layout, wherever they are kept."""
+
+    description: str
+
+    def read(self, name: str, limit: int) -> bytes | None: ...
+
+    def open(self, name: str) -> io.BufferedReader | None: ...
+
+    def exists(self, name: str) -> bool: ...
+
+
+class DirectoryFiles:
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.description = root
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.root, *name.split("/"))
+
+    def read(self, name: str, limit: int) -> bytes | None:
+        try:
+            with open(self.path(name), "rb") as fh:
+                # Check the size first: read(limit) would allocate the whole limit up front.
+                if os.fstat(fh.fileno()).st_size > limit:
+                    raise MalformedDocument(f"{name} in {self.root} is larger than {limit} bytes")
+                data = fh.read()
+        except FileNotFoundError:
+            return None
+        if len(data) > limit:
+            raise MalformedDocument(f"{name} in {self.root} is larger than {limit} bytes")
+        return data
+
+    def open(self, name: str) -> io.BufferedReader | None:
+        try:
+            return open(self.path(name), "rb")
+        except FileNotFoundError:
+            return None
+
+    def exists(self, name: str) -> bool:
+        return os.path.isfile(self.path(name))
+
+
+class _Slice(io.RawIOBase):
+    """A window on an open file: one tar member's data."""
+
+    def __init__(self, fh: IO[bytes], offset: int, size: int) -> None:
+        super().__init__()
+        self._fh = fh
+        self._left = size
+        fh.seek(offset)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        if self._left <= 0:
+            return 0
+        view = memoryview(buffer).cast("B")
+        n = self._fh.readinto(view[: min(len(view), self._left)])  # type: ignore[attr-defined]
+        self._left -= n or 0
+        return n or 0
+
+    def close(self) -> None:
+        try:
+            self._fh.close()
+        finally:
+            super().close()
+
+
+class ArchiveFiles:
+    """A layout inside a plain tar file, indexed once by header, never unpacked."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.description = path
+        self.members: dict[str, tuple[int, int]] = {}
+        try:
+            with open(path, "rb") as fh:
+                magic = fh.read(4)
+                if magic[:2] == b"\x1f\x8b" or magic == b"\x28\xb5\x2f\xfd":
+                    raise UsageError(
+                        f"{path} is a compressed file; oci-archive: reads plain tar files (decompress it first)"
+                    )
+            with tarfile.open(path, "r:") as tar:
+                for member in tar:
+                    if not member.isfile():
+                        continue
+                    name = member.name
+                    while name.startswith("./"):
+                        name = name[2:]
+                    self.members[name] = (member.offset_data, member.size)
+        except tarfile.TarError as exc:
+            raise MalformedDocument(f"{path} is not a readable tar archive: {exc}") from None
+        except FileNotFoundError:
+            raise NotFoundError(f"no archive at {path}") from None
+
+    def read(self, name: str, limit: int) -> bytes | None:
+        entry = self.members.get(name)
+        if entry is None:
+            return None
+        if entry[1] > limit:
+            raise MalformedDocument(f"{name} in {self.path} is larger than {limit} bytes")
+        fh = self.open(name)
+        if fh is None:
+            return None
+        with fh:
+            data = fh.read()
+        if len(data) > limit:
+            raise MalformedDocument(f"{name} in {self.path} is larger than {limit} bytes")
+        return data
+
+    def open(self, name: str) -> io.BufferedReader | None:
+        entry = self.members.get(name)
+        if entry is None:
+            return None
+        return io.BufferedReader(_Slice(open(self.path, "rb"), *entry), CHUNK)
+
+    def exists(self, name: str) -> bool:
+        return name in self.members

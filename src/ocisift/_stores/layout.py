@@ -1,0 +1,329 @@
+"""OCI image layouts: reading any layout's files, and writing layout directories.
+
+`LayoutReader` is the read side over `LayoutFiles` (a directory or a tar read
+in place). `LayoutStore` adds what a directory can do: blobs go to a temporary
+file that is verified and renamed, and every change to index.json goes through
+`edit_index`: under a file lock, read, change, replace atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from filelock import FileLock
+
+from .._core import mediatypes as mt
+from .._core.digest import Digest, VerifyingReader, verified, verify_bytes
+from .._core.errors import MalformedDocument, NotFoundError, OcisiftError
+from .._core.models import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_document, referrer_descriptor
+from .._core.names import is_named, match_index_entries, tags_of
+from .._core.reference import Target
+from .._core.sources import ByteSource
+from .._core.streams import copy_stream
+from .files import DirectoryFiles, LayoutFiles
+
+MAX_INDEX_JSON_BYTES = 512 * 1024 * 1024
+LOCK_TIMEOUT = 120.0
+LAYOUT_MARKER = b'{"imageLayoutVersion":"1.0.0"}'
+
+
+def blob_name(digest: Digest) -> str:
+    return f"blobs/{digest.algorithm}/{digest.hex}"
+
+
+class LayoutReader:
+    """Any layout, read-only: resolution rules over index.json, blobs by digest."""
+
+    kind = "a layout"
+
+    def __init__(self, path: str, files: LayoutFiles, *, scheme: str) -> None:
+        self.path = path
+        self.files = files
+        self.scheme = scheme
+        self.location = f"{scheme}:{path}"
+        self._index: Index | None = None
+        marker = files.read("oci-layout", 64 * 1024)
+        if marker is None:
+            raise NotFoundError(f"{path} is not an OCI layout: no oci-layout file")
+        try:
+            version = json.loads(marker).get("imageLayoutVersion")
+        except (ValueError, AttributeError):
+            raise MalformedDocument(f"{path}/oci-layout is not valid JSON") from None
+        if not isinstance(version, str):
+            raise MalformedDocument(f"{path}/oci-layout has no imageLayoutVersion")
+
+    def index(self) -> Index:
+        if self._index is None:
+            raw = self.files.read("index.json", MAX_INDEX_JSON_BYTES)
+            if raw is None:
+                raise NotFoundError(f"{self.path} is not an OCI layout: no index.json")
+            doc = parse_document(raw, None, what=f"{self.path}/index.json", max_bytes=MAX_INDEX_JSON_BYTES)
+            if not isinstance(doc, Index):
+                raise MalformedDocument(f"{self.path}/index.json is not an image index")
+            self._index = doc
+        return self._index
+
+    def roots(self) -> list[Descriptor]:
+        return list(self.index().manifests)
+
+    def _candidates(self, target: Target) -> list[Descriptor]:
+        """index.json entries that could match, typed; huge indexes are pre-filtered on the raw JSON.
+
+        The filter only drops entries that cannot match (no annotation mentions the tag, or another
+        digest), so the exact rules in match_index_entries still decide.
+        """
+        if self._index is not None or target.tagless:
+            return self.roots()
+        raw = self.files.read("index.json", MAX_INDEX_JSON_BYTES)
+        if raw is None or len(raw) < 1 << 20:
+            return self.roots()
+        try:
+            rows = json.loads(raw).get("manifests") or []
+        except (ValueError, AttributeError):
+            return self.roots()  # let the full parser report the problem
+        if not isinstance(rows, list):
+            return self.roots()
+        if target.digest is not None:
+            needle = str(target.digest)
+            keep = [r for r in rows if isinstance(r, dict) and r.get("digest") == needle]
+        else:
+            needle = target.named_tag or ""
+            keep = [r for r in rows if isinstance(r, dict) and isinstance(r.get("annotations"), dict) and any(
+                isinstance(v, str) and needle in v for v in r["annotations"].values())]
+        return [Descriptor.from_json(r, f"{self.path}/index.json entry") for r in keep]
+
+    def resolve(self, target: Target) -> list[Descriptor]:
+        found = match_index_entries(self._candidates(target), target)
+        if found or target.digest is None:
+            return found
+        # Rule 1, second half: any manifest or index in the blob store can be pinned.
+        raw = self.files.read(blob_name(target.digest), MAX_MANIFEST_BYTES)
+        if raw is None:
+            return []
+        verify_bytes(raw, target.digest, len(raw), what=f"blob {target.digest}")
+        doc = parse_document(raw, None, what=f"blob {target.digest}")
+        return [Descriptor(doc.media_type, target.digest, len(raw))]
+
+    @contextmanager
+    def fetch(self, desc: Descriptor) -> Iterator[VerifyingReader]:
+        fh = self.files.open(blob_name(desc.digest))
+        if fh is None:
+            raise NotFoundError(f"blob {desc.digest} is missing from {self.location}")
+        reader = VerifyingReader(fh, desc.digest, desc.size, what=f"blob {desc.digest.short}")
+        try:
+            yield reader
+        finally:
+            reader.close()
+
+    def fetch_manifest(self, desc: Descriptor) -> bytes:
+        if desc.size > MAX_MANIFEST_BYTES:
+            raise MalformedDocument(
+                f"manifest {desc.digest} claims {desc.size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit"
+            )
+        raw = self.files.read(blob_name(desc.digest), MAX_MANIFEST_BYTES)
+        if raw is None:
+            raise NotFoundError(f"manifest {desc.digest} is missing from {self.location}")
+        return verify_bytes(raw, desc.digest, desc.size, what=f"manifest {desc.digest.short}")
+
+    def exists(self, desc: Descriptor) -> bool:
+        return self.files.exists(blob_name(desc.digest))
+
+    def tags(self) -> list[str]:
+        return tags_of(self.roots())
+
+    def referrers(self, desc: Descriptor) -> list[Descriptor]:
+        """Manifests listed in index.json whose subject is `desc` (how ORAS stores them)."""
+        found: list[Descriptor] = []
+        for entry in self.roots():
+            if entry.digest == desc.digest or not mt.is_manifest(entry.media_type):
+                continue
+            try:
+                doc = parse_document(self.fetch_manifest(entry), entry.media_type, what=f"manifest {entry.digest}")
+            except OcisiftError:
+                continue
+            if isinstance(doc, Manifest) and doc.subject is not None and doc.subject.digest == desc.digest:
+                found.append(referrer_descriptor(entry, doc))
+        return found
+
+    def pinned(self, desc: Descriptor) -> str:
+        return f"{self.location}@{desc.digest}"
+
+    def close(self) -> None:
+        self._index = None
+
+
+class LayoutStore(LayoutReader):
+    """A layout directory: everything a reader does, and writing under a lock."""
+
+    kind = "a layout directory"
+
+    def __init__(self, path: str, *, scheme: str = "oci") -> None:
+        if not os.path.isdir(path):
+            raise NotFoundError(f"no OCI layout directory at {path}")
+        self.directory = DirectoryFiles(path)
+        super().__init__(path, self.directory, scheme=scheme)
+
+    @classmethod
+    def create(cls, path: str, *, scheme: str = "oci") -> LayoutStore:
+        """Open a layout directory, creating an empty one if nothing is there."""
+        os.makedirs(path, exist_ok=True)
+        # Under the lock: a writer that created the layout a moment ago may already have recorded an entry.
+        with FileLock(os.path.join(path, ".index.json.lock"), timeout=LOCK_TIMEOUT):
+            marker = os.path.join(path, "oci-layout")
+            if not os.path.exists(marker):
+                atomic_write(marker, LAYOUT_MARKER)
+            if not os.path.exists(os.path.join(path, "index.json")):
+                atomic_write(os.path.join(path, "index.json"), index_json_bytes({"manifests": []}))
+        return cls(path, scheme=scheme)
+
+    # -- blobs -------------------------------------------------------------------
+
+    def push(self, desc: Descriptor, stream: ByteSource) -> None:
+        """Write a blob through a verified temporary file; an existing blob is kept."""
+        final = self.directory.path(blob_name(desc.digest))
+        if os.path.exists(final):
+            return
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        reader = verified(stream, desc.digest, desc.size, what=f"blob {desc.digest.short}")
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(final))
+        try:
+            with os.fdopen(fd, "wb") as out:
+                copy_stream(reader, out.write)  # its last read is where a digest or size mismatch is raised
+            os.replace(tmp, final)
+        except BaseException:
+            unlink_quietly(tmp)
+            raise
+
+    def push_bytes(self, data: bytes, media_type: str, annotations: Mapping[str, str] | None = None) -> Descriptor:
+        desc = Descriptor(media_type, Digest.of(data), len(data), dict(annotations or {}))
+        self.push(desc, io.BytesIO(data))
+        return desc
+
+    # -- index.json ----------------------------------------------------------------
+
+    def edit_index(self, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
+        """The one way index.json changes: under the layout lock, read, change the entries, replace atomically."""
+        with self._lock():
+            raw = self.directory.read("index.json", MAX_INDEX_JSON_BYTES) or index_json_bytes({"manifests": []})
+            try:
+                current = json.loads(raw)
+            except ValueError:
+                raise MalformedDocument(f"{self.path}/index.json is not valid JSON; not changing it") from None
+            if not isinstance(current, dict):
+                raise MalformedDocument(f"{self.path}/index.json is not a JSON object; not changing it")
+            entries = [m for m in current.get("manifests") or [] if isinstance(m, dict)]
+            current["manifests"] = change(entries)
+            current["schemaVersion"] = 2
+            current.setdefault("mediaType", mt.OCI_INDEX)
+            atomic_write(os.path.join(self.path, "index.json"), index_json_bytes(current))
+            self._index = None
+
+    def _lock(self) -> FileLock:
+        return FileLock(os.path.join(self.path, ".index.json.lock"), timeout=LOCK_TIMEOUT)
+
+    def add_root(self, desc: Descriptor, annotations: Mapping[str, str] | None = None) -> None:
+        self._record(desc, dict(annotations or {}), replace_tag=None)
+
+    def tag(self, desc: Descriptor, tag: str, annotations: Mapping[str, str] | None = None) -> None:
+        self._record(desc, {**(annotations or {}), mt.ANNOTATION_REF_NAME: tag}, replace_tag=tag)
+
+    def _record(self, desc: Descriptor, annotations: dict[str, str], replace_tag: str | None) -> None:
+        new = Descriptor(desc.media_type, desc.digest, desc.size, {**desc.annotations, **annotations},
+                         desc.platform, desc.artifact_type).to_json()
+
+        def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            if replace_tag is not None:
+                entries = [m for m in entries if _annotations_of(m).get(mt.ANNOTATION_REF_NAME) != replace_tag]
+            if new not in entries:
+                entries.append(new)
+            return entries
+
+        self.edit_index(change)
+
+    def untag(self, tag: str) -> int:
+        """Drop index.json entries named `tag` (short ref.name, or a full name); blobs stay until gc."""
+        dropped = [0]
+
+        def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            kept = [m for m in entries if not is_named(_annotations_of(m), tag)]
+            dropped[0] = len(entries) - len(kept)
+            if not dropped[0]:
+                raise NotFoundError(f"tag {tag} not found in {self.location}")
+            return kept
+
+        self.edit_index(change)
+        return dropped[0]
+
+    def delete(self, desc: Descriptor) -> None:
+        """Drop the entries naming this digest and its blob; what only it referenced stays until gc."""
+        path = self.directory.path(blob_name(desc.digest))
+        if not os.path.exists(path):
+            raise NotFoundError(f"{desc.digest} is not in {self.location}")
+        self.edit_index(lambda entries: [m for m in entries if m.get("digest") != str(desc.digest)])
+        unlink_quietly(path)
+
+    # -- garbage collection ----------------------------------------------------------
+
+    def inventory(self) -> Iterator[tuple[Digest, float]]:
+        blobs = os.path.join(self.path, "blobs")
+        now = time.time()
+        for algorithm in sorted(os.listdir(blobs)) if os.path.isdir(blobs) else []:
+            folder = os.path.join(blobs, algorithm)
+            for name in sorted(os.listdir(folder)):
+                if name.startswith("."):
+                    continue  # a push's temporary file
+                try:
+                    digest = Digest.parse(f"{algorithm}:{name}")
+                    age = now - os.path.getmtime(os.path.join(folder, name))
+                except (OcisiftError, OSError):
+                    continue  # not a blob we know how to name, or gone meanwhile
+                yield digest, age
+
+    def remove_blob(self, digest: Digest) -> None:
+        unlink_quietly(self.directory.path(blob_name(digest)))
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        @contextmanager
+        def held() -> Iterator[None]:
+            with self._lock():
+                self._index = None
+                yield
+
+        return held()
+
+
+def _annotations_of(entry: dict[str, Any]) -> dict[str, Any]:
+    value = entry.get("annotations")
+    return value if isinstance(value, dict) else {}
+
+
+def index_json_bytes(body: dict[str, Any]) -> bytes:
+    out = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, **body}
+    return json.dumps(out, indent=2).encode() + b"\n"
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
+
+
+def unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

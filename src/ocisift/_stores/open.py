@@ -1,0 +1,39 @@
+"""The one place that picks a store for a reference."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .._core.options import RegistryOptions
+from .._core.reference import LayoutReference, Reference, parse_reference
+from .archive import ArchiveReader, ArchiveWriter
+from .base import Reader
+from .layout import LayoutStore
+from .registry.store import RegistryStore
+
+
+def open_store(ref: Reference | str, *, writable: bool = False, options: RegistryOptions | None = None) -> Reader:
+    """Open the store a reference points into.
+
+    `writable` is for writers: a missing layout directory is created, and an
+    archive is opened as a staged copy that `finish()` packs back into place.
+    Read-only archives are read in place and cannot be written.
+    """
+    if isinstance(ref, str):
+        ref = parse_reference(ref)
+    if isinstance(ref, LayoutReference):
+        if ref.layout == "archive":
+            return ArchiveWriter(ref.path) if writable else ArchiveReader(ref.path)
+        return LayoutStore.create(ref.path) if writable else LayoutStore(ref.path)
+    return RegistryStore(ref.image, options)
+
+
+@contextmanager
+def opened(ref: Reference | str, *, writable: bool = False, options: RegistryOptions | None = None) -> Iterator[Reader]:
+    """open_store for a `with` block: the store is closed however the block ends."""
+    store = open_store(ref, writable=writable, options=options)
+    try:
+        yield store
+    finally:
+        store.close()

@@ -1,0 +1,113 @@
+"""Tag lists (paginated by Link, bounded) and referrers (the API, else the `sha256-<hex>` fallback tag)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from typing import Any
+
+from ..._core import mediatypes as mt
+from ..._core.errors import MalformedDocument, NotFoundError, OcisiftError
+from ..._core.models import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_document, referrer_descriptor
+from .manifests import get_manifest, put_manifest
+from .repository import Repository
+from .session import discard, error_text, read_capped
+
+MAX_TAG_PAGES = 1000
+MAX_TAG_PAGE_BYTES = 4 * 1024 * 1024
+TAG_PAGE_SIZE = 1000
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+_FALLBACK_LOCKS: dict[str, threading.Lock] = {}
+_FALLBACK_LOCKS_GUARD = threading.Lock()
+
+
+def list_tags(repo: Repository, page_size: int = TAG_PAGE_SIZE) -> list[str]:
+    out: list[str] = []
+    url: str | None = repo.url(f"tags/list?n={page_size}")
+    for _ in range(MAX_TAG_PAGES):
+        if url is None:
+            return out
+        resp = repo.request("GET", url)
+        if resp.status == 404:
+            discard(resp)
+            raise NotFoundError(f"repository {repo.image.name} not found")
+        if resp.status != 200:
+            raise OcisiftError(f"registry answered {resp.status} listing tags: {error_text(resp)}")
+        link = resp.headers.get("Link", "")
+        body: Any = _json(read_capped(resp, MAX_TAG_PAGE_BYTES, "a page of the tag list"), "the tag list")
+        page = body.get("tags") if isinstance(body, dict) else None
+        if page is not None and (not isinstance(page, list) or not all(isinstance(t, str) for t in page)):
+            raise MalformedDocument(f"{repo.host} sent a tag list whose tags are not strings")
+        out.extend(page or [])
+        match = _LINK_NEXT.search(link)
+        url = repo.absolute(match.group(1)) if match else None
+    raise OcisiftError(f"tag listing of {repo.image.name} exceeded {MAX_TAG_PAGES} pages")
+
+
+def _json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedDocument(f"{what} is not valid JSON") from None
+
+
+def fallback_tag(subject: Descriptor) -> str:
+    return f"{subject.digest.algorithm}-{subject.digest.hex}"
+
+
+def list_referrers(repo: Repository, desc: Descriptor) -> list[Descriptor]:
+    """The referrers API, else the `sha256-<hex>` fallback tag index."""
+    resp = repo.request("GET", repo.url(f"referrers/{desc.digest}"), headers={"Accept": mt.OCI_INDEX})
+    if resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(mt.OCI_INDEX):
+        try:
+            raw = read_capped(resp, MAX_MANIFEST_BYTES, "the referrers list")
+        except OcisiftError as exc:
+            raise MalformedDocument(exc.message) from None
+        doc = parse_document(raw, mt.OCI_INDEX, what="referrers")
+        return list(doc.manifests) if isinstance(doc, Index) else []
+    discard(resp)
+    found = get_manifest(repo, fallback_tag(desc), None)
+    if found is None:
+        return []
+    doc = parse_document(found[0], None, what="referrers fallback index")
+    return list(doc.manifests) if isinstance(doc, Index) else []
+
+
+def add_fallback_referrer(repo: Repository, subject: Descriptor, desc: Descriptor, doc: Manifest | Index,
+                          attempts: int = 8) -> None:
+    """The referrers tag schema: add `desc` to the index tagged sha256-<hex>.
+
+    Two pushers may race on that tag; re-read after writing and try again
+    until our entry is there, so neither loses the other's referrer.
+    """
+    tag = fallback_tag(subject)
+    entry = referrer_descriptor(desc, doc)
+    key = f"{repo.host}/{repo.name}:{tag}"
+    with _FALLBACK_LOCKS_GUARD:
+        lock = _FALLBACK_LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        _add_fallback_locked(repo, tag, entry, attempts)
+        time.sleep(0.05)  # another process may have written just now: look once more
+        _add_fallback_locked(repo, tag, entry, attempts)
+
+
+def _add_fallback_locked(repo: Repository, tag: str, entry: Descriptor, attempts: int) -> None:
+    last: OcisiftError | None = None
+    for attempt in range(attempts):
+        found = get_manifest(repo, tag, None)
+        current: list[Descriptor] = []
+        if found is not None:
+            doc = parse_document(found[0], None, what="referrers index")
+            current = list(doc.manifests) if isinstance(doc, Index) else []
+        if any(d.digest == entry.digest for d in current):
+            return
+        body = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [d.to_json() for d in [*current, entry]]}
+        try:
+            put_manifest(repo, tag, json.dumps(body, separators=(",", ":")).encode(), mt.OCI_INDEX)
+        except OcisiftError as exc:  # a racing writer's manifest not yet visible: read again
+            last = exc
+            time.sleep(0.05 * (attempt + 1))
+    raise OcisiftError(f"could not record referrer {entry.digest} under tag {tag} after {attempts} attempts"
+                       + (f": {last.message}" if last else ""))

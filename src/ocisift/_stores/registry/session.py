@@ -1,0 +1,387 @@
+"""One session per registry origin: one connection pool, one retry policy, one token cache.
+
+Every repository of a registry that a process talks to shares the session of
+that registry's origin (scheme, host, port). The session
+
+- attaches Authorization only to requests whose URL has its own origin, so a
+  redirect, a pagination `Link` or an upload `Location` that names another
+  host never receives a credential;
+- follows redirects itself, bounded, re-deciding that at every hop;
+- retries idempotent requests on connection errors, 429 and 5xx with backoff
+  and jitter, honouring `Retry-After` up to a cap;
+- caches tokens per scope for the whole process, renews them shortly before
+  `expires_in` runs out, and renews once when a request with a cached token
+  is answered 401.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import random
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import urllib3
+
+from ..._core.errors import AuthError, OcisiftError
+from ..._core.options import RegistryOptions
+from .auth import MAX_TOKEN_BODY, Challenge, Token, parse_challenge, parse_token_response
+from .credentials import Credentials, lookup_credentials
+
+Scope = tuple[str, ...]
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10
+MAX_ERROR_BODY = 64 * 1024
+_IDEMPOTENT = frozenset({"GET", "HEAD"})
+_BROKEN_CONNECTION = (
+    urllib3.exceptions.NewConnectionError,
+    urllib3.exceptions.ConnectTimeoutError,
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.ReadTimeoutError,
+    urllib3.exceptions.SSLError,
+    urllib3.exceptions.ProxyError,
+)
+
+
+def is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1 : host.index("]")]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """scheme, host and port: what a credential is bound to."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def of(cls, url: str) -> Origin:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        return cls(scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80))
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+def registry_origin(host: str, plain_http: bool | None) -> tuple[Origin, str]:
+    """The origin and base URL (`scheme://host[:port]`) of a registry host as users write it."""
+    host = "registry-1.docker.io" if host == "docker.io" else host
+    scheme = "http" if (plain_http if plain_http is not None else is_loopback(host)) else "https"
+    base = f"{scheme}://{host}"
+    return Origin.of(base), base
+
+
+def repository_scope(repository: str, actions: str, *also_pull: str) -> Scope:
+    """`repository:NAME:ACTIONS`, plus pull on other repositories (a mount reads its source)."""
+    return (f"repository:{repository}:{actions}", *(f"repository:{r}:pull" for r in also_pull))
+
+
+def read_capped(resp: urllib3.BaseHTTPResponse, limit: int, what: str) -> bytes:
+    """A response body read into memory, refused when it is longer than `limit`."""
+    length = resp.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        discard(resp)
+        raise OcisiftError(f"{what} is {length} bytes, over the {limit}-byte limit")
+    data = resp.read(limit + 1)
+    if len(data) > limit:
+        discard(resp)
+        raise OcisiftError(f"{what} is over the {limit}-byte limit")
+    resp.release_conn()
+    return data
+
+
+def discard(resp: urllib3.BaseHTTPResponse) -> None:
+    """Done with a response whose body is not wanted: drain a short body, drop the connection of a long one.
+
+    Draining keeps the connection for the next request; a body of unknown or
+    large length could take any time to drain, so its connection is closed.
+    """
+    remaining = getattr(getattr(resp, "_fp", None), "length", None)  # http.client knows what is left (0 for HEAD)
+    try:
+        if isinstance(remaining, int) and remaining <= MAX_ERROR_BODY:
+            resp.drain_conn()
+        else:
+            resp.close()
+    except (urllib3.exceptions.HTTPError, OSError):
+        resp.close()
+    resp.release_conn()
+
+
+def error_text(resp: urllib3.BaseHTTPResponse) -> str:
+    """What a registry said when it refused, shortened, for a message."""
+    try:
+        data = read_capped(resp, MAX_ERROR_BODY, "error body")
+    except OcisiftError:
+        return ""
+    return data[:500].decode(errors="replace").strip()
+
+
+def retry_after(resp: urllib3.BaseHTTPResponse) -> float | None:
+    value = (resp.headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+class Session:
+    """What one process says to one registry origin."""
+
+    def __init__(self, origin: Origin, host: str, options: RegistryOptions,
+                 credentials: Credentials | None = None) -> None:
+        self.origin = origin
+        self.host = host
+        self.options = options
+        self.pool = urllib3.PoolManager(
+            num_pools=8, maxsize=16, retries=False,
+            timeout=urllib3.Timeout(connect=min(options.timeout, 10.0), read=options.timeout),
+            cert_reqs="CERT_NONE" if options.insecure else "CERT_REQUIRED",
+            ca_certs=options.ca_file,
+        )
+        self._credentials = credentials
+        self._credentials_known = credentials is not None
+        self._basic: str | None = None
+        self._bearer: Challenge | None = None
+        self._tokens: dict[Scope, Token] = {}
+        self._probed: set[Scope] = set()
+        self._lock = threading.Lock()
+        self._scope_locks: dict[Scope, threading.Lock] = {}
+        self.token_requests = 0
+
+    # -- credentials ------------------------------------------------------------------
+
+    def credentials(self) -> Credentials | None:
+        if not self._credentials_known:
+            self._credentials = lookup_credentials(self.host)
+            self._credentials_known = True
+        return self._credentials
+
+    def _scope_lock(self, scope: Scope) -> threading.Lock:
+        with self._lock:
+            return self._scope_locks.setdefault(scope, threading.Lock())
+
+    def authorization(self, scope: Scope) -> str | None:
+        """The header for this scope: Basic if the registry wants it, else a fresh cached token (renewed if due)."""
+        if self._basic is not None:
+            return self._basic
+        token = self._tokens.get(scope)
+        if token is not None and token.fresh:
+            return token.header
+        if token is not None and self._bearer is not None:
+            return self._renew(self._bearer, scope, stale=token.header)
+        return None
+
+    def _renew(self, challenge: Challenge, scope: Scope, stale: str | None) -> str:
+        """A new credential for `scope`; threads that ask at once wait for the first one's answer."""
+        with self._scope_lock(scope):
+            current = self._basic or (token.header if (token := self._tokens.get(scope)) and token.fresh else None)
+            if current is not None and current != stale:
+                return current
+            creds = self.credentials()
+            if challenge.scheme == "basic":
+                if creds is None or creds.basic is None:
+                    raise AuthError(f"{self.host} wants a username and password; none found "
+                                    "(use ocisift login, docker login or DOCKER_CONFIG)")
+                if stale == creds.basic:
+                    raise AuthError(f"{self.host} refused the username and password")
+                self._basic = creds.basic
+                return creds.basic
+            if challenge.scheme != "bearer" or not challenge.realm:
+                raise AuthError(f"{self.host} asked for unsupported authentication {challenge.scheme!r}")
+            self._bearer = challenge
+            token = self._fetch_token(challenge, scope, creds)
+            self._tokens[scope] = token
+            return token.header
+
+    def _fetch_token(self, challenge: Challenge, scope: Scope, creds: Credentials | None) -> Token:
+        realm = challenge.realm or ""
+        service = challenge.params.get("service")
+        received = time.monotonic()
+        self.token_requests += 1
+        try:
+            if creds is not None and creds.identity_token:
+                form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
+                        "scope": " ".join(scope), "client_id": "ocisift", **({"service": service} if service else {})}
+                resp = self.pool.request("POST", realm, fields=form, encode_multipart=False, redirect=False,
+                                         preload_content=False)
+            else:
+                fields: dict[str, Any] = {"scope": list(scope), **({"service": service} if service else {})}
+                headers = {"Authorization": creds.basic} if creds is not None and creds.basic else {}
+                sep = "&" if "?" in realm else "?"
+                resp = self.pool.request("GET", realm + sep + urlencode(fields, doseq=True), headers=headers,
+                                         redirect=False, preload_content=False)
+        except urllib3.exceptions.HTTPError as exc:
+            raise AuthError(f"token service {realm} is unreachable: {exc}") from None
+        if resp.status != 200:
+            discard(resp)
+            raise AuthError(f"token service {realm} refused ({resp.status})")
+        try:
+            body = read_capped(resp, MAX_TOKEN_BODY, f"the answer of token service {realm}")
+        except OcisiftError as exc:
+            raise AuthError(exc.message) from None
+        return parse_token_response(body, realm, received)
+
+    def settle(self, scope: Scope, probe_url: str) -> None:
+        """Authenticate before a body that cannot be sent twice (a streamed upload)."""
+        if self.authorization(scope) is not None or scope in self._probed:
+            return
+        self._probed.add(scope)
+        discard(self.request("GET", probe_url, scope=scope))
+
+    # -- requests ---------------------------------------------------------------------
+
+    def request(self, method: str, url: str, *, scope: Scope, headers: Mapping[str, str] | None = None,
+                body: Any = None) -> urllib3.BaseHTTPResponse:
+        """Send, following redirects, retrying, authenticating; 401 and 403 end as AuthError.
+
+        The body is never preloaded: callers stream it, read it with `read_capped`, or `discard` it.
+        """
+        sent = self.authorization(scope) if Origin.of(url) == self.origin else None
+        resp, final = self._send(method, url, headers or {}, body, sent)
+        if resp.status == 401 and Origin.of(final) == self.origin:
+            challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+            discard(resp)
+            if challenge is None:
+                raise AuthError(f"{self.host} refused access ({resp.status}) without saying how to authenticate")
+            if body is not None and not isinstance(body, bytes):
+                raise AuthError(f"{self.host} asked to authenticate again in the middle of an upload")
+            sent = self._renew(challenge, scope, stale=sent)
+            resp, final = self._send(method, url, headers or {}, body, sent)
+        if resp.status in (401, 403):
+            discard(resp)
+            hint = "" if self.credentials() else " (no credentials found: use ocisift login, docker login or DOCKER_CONFIG)"
+            what = " ".join(s.split(":")[1] for s in scope if s.count(":") >= 2) or self.host
+            raise AuthError(f"{self.host} refused access to {what} ({resp.status}){hint}")
+        return resp
+
+    def _send(self, method: str, url: str, headers: Mapping[str, str], body: Any,
+              authorization: str | None) -> tuple[urllib3.BaseHTTPResponse, str]:
+        """One request and its redirects; Authorization only ever goes to this session's origin."""
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            sent = dict(headers)
+            if authorization is not None and Origin.of(current) == self.origin:
+                sent["Authorization"] = authorization
+            resp = self._send_with_retries(method, current, sent, body)
+            location = resp.headers.get("Location")
+            if resp.status not in REDIRECT_STATUSES or method not in _IDEMPOTENT or not location:
+                return resp, current
+            discard(resp)
+            current = urljoin(current, location)
+            if urlsplit(current).scheme not in ("http", "https"):
+                raise OcisiftError(f"{self.host} redirected to {current!r}, which is not an http(s) URL")
+        raise OcisiftError(f"{self.host} redirected more than {MAX_REDIRECTS} times for {url}")
+
+    def _send_with_retries(self, method: str, url: str, headers: dict[str, str],
+                           body: Any) -> urllib3.BaseHTTPResponse:
+        attempts = max(self.options.retries, 0) + 1
+        replayable = method in _IDEMPOTENT and (body is None or isinstance(body, bytes))
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                resp = self.pool.request(method, url, headers=headers, body=body, preload_content=False,
+                                         redirect=False, retries=False)
+            except _BROKEN_CONNECTION as exc:
+                if not replayable or last:
+                    raise OcisiftError(f"registry {self.host} is unreachable: {_reason(exc)}") from None
+                time.sleep(self._backoff(attempt))
+                continue
+            except urllib3.exceptions.HTTPError as exc:
+                raise OcisiftError(f"registry {self.host} failed: {exc}") from None
+            if resp.status in RETRY_STATUSES and replayable and not last:
+                wait = retry_after(resp)
+                if wait is not None and wait > self.options.max_retry_wait:
+                    discard(resp)
+                    raise OcisiftError(f"{self.host} asked to wait {wait:.0f} s before retrying (Retry-After), "
+                                       f"more than the {self.options.max_retry_wait:g} s ocisift waits")
+                discard(resp)
+                time.sleep(wait if wait is not None else self._backoff(attempt))
+                continue
+            return resp
+        raise AssertionError("unreachable: the last attempt always returns or raises")
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        return 0.25 * float(2**attempt) + random.uniform(0.0, 0.25)
+
+    def close(self) -> None:
+        self.pool.clear()
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "reason", None) or exc)
+
+
+_SESSIONS: dict[tuple[Origin, str, RegistryOptions], Session] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def session_for(host: str, options: RegistryOptions) -> tuple[Session, str]:
+    """The process's session for a registry host, and the base URL to build request URLs from."""
+    origin, base = registry_origin(host, options.plain_http)
+    key = (origin, host, options)
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get(key)
+        if session is None:
+            explicit = Credentials(options.username, options.password or "") if options.username is not None else None
+            session = _SESSIONS[key] = Session(origin, host, options, explicit)
+    return session, base
+
+
+def forget_sessions() -> None:
+    """Close every cached session (tests use this to start from nothing)."""
+    with _SESSIONS_LOCK:
+        for session in _SESSIONS.values():
+            session.close()
+        _SESSIONS.clear()
+
+
+def check_login(host: str, credentials: Credentials, options: RegistryOptions) -> None:
+    """GET /v2/ through the challenge with these credentials; AuthError unless the registry accepts them.
+
+    A fresh session, not the cached one: credentials that fail must not be remembered.
+    """
+    origin, base = registry_origin(host, options.plain_http)
+    session = Session(origin, host, options, credentials)
+    root = base + "/v2/"
+    try:
+        resp, _ = session._send("GET", root, {}, None, None)
+        if resp.status == 401:
+            challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+            discard(resp)
+            if challenge is None:
+                raise AuthError(f"{host} refused the login without saying how to authenticate")
+            header = session._renew(challenge, (), stale=None)
+            resp, _ = session._send("GET", root, {}, None, header)
+        status = resp.status
+        discard(resp)
+        if status in (401, 403):
+            raise AuthError(f"{host} refused these credentials ({status})")
+        if status != 200:
+            raise OcisiftError(f"{host} answered {status} to /v2/")
+    finally:
+        session.close()
