@@ -25,8 +25,22 @@ class Faults:
     gzip_blobs: bool = False              # every blob GET: sent gzip-compressed with Content-Encoding: gzip
     paginate_tags: int | None = None      # serve the real tag list in pages with Link headers (distribution v3 style)
     redirect_blobs_to: str | None = None  # blob GETs answer 307 to http://HOST/storage/<digest>
+    delay_blobs: float = 0.0              # every blob GET waits this long before it is forwarded
+    revoke_first_token_after: int | None = None  # the first bearer token seen: 401 after this many uses
+    revoke_every_token: bool = False      # every request carrying a bearer token: 401
+    auth_log: list[tuple[float, str, str, int]] = field(default_factory=list)  # (monotonic, path, Authorization, status)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Range)
     seen: Counter = field(default_factory=Counter)
+    tokens_seen: dict[str, int] = field(default_factory=dict)
+
+
+def _challenge_of(upstream: str) -> str:
+    """The registry's own WWW-Authenticate challenge, as an unauthenticated request gets it."""
+    try:
+        urllib.request.urlopen(f"http://{upstream}/v2/", timeout=10).close()
+    except urllib.error.HTTPError as exc:
+        return exc.headers.get("WWW-Authenticate", "")
+    return ""
 
 
 def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServer:
@@ -51,6 +65,23 @@ def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServe
             if method == "GET" and "/tags/list" in self.path and faults.paginate_tags:
                 self._paged_tags()
                 return
+            if method == "GET" and "/blobs/" in self.path and faults.delay_blobs:
+                time.sleep(faults.delay_blobs)
+            authorization = self.headers.get("Authorization", "")
+            revoking = faults.revoke_first_token_after is not None or faults.revoke_every_token
+            if revoking and authorization.startswith("Bearer "):
+                faults.tokens_seen.setdefault(authorization, 0)
+                first = next(iter(faults.tokens_seen))
+                faults.tokens_seen[authorization] += 1
+                limit = faults.revoke_first_token_after or 0
+                if faults.revoke_every_token or (authorization == first and faults.tokens_seen[first] > limit):
+                    challenge = _challenge_of(upstream)
+                    faults.auth_log.append((time.monotonic(), self.path, authorization, 401))
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", challenge)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
             req = urllib.request.Request(f"http://{upstream}{self.path}", method=method)
             for h in ("Accept", "Authorization", "Range", "Content-Type"):
                 if self.headers.get(h):
@@ -60,6 +91,7 @@ def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServe
                     status, headers, body = resp.status, resp.headers, resp.read()
             except urllib.error.HTTPError as exc:
                 status, headers, body = exc.code, exc.headers, exc.read()
+            faults.auth_log.append((time.monotonic(), self.path, self.headers.get("Authorization", ""), status))
             cut = (method == "GET" and "/blobs/" in self.path and len(body) > 1
                    and ((faults.cut_blobs_once and first and status == 200)
                         or (faults.cut_every_time and status in (200, 206))))

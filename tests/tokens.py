@@ -29,6 +29,8 @@ class Issuer:
     service: str = "ocisift-test-registry"
     name: str = "ocisift-test-issuer"
     requests: list[dict[str, str]] = field(default_factory=list)
+    expires_in: int | None = None  # told to the client; None leaves it out (Docker's default: 60 s)
+    issued: list[tuple[float, str]] = field(default_factory=list)  # (time.monotonic() when issued, token)
 
     def __post_init__(self) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
@@ -73,7 +75,12 @@ class Issuer:
                         return
                     subject = user
                 scope = query.get("scope") if subject else None  # anonymous callers get no access
-                body = json.dumps({"token": issuer.token(subject, scope)}).encode()
+                token = issuer.token(subject, scope)
+                issuer.issued.append((time.monotonic(), token))
+                answer: dict[str, object] = {"token": token}
+                if issuer.expires_in is not None:
+                    answer["expires_in"] = issuer.expires_in
+                body = json.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

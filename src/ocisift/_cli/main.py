@@ -11,10 +11,10 @@ from typing import Any
 
 import click
 
-from .. import __version__
 from .._core.errors import OcisiftError, UsageError
 from .._core.options import RegistryOptions
 from .._core.progress import Progress
+from .._core.version import __version__
 from .._graph.select import Selector
 
 FORMAT = click.option(

@@ -135,7 +135,7 @@ class GraphCopier:
             raise
         pool.shutdown(wait=True)
         for desc, doc in plan.documents:
-            self._document(desc, doc)
+            self.publish(desc, doc.raw)
 
     def _blob(self, desc: Descriptor, read_ahead: bool) -> None:
         if self.dst.exists(desc):
@@ -150,14 +150,10 @@ class GraphCopier:
         self.progress.end(desc)
         self._count(self.result.copied, desc, desc.size)
 
-    def _document(self, desc: Descriptor, doc: Document) -> None:
+    def publish(self, desc: Descriptor, raw: bytes) -> None:
+        """Write a manifest or index (the source's exact bytes, or one made here) once all it needs is there."""
         if desc.digest in self._done:
             return
-        self.pusher.push(desc, io.BytesIO(doc.raw))
-        self._count(self.result.copied, desc, desc.size)
-
-    def publish(self, desc: Descriptor, raw: bytes) -> None:
-        """A document made here (not copied from the source), written once its children are."""
         self.pusher.push(desc, io.BytesIO(raw))
         self._count(self.result.copied, desc, desc.size)
 

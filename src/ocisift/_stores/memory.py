@@ -29,8 +29,10 @@ from .base import Reader
 class MemoryStore:
     kind = "the in-memory store"
 
-    def __init__(self, name: str = "memory") -> None:
+    def __init__(self, name: str = "memory", *, registry: str | None = None) -> None:
+        """`registry` groups stores the way repositories of one registry are grouped: they can mount from each other."""
         self.location = f"memory:{name}"
+        self.registry = registry
         self.blobs: dict[Digest, bytes] = {}
         self.written: dict[Digest, float] = {}
         self.entries: list[Descriptor] = []
@@ -129,8 +131,9 @@ class MemoryStore:
             return list(self.subjects.get(desc.digest, ()))
 
     def mount(self, desc: Descriptor, source: Reader) -> bool:
-        """Another memory store's blob is shared, not copied (a registry's cross-repository mount)."""
-        if not isinstance(source, MemoryStore) or source is self or desc.digest not in source.blobs:
+        """A blob of another store of the same registry is shared, not copied (a cross-repository mount)."""
+        if (not isinstance(source, MemoryStore) or source is self or self.registry is None
+                or source.registry != self.registry or desc.digest not in source.blobs):
             return False
         with self._lock:
             self.blobs[desc.digest] = source.blobs[desc.digest]

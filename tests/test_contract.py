@@ -1,0 +1,326 @@
+"""One contract, every store: the same behavioural tests over memory, layout directory, layout archive, registry.
+
+Each store is written through its writable form and read back through its
+reading form (an archive is packed, then read in place), per capability. A
+store that lacks a capability must say so through `require` (exit 2, naming
+the store), never pretend.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ocisift._core import mediatypes as mt
+from ocisift._core.builders import manifest_bytes
+from ocisift._core.digest import Digest
+from ocisift._core.errors import IntegrityError, NotFoundError, UnsupportedError
+from ocisift._core.models import Descriptor
+from ocisift._core.reference import Target, parse_image_name
+from ocisift._graph.push import record_name
+from ocisift._stores.archive import ArchiveReader, ArchiveWriter
+from ocisift._stores.base import (
+    BlobSweeper,
+    Deleter,
+    Finisher,
+    Mounter,
+    Pusher,
+    Reader,
+    ReferrerLister,
+    RootLister,
+    RootRecorder,
+    Tagger,
+    TagLister,
+    Untagger,
+    require,
+)
+from ocisift._stores.layout import LayoutStore
+from ocisift._stores.memory import MemoryStore
+from ocisift._stores.registry.store import RegistryStore
+from registry import run_registry
+
+CAPABILITIES = (RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Mounter, Deleter,
+                Finisher, BlobSweeper)
+# What each store can do: the table in ARCHITECTURE.md and in _stores/base.py, checked here.
+EXPECTED = {
+    "memory": {RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Mounter, Deleter,
+               BlobSweeper},
+    "layout": {RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Deleter, BlobSweeper},
+    "archive-writer": {RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Deleter,
+                       Finisher, BlobSweeper},
+    "archive-reader": {RootLister, TagLister, ReferrerLister},
+    "registry": {Pusher, Tagger, TagLister, ReferrerLister, Mounter, Deleter},
+}
+
+
+@dataclass
+class Subject:
+    """A store under test: where writes go, how to read them back, how to damage a blob, a sibling to mount from."""
+
+    kind: str
+    writer: Reader
+    read_back: Callable[[], Reader]
+    corrupt: Callable[[Digest], None]
+    sibling: Callable[[], Reader] | None = None  # another store a Mounter can mount from
+
+
+def _damage(data: bytes) -> bytes:
+    """Other bytes of the same length: the last digit changed (a manifest stays a manifest a registry still
+    serves: that digit is a layer size), else a flipped byte."""
+    out = bytearray(data)
+    for i in range(len(out) - 1, -1, -1):
+        c = out[i]
+        if 0x30 <= c <= 0x39:
+            out[i] = 0x30 + (c - 0x30 + 1) % 10
+            return bytes(out)
+    out[-1] ^= 0xFF
+    return bytes(out)
+
+
+def _flip_last_byte(path: Path, offset: int = 0, size: int | None = None) -> None:
+    data = path.read_bytes()
+    end = offset + (size if size is not None else len(data) - offset)
+    path.write_bytes(data[:offset] + _damage(data[offset:end]) + data[end:])
+
+
+@pytest.fixture(scope="module")
+def registry_host(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    work = tmp_path_factory.mktemp("contract-registry")
+    with run_registry(work) as reg:
+        yield reg.host, work / "data" / "docker" / "registry" / "v2" / "blobs"
+
+
+def _memory(tmp_path: Path, registry_host: tuple[str, Path]) -> Subject:
+    store = MemoryStore("contract", registry="memory-registry")
+
+    def corrupt(digest: Digest) -> None:
+        store.blobs[digest] = _damage(store.blobs[digest])
+
+    return Subject("memory", store, lambda: store, corrupt, lambda: MemoryStore("sibling", registry="memory-registry"))
+
+
+def _layout(tmp_path: Path, registry_host: tuple[str, Path]) -> Subject:
+    store = LayoutStore.create(str(tmp_path / "layout"))
+    return Subject("layout", store, lambda: LayoutStore(store.path),
+                   lambda d: _flip_last_byte(tmp_path / "layout" / "blobs" / d.algorithm / d.hex))
+
+
+def _archive(tmp_path: Path, registry_host: tuple[str, Path]) -> Subject:
+    path = tmp_path / "layout.tar"
+    writer = ArchiveWriter(str(path))
+
+    def read_back() -> Reader:
+        writer.finish()
+        return ArchiveReader(str(path))
+
+    def corrupt(digest: Digest) -> None:
+        with tarfile.open(path) as tar:
+            m = tar.getmember(f"blobs/{digest.algorithm}/{digest.hex}")
+        _flip_last_byte(path, m.offset_data, m.size)
+
+    return Subject("archive-writer", writer, read_back, corrupt)
+
+
+def _registry(tmp_path: Path, registry_host: tuple[str, Path]) -> Subject:
+    host, blobs = registry_host
+    repo = f"contract/{uuid.uuid4().hex[:12]}"
+    store = RegistryStore(parse_image_name(f"{host}/{repo}"))
+
+    def corrupt(digest: Digest) -> None:
+        _flip_last_byte(blobs / digest.algorithm / digest.hex[:2] / digest.hex / "data")
+
+    def sibling() -> Reader:
+        return RegistryStore(parse_image_name(f"{host}/contract/{uuid.uuid4().hex[:12]}"))
+
+    return Subject("registry", store, lambda: RegistryStore(parse_image_name(f"{host}/{repo}")), corrupt, sibling)
+
+
+@pytest.fixture(params=[_memory, _layout, _archive, _registry], ids=["memory", "layout", "archive", "registry"])
+def subject(request, tmp_path, registry_host) -> Iterator[Subject]:
+    made = request.param(tmp_path, registry_host)
+    try:
+        yield made
+    finally:
+        made.writer.close()
+
+
+def push_blob(store: Reader, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
+    desc = Descriptor(media_type, Digest.of(data), len(data))
+    require(store, Pusher, "be written to").push(desc, io.BytesIO(data))
+    return desc
+
+
+def push_image(store: Reader, payload: bytes, *, subject: Descriptor | None = None,
+               artifact_type: str | None = None) -> Descriptor:
+    config = push_blob(store, b"{}", mt.OCI_EMPTY)
+    layer = push_blob(store, payload, mt.OCI_LAYER_TAR)
+    raw = manifest_bytes(config, [layer], artifact_type=artifact_type, subject=subject)
+    return push_blob(store, raw, mt.OCI_MANIFEST)
+
+
+# -- what each store is ------------------------------------------------------------------
+
+
+def test_each_store_has_exactly_the_documented_capabilities(subject, tmp_path):
+    held = {c for c in CAPABILITIES if isinstance(subject.writer, c)}
+    assert held == EXPECTED[subject.kind]
+    reading = subject.read_back()
+    kind = "archive-reader" if isinstance(reading, ArchiveReader) else subject.kind
+    assert {c for c in CAPABILITIES if isinstance(reading, c)} == EXPECTED[kind]
+
+
+def test_a_missing_capability_is_a_clear_usage_error_naming_the_store(subject):
+    lacking = [c for c in CAPABILITIES if not isinstance(subject.writer, c)]
+    assert lacking, "every store lacks something: the table says so"
+    for capability in lacking:
+        with pytest.raises(UnsupportedError) as caught:
+            require(subject.writer, capability, "do it")
+        assert caught.value.exit_code == 2
+        assert subject.writer.location in caught.value.message and "cannot do it" in caught.value.message
+
+
+# -- reading and writing ---------------------------------------------------------------------
+
+
+def test_push_then_fetch_returns_the_verified_bytes(subject):
+    data = os.urandom(3 * 1024 * 1024 + 17)  # more than one read chunk
+    desc = push_blob(subject.writer, data)
+    image = push_image(subject.writer, b"payload")
+    record_name(subject.writer, Target(tag="v1"), image)
+    reading = subject.read_back()
+    with reading.fetch(desc) as reader:
+        assert reader.read() == data
+        reader.drain()
+        assert reader.verified
+    assert json.loads(reading.fetch_manifest(image))["mediaType"] == mt.OCI_MANIFEST
+
+
+def test_exists_before_and_after(subject):
+    data = b"exists " + uuid.uuid4().bytes
+    desc = Descriptor("application/octet-stream", Digest.of(data), len(data))
+    assert not subject.writer.exists(desc)
+    push_blob(subject.writer, data)
+    image = push_image(subject.writer, data)
+    record_name(subject.writer, Target(tag="v1"), image)
+    reading = subject.read_back()
+    assert reading.exists(desc) and reading.exists(image)
+    absent = Descriptor(mt.OCI_MANIFEST, Digest.of(b"absent"), 6)
+    assert not reading.exists(absent)
+
+
+def test_resolve_by_tag_and_by_digest(subject):
+    image = push_image(subject.writer, b"resolve me")
+    record_name(subject.writer, Target(tag="v1"), image)
+    reading = subject.read_back()
+    assert [d.digest for d in reading.resolve(Target(tag="v1"))] == [image.digest]
+    assert [d.digest for d in reading.resolve(Target(digest=image.digest))] == [image.digest]
+    assert reading.resolve(Target(tag="no-such-tag")) == []
+
+
+def test_a_tag_moves_when_it_is_given_again(subject):
+    first, second = push_image(subject.writer, b"one"), push_image(subject.writer, b"two")
+    tagger = require(subject.writer, Tagger, "tag")
+    tagger.tag(first, "moving")
+    tagger.tag(second, "moving")
+    assert [d.digest for d in subject.read_back().resolve(Target(tag="moving"))] == [second.digest]
+
+
+def test_tags_are_listed(subject):
+    for tag, payload in (("a", b"A"), ("b", b"B")):
+        record_name(subject.writer, Target(tag=tag), push_image(subject.writer, payload))
+    tags = require(subject.read_back(), TagLister, "list tags").tags()
+    assert {"a", "b"} <= set(tags)
+
+
+def test_untag_where_the_store_can(subject):
+    image = push_image(subject.writer, b"untag")
+    record_name(subject.writer, Target(tag="gone"), image)
+    if not isinstance(subject.writer, Untagger):
+        with pytest.raises(UnsupportedError):
+            require(subject.writer, Untagger, "remove tags")
+        return
+    assert subject.writer.untag("gone") == 1
+    with pytest.raises(NotFoundError):
+        subject.writer.untag("gone")
+    reading = subject.read_back()
+    assert reading.resolve(Target(tag="gone")) == []
+    assert reading.exists(image)  # content stays until gc
+
+
+def test_referrers_are_listed_with_their_artifact_type(subject):
+    base = push_image(subject.writer, b"subject")
+    record_name(subject.writer, Target(tag="v1"), base)
+    sbom = push_image(subject.writer, b'{"spdx": 1}', subject=base, artifact_type="application/spdx+json")
+    record_name(subject.writer, Target(), sbom)  # no tag: a layout records it unnamed, a registry needs nothing
+    found = require(subject.read_back(), ReferrerLister, "list referrers").referrers(base)
+    assert [(d.digest, d.artifact_type) for d in found] == [(sbom.digest, "application/spdx+json")]
+
+
+def test_mount_where_the_store_can(subject):
+    if subject.sibling is None:
+        assert not isinstance(subject.writer, Mounter)
+        return
+    source = subject.sibling()
+    try:
+        desc = push_blob(source, b"mount me " + uuid.uuid4().bytes)
+        mounter = require(subject.writer, Mounter, "mount")
+        assert mounter.mount(desc, source) is True
+        assert subject.writer.exists(desc)
+        unknown = Descriptor("application/octet-stream", Digest.of(b"never pushed"), 12)
+        assert mounter.mount(unknown, source) is False
+    finally:
+        source.close()
+
+
+def test_delete_where_the_store_can(subject):
+    image = push_image(subject.writer, b"delete me")
+    record_name(subject.writer, Target(tag="doomed"), image)
+    deleter = require(subject.writer, Deleter, "delete")
+    deleter.delete(image)
+    reading = subject.read_back()
+    assert not reading.exists(image)
+    assert reading.resolve(Target(tag="doomed")) == []
+
+
+# -- failures ------------------------------------------------------------------------------
+
+
+def test_a_missing_digest_is_not_found(subject):
+    push_image(subject.writer, b"something")  # an archive needs content to be packed at all
+    reading = subject.read_back()
+    blob = Descriptor("application/octet-stream", Digest.of(b"never"), 5)
+    with pytest.raises(NotFoundError), reading.fetch(blob) as reader:
+        reader.read()
+    with pytest.raises(NotFoundError):
+        reading.fetch_manifest(Descriptor(mt.OCI_MANIFEST, Digest.of(b"never"), 5))
+
+
+def test_corrupted_bytes_are_an_integrity_error(subject):
+    data = os.urandom(4096)
+    desc = push_blob(subject.writer, data)
+    image = push_image(subject.writer, b"manifest to corrupt")
+    record_name(subject.writer, Target(tag="v1"), image)
+    reading = subject.read_back()
+    subject.corrupt(desc.digest)
+    subject.corrupt(image.digest)
+    with pytest.raises(IntegrityError), reading.fetch(desc) as reader:
+        reader.read()
+        reader.drain()
+    fresh = subject.read_back() if subject.kind == "registry" else reading  # no cached manifest bytes
+    with pytest.raises(IntegrityError):
+        fresh.fetch_manifest(image)
+
+
+def test_pushing_bytes_that_do_not_match_leaves_nothing(subject):
+    claimed = Descriptor("application/octet-stream", Digest.of(b"what the descriptor says"), 24)
+    with pytest.raises(IntegrityError):
+        require(subject.writer, Pusher, "be written to").push(claimed, io.BytesIO(b"something else entirely"))
+    assert not subject.writer.exists(claimed)
