@@ -2,7 +2,9 @@
 
 Each function parses its references, opens the stores they name (closing them
 however it ends), calls the algorithm and, for writers, publishes the staged
-result (an archive is packed) only when everything succeeded.
+result (an archive is packed) only when everything succeeded. The algorithms
+a command does not need are imported by the function that needs them, so a
+`resolve` does not pay for tar, threads and credential helpers.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import builtins
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from ._core.digest import Digest
 from ._core.errors import NotFoundError, UsageError
@@ -18,24 +21,22 @@ from ._core.models import Descriptor
 from ._core.names import unnamed
 from ._core.options import RegistryOptions
 from ._core.platform import Platform
-from ._core.progress import Progress
 from ._core.reference import LayoutReference, Reference, Target, parse_reference
-from ._demo import build_sample_layout
-from ._graph.compose import bring_entry, current_index, without_entry, write_index
-from ._graph.copy import CopyResult, copy_between
 from ._graph.gc import DEFAULT_GRACE_SECONDS, GcResult, collect_garbage
-from ._graph.pull import PullResult, pull_from
-from ._graph.push import Pushed, check_tags, push_artifact
 from ._graph.resolve import Resolved, resolve_in
 from ._graph.select import Selector
-from ._graph.tree import TreeNode, build_tree
 from ._graph.walk import MAX_DEPTH
 from ._stores.base import Deleter, Finisher, Reader, RootLister, Tagger, TagLister, Untagger, require
 from ._stores.open import open_store, opened
-from ._stores.registry.credentials import Credentials, store_credentials
-from ._stores.registry.session import check_login
-from ._unpack.extract import ExtractLimits
-from ._unpack.layers import LayerSelector, Mode
+
+if TYPE_CHECKING:
+    from ._core.progress import Progress
+    from ._graph.copy import CopyResult
+    from ._graph.pull import PullResult
+    from ._graph.push import Pushed
+    from ._graph.tree import TreeNode
+    from ._unpack.extract import ExtractLimits
+    from ._unpack.layers import LayerSelector, Mode
 
 RefLike = Reference | str
 
@@ -96,6 +97,8 @@ def pull(
     progress: Progress | None = None,
 ) -> PullResult:
     """Select one manifest, then write or unpack the chosen layers into `dest`, all or nothing."""
+    from ._graph.pull import pull_from
+
     reference = _ref(ref)
     with opened(reference, options=registry) as store:
         return pull_from(
@@ -108,6 +111,8 @@ def pull(
 def tree(ref: RefLike, *, referrers: bool = False, max_depth: int = MAX_DEPTH,
          registry: RegistryOptions | None = None) -> list[TreeNode]:
     """The whole graph under what the reference names (every root of a tagless layout)."""
+    from ._graph.tree import build_tree
+
     reference = _ref(ref)
     with opened(reference, options=registry) as store:
         return build_tree(store, reference.target, referrers=referrers, max_depth=max_depth, hint=_hint(reference))
@@ -116,9 +121,12 @@ def tree(ref: RefLike, *, referrers: bool = False, max_depth: int = MAX_DEPTH,
 def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurrency: int = 4,
          registry: RegistryOptions | None = None, progress: Progress | None = None) -> CopyResult:
     """The whole graph (or the chosen platforms) from one store to another; existing content is skipped."""
+    from ._graph.copy import copy_between
+
     src_ref, dst_ref = _ref(src), _ref(dst)
+    chosen = (platforms,) if isinstance(platforms, str) else tuple(platforms)  # one platform given bare
     with opened(src_ref, options=registry) as source, _writing(dst_ref, registry) as destination:
-        return copy_between(source, src_ref.target, destination, dst_ref.target, platforms=tuple(platforms),
+        return copy_between(source, src_ref.target, destination, dst_ref.target, platforms=chosen,
                             concurrency=concurrency, progress=progress, source_name=str(src_ref),
                             destination_name=str(dst_ref))
 
@@ -168,6 +176,8 @@ def push(
     registry: RegistryOptions | None = None,
 ) -> Pushed:
     """Push files and directories as an ORAS-compatible artifact to a registry, layout or archive."""
+    from ._graph.push import push_artifact
+
     reference = _ref(ref)
     per_file = _annotation_file(annotation_file) if annotation_file is not None else {}
     subject_desc = resolve(subject, registry=registry).descriptor if subject is not None else None
@@ -188,6 +198,8 @@ def index_create(
     registry: RegistryOptions | None = None,
 ) -> Pushed:
     """Compose an image index from manifests or indexes in any stores, copying their content into DST."""
+    from ._graph.compose import bring_entry, write_index
+
     dst_ref = _ref(dst)
     given = dict(platform_of or {})
     entries: list[Descriptor] = []
@@ -207,6 +219,8 @@ def index_create(
 def index_add(dst: RefLike, src: RefLike, *, platform: str | None = None,
               registry: RegistryOptions | None = None) -> Pushed:
     """Add what SRC names to the index DST names; DST's name moves to the new index."""
+    from ._graph.compose import bring_entry, current_index, write_index
+
     dst_ref, src_ref = _ref(dst), _ref(src)
     with _writing(dst_ref, registry) as destination:
         _, index = current_index(destination, dst_ref.target, str(dst_ref))
@@ -219,6 +233,8 @@ def index_add(dst: RefLike, src: RefLike, *, platform: str | None = None,
 
 def index_remove(dst: RefLike, digest: str, *, registry: RegistryOptions | None = None) -> Pushed:
     """Remove the entry DIGEST from the index DST names; DST's name moves to the new index."""
+    from ._graph.compose import current_index, without_entry, write_index
+
     dst_ref = _ref(dst)
     gone = Digest.parse(digest)
     with _writing(dst_ref, registry) as destination:
@@ -234,6 +250,8 @@ def _moving_name(ref: Reference) -> Target | None:
 
 def tag(src: RefLike, new_tags: Sequence[str], *, registry: RegistryOptions | None = None) -> list[str]:
     """Give what SRC names more tags in the same store."""
+    from ._graph.push import check_tags
+
     check_tags(new_tags)
     reference = _ref(src)
     with _writing(reference, registry) as store:
@@ -282,6 +300,9 @@ def gc(ref: RefLike, *, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: b
 def login(host: str, username: str, password: str, *, registry: RegistryOptions | None = None,
           config_path: str | None = None) -> str:
     """Check the credentials against HOST, then store them in Docker's config.json; returns its path."""
+    from ._stores.registry.credentials import Credentials, store_credentials
+    from ._stores.registry.session import check_login
+
     creds = Credentials(username, password)
     check_login(host, creds, registry or RegistryOptions())
     return store_credentials(host, creds, config_path)
@@ -289,10 +310,14 @@ def login(host: str, username: str, password: str, *, registry: RegistryOptions 
 
 def logout(host: str, *, config_path: str | None = None) -> str:
     """Remove HOST's credentials from Docker's config.json; returns its path."""
+    from ._stores.registry.credentials import store_credentials
+
     return store_credentials(host, None, config_path)
 
 
 def sample(path: str) -> str:
     """Build the sample layout (the demo's content) at PATH; returns its reference."""
+    from ._demo import build_sample_layout
+
     build_sample_layout(path)
     return f"oci:{path}"

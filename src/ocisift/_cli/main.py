@@ -7,15 +7,17 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .._core.errors import OcisiftError, UsageError
-from .._core.options import RegistryOptions
-from .._core.progress import Progress
 from .._core.version import __version__
-from .._graph.select import Selector
+
+if TYPE_CHECKING:  # imported where used: `ocisift --version` and `--help` stay fast
+    from .._core.options import RegistryOptions
+    from .._core.progress import Progress
+    from .._graph.select import Selector
 
 FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -57,6 +59,8 @@ def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _registry(kw: dict[str, Any]) -> RegistryOptions:
+    from .._core.options import RegistryOptions
+
     password = None
     if kw.pop("password_stdin"):
         password = sys.stdin.readline().rstrip("\r\n")
@@ -68,6 +72,8 @@ def _registry(kw: dict[str, Any]) -> RegistryOptions:
 
 def _selector(platform: tuple[str, ...], artifact_type: str | None, media_type: str | None,
               annotations: tuple[str, ...], referrers: bool, first: bool, max_depth: int = 16) -> Selector:
+    from .._graph.select import Selector
+
     return Selector.build(list(platform) or None, artifact_type, media_type, annotations, referrers, first,
                           max_depth)
 

@@ -15,9 +15,10 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from filelock import FileLock
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 from .._core import mediatypes as mt
 from .._core.digest import Digest, VerifyingReader, verified, verify_bytes
@@ -175,7 +176,7 @@ class LayoutStore(LayoutReader):
         """Open a layout directory, creating an empty one if nothing is there."""
         os.makedirs(path, exist_ok=True)
         # Under the lock: a writer that created the layout a moment ago may already have recorded an entry.
-        with FileLock(os.path.join(path, ".index.json.lock"), timeout=LOCK_TIMEOUT):
+        with index_lock(path):
             marker = os.path.join(path, "oci-layout")
             if not os.path.exists(marker):
                 atomic_write(marker, LAYOUT_MARKER)
@@ -226,7 +227,7 @@ class LayoutStore(LayoutReader):
             self._index = None
 
     def _lock(self) -> FileLock:
-        return FileLock(os.path.join(self.path, ".index.json.lock"), timeout=LOCK_TIMEOUT)
+        return index_lock(self.path)
 
     def add_root(self, desc: Descriptor, annotations: Mapping[str, str] | None = None) -> None:
         self._record(desc, dict(annotations or {}), replace_tag=None)
@@ -302,6 +303,13 @@ class LayoutStore(LayoutReader):
 def _annotations_of(entry: dict[str, Any]) -> dict[str, Any]:
     value = entry.get("annotations")
     return value if isinstance(value, dict) else {}
+
+
+def index_lock(layout: str) -> FileLock:
+    """The lock every writer of this layout's index.json takes (filelock is imported only by writers)."""
+    from filelock import FileLock
+
+    return FileLock(os.path.join(layout, ".index.json.lock"), timeout=LOCK_TIMEOUT)
 
 
 def index_json_bytes(body: dict[str, Any]) -> bytes:

@@ -10,7 +10,6 @@ from .._core.reference import LayoutReference, Reference, parse_reference
 from .archive import ArchiveReader, ArchiveWriter
 from .base import Reader
 from .layout import LayoutStore
-from .registry.store import RegistryStore
 
 
 def open_store(ref: Reference | str, *, writable: bool = False, options: RegistryOptions | None = None) -> Reader:
@@ -26,6 +25,8 @@ def open_store(ref: Reference | str, *, writable: bool = False, options: Registr
         if ref.layout == "archive":
             return ArchiveWriter(ref.path) if writable else ArchiveReader(ref.path)
         return LayoutStore.create(ref.path) if writable else LayoutStore(ref.path)
+    from .registry.store import RegistryStore  # urllib3 and friends only when a registry is named
+
     return RegistryStore(ref.image, options)
 
 
