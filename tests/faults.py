@@ -26,6 +26,7 @@ class Faults:
     paginate_tags: int | None = None      # serve the real tag list in pages with Link headers (distribution v3 style)
     redirect_blobs_to: str | None = None  # blob GETs answer 307 to http://HOST/storage/<digest>
     delay_blobs: float = 0.0              # every blob GET waits this long before it is forwarded
+    range_from_zero: bool = False         # every ranged blob GET: 206 with the whole blob from byte 0
     revoke_first_token_after: int | None = None  # the first bearer token seen: 401 after this many uses
     revoke_every_token: bool = False      # every request carrying a bearer token: 401
     auth_log: list[tuple[float, str, str, int]] = field(default_factory=list)  # (monotonic, path, Authorization, status)
@@ -83,7 +84,9 @@ def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServe
                     self.end_headers()
                     return
             req = urllib.request.Request(f"http://{upstream}{self.path}", method=method)
-            for h in ("Accept", "Authorization", "Range", "Content-Type"):
+            forwarded = ("Accept", "Authorization", "Content-Type") if faults.range_from_zero else (
+                "Accept", "Authorization", "Range", "Content-Type")
+            for h in forwarded:
                 if self.headers.get(h):
                     req.add_header(h, self.headers[h])
             try:
@@ -103,7 +106,12 @@ def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServe
                 declared = len(body) - 100
                 body = body[:declared]
             stall = blob_get and faults.stall_blobs_once > 0 and first
-            self.send_response(status)
+            if blob_get and faults.range_from_zero and self.headers.get("Range"):
+                status = 206
+                self.send_response(status)
+                self.send_header("Content-Range", f"bytes 0-{len(body) - 1}/{len(body)}")
+            else:
+                self.send_response(status)
             if blob_get and faults.gzip_blobs:
                 body = gzip.compress(body, mtime=0)
                 declared = len(body)

@@ -11,7 +11,7 @@ import pytest
 from ocisift._core import mediatypes as mt
 from ocisift._core.builders import build_index, manifest_bytes
 from ocisift._core.digest import Digest
-from ocisift._core.errors import AmbiguousError, IntegrityError, NotFoundError, UnsupportedError
+from ocisift._core.errors import AmbiguousError, AuthError, IntegrityError, NotFoundError, UnsupportedError, UsageError
 from ocisift._core.models import Descriptor
 from ocisift._core.platform import Platform
 from ocisift._core.reference import Target, parse_image_name
@@ -222,3 +222,40 @@ def test_tree_over_the_memory_store_shows_referrers():
     (child,) = top.children
     assert child.platform == Platform("linux", "amd64")
     assert [(r.descriptor.digest, r.artifact_type) for r in child.referrers] == [(sbom.digest, "application/spdx+json")]
+
+
+def test_gc_keeps_what_a_young_manifest_reaches_even_when_its_layers_are_old():
+    store = MemoryStore()
+    desc = image(store, b"old layer")
+    for digest in list(store.written):
+        if digest != desc.digest:
+            store.written[digest] -= 3600  # the layers were written an hour ago; the manifest just now
+    assert collect_garbage(store, grace_seconds=600).removed == ()
+    store.written[desc.digest] -= 3600
+    assert len(collect_garbage(store, grace_seconds=600).removed) == 3  # now all of it is old and unreachable
+
+
+def test_a_copy_to_a_wrong_pin_writes_nothing():
+    src, dst = MemoryStore("src"), MemoryStore("dst")
+    root = image(src, b"x")
+    record_name(src, Target(tag="v1"), root)
+    with pytest.raises(UsageError, match="pins"):
+        copy_between(src, Target(tag="v1"), dst, Target(digest=Digest.of(b"something else")))
+    assert dst.blobs == {}
+
+
+def test_a_registry_that_will_not_list_tags_still_answers_not_found():
+    class PullOnly:
+        """Resolves nothing and may not list tags, as a pull-only robot account on a registry."""
+
+        location = "memory:pull-only"
+
+        def resolve(self, target: Target) -> list[Descriptor]:
+            return []
+
+        def tags(self, limit: int | None = None) -> list[str]:
+            raise AuthError("listing tags is not allowed for this account")
+
+    with pytest.raises(NotFoundError) as caught:
+        resolve_in(PullOnly(), Target(tag="typo"))  # type: ignore[arg-type]
+    assert caught.value.exit_code == 3 and "could not be listed" in caught.value.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
 import shutil
@@ -128,3 +129,66 @@ def test_wrong_bytes_exit_5_and_leave_nothing(upstream, tmp_path, cli):
         with pytest.raises(IntegrityError):
             ocisift.copy(f"{host}/acme/big:v1", f"oci:{tmp_path}/mirror:v1")
         assert not [p for p in (tmp_path / "mirror" / "blobs" / "sha256").iterdir() if p.stat().st_size > 1 << 20]
+
+
+def test_a_resume_answered_from_byte_zero_is_skipped_forward(upstream, tmp_path):
+    faults = Faults(cut_blobs_once=True, range_from_zero=True)  # cut, then a 206 that starts over
+    with proxy(upstream.host, faults) as host:
+        ocisift.pull(f"{host}/acme/big:v1", str(tmp_path / "out"))
+    assert (tmp_path / "out" / "big.bin").read_bytes() == upstream.big
+    assert any(r for m, p, r in faults.requests if "/blobs/" in p)
+
+
+class _Hostile(http.server.BaseHTTPRequestHandler):
+    """A registry that misbehaves in one chosen way; `mode` is set per test."""
+
+    mode = ""
+
+    def do_GET(self):
+        if self.mode == "short-tag-page" and "/tags/list" in self.path:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b'{"name": "r", "tags": [')
+            self.close_connection = True
+            return
+        if self.mode == "bad-link" and "/tags/list" in self.path:
+            body = b'{"name": "r", "tags": ["a"]}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Link", '<http://[x/v2/r/tags/list?last=a>; rel="next"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if self.mode == "long-retry-after":
+            self.send_response(503)
+            self.send_header("Retry-After", "120")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("mode, words", [
+    ("short-tag-page", "broke while reading"),
+    ("bad-link", "not an http(s) URL"),
+    ("long-retry-after", "Retry-After"),
+])
+def test_a_hostile_registry_gets_a_clear_error_not_an_internal_one(cli, mode, words):
+    from faults import serving
+
+    handler = type("Handler", (_Hostile,), {"mode": mode})
+    with serving(handler) as host:
+        started = time.monotonic()
+        res = cli("tags", f"{host}/r", "--format", "json")
+    assert res.code == 1, res.out
+    message = res.json()["error"]["message"]
+    assert words in message and "internal error" not in message, message
+    assert time.monotonic() - started < 10  # the 120 s Retry-After was not slept

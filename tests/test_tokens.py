@@ -93,6 +93,11 @@ def test_renewal_time_is_a_little_before_expiry():
     assert not Token("Bearer x", time.monotonic() - 1).fresh
     defaulted = parse_token_response(b'{"token": "abc"}', "realm", 0.0)
     assert defaulted.renew_at == pytest.approx(54.0)  # Docker's default lifetime: 60 s
+    for odd in (b"NaN", b"Infinity", b"-5", b"true", b'"300"'):  # a lifetime that is no lifetime: the default
+        body = b'{"token": "abc", "expires_in": ' + odd + b"}"
+        assert parse_token_response(body, "realm", 0.0).renew_at == pytest.approx(54.0), odd
+    with pytest.raises(ocisift.AuthError):
+        parse_token_response(b'{"token": "a\r\nX-Injected: 1"}', "realm", 0.0)
 
 
 def test_one_token_serves_a_whole_pull(token_registry, tmp_path, monkeypatch):

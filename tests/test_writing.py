@@ -191,3 +191,48 @@ def test_push_into_an_archive_with_several_tags(tmp_path):
     for tag in ("1.0", "latest"):
         assert ocisift.resolve(f"oci-archive:{archive}:{tag}").descriptor.digest == pushed.descriptor.digest
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ocisift")] == []
+
+
+@pytest.mark.parametrize("args", [
+    ("gc", "oci:{tmp}/typo"),
+    ("gc", "oci-archive:{tmp}/missing.tar"),
+    ("tag", "oci:{tmp}/typo:a", "b"),
+    ("untag", "oci:{tmp}/typo:a"),
+    ("untag", "oci-archive:{tmp}/missing.tar:a"),
+    ("delete", "oci:{tmp}/typo@sha256:" + "0" * 64),
+    ("index", "remove", "oci:{tmp}/typo:a", "sha256:" + "0" * 64),
+], ids=lambda a: " ".join(a[:2]))
+def test_commands_that_edit_content_never_create_a_layout(tmp_path, cli, args):
+    res = cli(*[a.format(tmp=tmp_path) for a in args], "--format", "json")
+    assert res.code == 3, res.out
+    assert list(tmp_path.iterdir()) == []  # no typo'd layout, no new archive, no staging left
+
+
+def test_archives_are_edited_in_place_atomically(sample, tmp_path, cli):
+    (tmp_path / "out").mkdir()
+    archive = tmp_path / "out" / "bundle.tar"
+    assert cli("copy", f"oci:{sample}:7.2", f"oci-archive:{archive}:7.2").code == 0
+    assert cli("tag", f"oci-archive:{archive}:7.2", "stable", "latest").code == 0
+    assert set(ocisift.tags(f"oci-archive:{archive}")) >= {"7.2", "stable", "latest"}
+    assert cli("untag", f"oci-archive:{archive}:latest").code == 0
+    assert "latest" not in ocisift.tags(f"oci-archive:{archive}")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["bundle.tar"]  # staging gone
+    # gc keeps the blobs' ages through the rewrite: an unreachable old blob goes, the reachable ones stay.
+    assert cli("untag", f"oci-archive:{archive}:7.2").code == 0
+    assert cli("untag", f"oci-archive:{archive}:stable").code == 0
+    young = cli("gc", f"oci-archive:{archive}", "--format", "json").json()
+    assert young["removed"] == []  # written seconds ago: within the grace period
+    old = cli("gc", f"oci-archive:{archive}", "--grace", "0", "--format", "json").json()
+    assert len(old["removed"]) == 4  # the module's manifest, config and two layers
+
+
+def test_delete_refuses_a_manifest_an_index_still_lists(sample, cli):
+    child = cli("resolve", f"oci:{sample}:1.2", "--platform", "linux/amd64:el8").out.strip()
+    res = cli("delete", f"oci:{sample}@{child}", "--format", "json")
+    assert res.code == 1 and "index remove" in res.json()["error"]["message"]
+    assert cli("resolve", f"oci:{sample}@{child}").code == 0  # nothing was deleted
+    top = cli("resolve", f"oci:{sample}:7.2").out.strip()
+    assert cli("delete", f"oci:{sample}@{top}").code == 0
+    assert cli("resolve", f"oci:{sample}:7.2").code == 3
+    swept = cli("gc", f"oci:{sample}", "--grace", "0", "--format", "json").json()
+    assert len(swept["removed"]) == 3  # its config and layers, once gc runs

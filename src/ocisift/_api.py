@@ -13,30 +13,30 @@ import builtins
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from ._core.digest import Digest
-from ._core.errors import NotFoundError, UsageError
+from ._core.errors import ConflictError, NotFoundError, UsageError
 from ._core.models import Descriptor
 from ._core.names import unnamed
 from ._core.options import RegistryOptions
 from ._core.platform import Platform
+from ._core.progress import Progress
 from ._core.reference import LayoutReference, Reference, Target, parse_reference
-from ._graph.gc import DEFAULT_GRACE_SECONDS, GcResult, collect_garbage
+from ._graph.copy import CopyResult
+from ._graph.gc import DEFAULT_GRACE_SECONDS, GcResult, collect_garbage, referencing_indexes
+from ._graph.pull import PullResult
+from ._graph.push import Pushed
 from ._graph.resolve import Resolved, resolve_in
 from ._graph.select import Selector
+from ._graph.tree import TreeNode
 from ._graph.walk import MAX_DEPTH
 from ._stores.base import Deleter, Finisher, Reader, RootLister, Tagger, TagLister, Untagger, require
 from ._stores.open import open_store, opened
+from ._unpack.extract import ExtractLimits
+from ._unpack.layers import LayerSelector, Mode
 
-if TYPE_CHECKING:
-    from ._core.progress import Progress
-    from ._graph.copy import CopyResult
-    from ._graph.pull import PullResult
-    from ._graph.push import Pushed
-    from ._graph.tree import TreeNode
-    from ._unpack.extract import ExtractLimits
-    from ._unpack.layers import LayerSelector, Mode
+# Types are imported above, so typing.get_type_hints() works on every function; the algorithms
+# a command does not need are imported inside the functions that need them.
 
 RefLike = Reference | str
 
@@ -50,9 +50,10 @@ def _hint(ref: Reference) -> str:
 
 
 @contextmanager
-def _writing(ref: Reference, registry: RegistryOptions | None) -> Iterator[Reader]:
-    """A store opened for writing; staged writes are published only if the block succeeds."""
-    with opened(ref, writable=True, options=registry) as store:
+def _writing(ref: Reference, registry: RegistryOptions | None, *, create: bool = False) -> Iterator[Reader]:
+    """A store opened for writing (`create`: a new layout or archive may be started); staged writes are
+    published only if the block succeeds."""
+    with opened(ref, writable=True, create=create, options=registry) as store:
         yield store
         if isinstance(store, Finisher):
             store.finish()
@@ -125,7 +126,7 @@ def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurren
 
     src_ref, dst_ref = _ref(src), _ref(dst)
     chosen = (platforms,) if isinstance(platforms, str) else tuple(platforms)  # one platform given bare
-    with opened(src_ref, options=registry) as source, _writing(dst_ref, registry) as destination:
+    with opened(src_ref, options=registry) as source, _writing(dst_ref, registry, create=True) as destination:
         return copy_between(source, src_ref.target, destination, dst_ref.target, platforms=chosen,
                             concurrency=concurrency, progress=progress, source_name=str(src_ref),
                             destination_name=str(dst_ref))
@@ -182,7 +183,7 @@ def push(
     per_file = _annotation_file(annotation_file) if annotation_file is not None else {}
     subject_desc = resolve(subject, registry=registry).descriptor if subject is not None else None
     plat = Platform.parse(platform) if isinstance(platform, str) else platform
-    with _writing(reference, registry) as store:
+    with _writing(reference, registry, create=True) as store:
         return push_artifact(store, reference.target, files, artifact_type=artifact_type,
                              annotations=parse_annotations(annotations), file_annotations=per_file,
                              config=config, platform=plat, subject=subject_desc, tags=tags)
@@ -203,7 +204,7 @@ def index_create(
     dst_ref = _ref(dst)
     given = dict(platform_of or {})
     entries: list[Descriptor] = []
-    with _writing(dst_ref, registry) as destination:
+    with _writing(dst_ref, registry, create=True) as destination:
         for src in sources:
             src_ref = _ref(src)
             platform = given.pop(str(src), None)
@@ -284,6 +285,11 @@ def delete(ref: RefLike, *, registry: RegistryOptions | None = None) -> Descript
         roots = store.resolve(reference.target)
         if not roots:
             raise NotFoundError(f"{digest} is not in {store.location}")
+        parents = referencing_indexes(store, digest)
+        if parents:
+            raise ConflictError(
+                f"{digest} is listed by the index {parents[0]} that {store.location} still holds; "
+                f"remove it from there first (ocisift index remove REF {digest}) or delete that index")
         deleter.delete(roots[0])
         return roots[0]
 
@@ -301,18 +307,23 @@ def login(host: str, username: str, password: str, *, registry: RegistryOptions 
           config_path: str | None = None) -> str:
     """Check the credentials against HOST, then store them in Docker's config.json; returns its path."""
     from ._stores.registry.credentials import Credentials, store_credentials
-    from ._stores.registry.session import check_login
+    from ._stores.registry.session import check_login, forget_sessions
 
     creds = Credentials(username, password)
     check_login(host, creds, registry or RegistryOptions())
-    return store_credentials(host, creds, config_path)
+    path = store_credentials(host, creds, config_path)
+    forget_sessions(host)  # this process's sessions of HOST found its credentials before they changed
+    return path
 
 
 def logout(host: str, *, config_path: str | None = None) -> str:
     """Remove HOST's credentials from Docker's config.json; returns its path."""
     from ._stores.registry.credentials import store_credentials
+    from ._stores.registry.session import forget_sessions
 
-    return store_credentials(host, None, config_path)
+    path = store_credentials(host, None, config_path)
+    forget_sessions(host)
+    return path
 
 
 def sample(path: str) -> str:

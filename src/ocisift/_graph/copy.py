@@ -30,7 +30,7 @@ from .._core.reference import Target
 from .._core.sources import CHUNK
 from .._core.streams import ReadAhead
 from .._stores.base import Mounter, Pusher, Reader, require
-from .push import record_name
+from .push import check_pin, record_name
 from .resolve import resolve_in
 from .select import Selector
 from .walk import MAX_DEPTH, MAX_NODES, Loader, document_loader
@@ -181,6 +181,8 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
                                d.artifact_type)
             if all(c.digest != entry.digest for c in chosen):
                 chosen.append(entry)
+        if len(chosen) == 1:
+            check_pin(dst_target, chosen[0])
         for entry in chosen:
             copier.copy(entry)
         if len(chosen) == 1:
@@ -191,6 +193,7 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
             copier.publish(root, raw)
     else:
         root = unnamed(resolve_in(src, src_target, reference=source_name).root)  # the source's names stay behind
+        check_pin(dst_target, root)
         copier.copy(root)
     result.root = root
     record_name(dst, dst_target, root)

@@ -109,6 +109,12 @@ def check_tags(tags: Sequence[str]) -> None:
             raise UsageError(f"invalid tag {tag!r} (letters, digits, '_', '.', '-'; at most 128)")
 
 
+def check_pin(target: Target, root: Descriptor) -> None:
+    """A destination pinned by digest must name what is written there (checked before writing anything)."""
+    if target.digest is not None and target.digest != root.digest:
+        raise UsageError(f"the reference pins {target.digest} but the content is {root.digest}")
+
+
 def record_name(store: Reader, target: Target, root: Descriptor, extra_tags: Sequence[str] = ()) -> list[str]:
     """Name `root` in `store` as `target` says, plus extra tags.
 
@@ -116,8 +122,7 @@ def record_name(store: Reader, target: Target, root: Descriptor, extra_tags: Seq
     unnamed so it stays reachable; elsewhere (a registry) content pushed by
     digest is reachable as it is, and nothing is named.
     """
-    if target.digest is not None and target.digest != root.digest:
-        raise UsageError(f"the reference pins {target.digest} but the content is {root.digest}")
+    check_pin(target, root)
     check_tags(extra_tags)
     primary = target.named_tag
     tags = ([primary] if primary else []) + [t for t in extra_tags if t != primary]

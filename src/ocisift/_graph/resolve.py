@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._core.errors import AmbiguousError, NotFoundError
+from .._core.errors import AmbiguousError, NotFoundError, OcisiftError
 from .._core.models import Descriptor, Manifest, parse_config_platform
 from .._core.names import names_of
 from .._core.platform import Platform
@@ -89,10 +89,12 @@ def _what_it_holds(store: Reader) -> tuple[str, list[dict[str, Any]]]:
         return format_candidates(listing) or "  nothing", listing
     if isinstance(store, TagLister):
         try:
-            tags = store.tags()
+            tags = store.tags(MAX_LISTED_TAGS + 1)
         except NotFoundError as exc:
             return f"  nothing: {exc.message}", []
-        shown = ", ".join(tags[:MAX_LISTED_TAGS]) + (f", … ({len(tags)} in all)" if len(tags) > MAX_LISTED_TAGS else "")
+        except OcisiftError as exc:  # a pull-only account may not list tags: the not-found stands
+            return f"  (its tags could not be listed: {exc.message})", []
+        shown = ", ".join(tags[:MAX_LISTED_TAGS]) + (", …" if len(tags) > MAX_LISTED_TAGS else "")
         return f"  tags: {shown}" if tags else "  no tags", [{"tag": t} for t in tags[:MAX_LISTED_TAGS]]
     return "  (this store cannot list what it holds)", []
 

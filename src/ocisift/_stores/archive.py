@@ -15,7 +15,7 @@ import shutil
 import tarfile
 import tempfile
 
-from .._core.errors import UnsafeContentError
+from .._core.errors import NotFoundError, UnsafeContentError
 from .._core.models import Descriptor
 from .._core.sources import CHUNK
 from .files import ArchiveFiles
@@ -38,8 +38,10 @@ class ArchiveWriter(LayoutStore):
 
     kind = "a layout archive"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, create: bool = True) -> None:
         self.target = os.path.abspath(path)
+        if not create and not os.path.isfile(self.target):
+            raise NotFoundError(f"no archive at {path}")
         parent = os.path.dirname(self.target)
         os.makedirs(parent, exist_ok=True)
         self.workdir = tempfile.mkdtemp(prefix=".ocisift-archive-", dir=parent)
@@ -67,6 +69,8 @@ class ArchiveWriter(LayoutStore):
                 continue
             with src, open(dest, "wb") as out:
                 shutil.copyfileobj(src, out, CHUNK)
+            mtime = files.members[name].mtime
+            os.utime(dest, (mtime, mtime))  # a blob's age survives the round trip, so gc's grace means the same
 
     def pinned(self, desc: Descriptor) -> str:
         return f"oci-archive:{self.display_path}@{desc.digest}"

@@ -102,7 +102,9 @@ class Untagger(Protocol):
 
 @runtime_checkable
 class TagLister(Protocol):
-    def tags(self) -> list[str]: ...
+    def tags(self, limit: int | None = None) -> list[str]:
+        """The tags, in the store's order; with `limit`, at most that many (a registry fetches no more pages)."""
+        ...
 
 
 @runtime_checkable
@@ -139,8 +141,8 @@ class BlobSweeper(Protocol):
 
     def roots(self) -> list[Descriptor]: ...
 
-    def inventory(self) -> Iterator[tuple[Digest, float]]:
-        """Every blob held, with seconds since it was last written or reused."""
+    def inventory(self) -> Iterator[tuple[Digest, int, float]]:
+        """Every blob held: its digest, its size, and seconds since it was last written or reused."""
         ...
 
     def remove_blob(self, digest: Digest) -> None: ...

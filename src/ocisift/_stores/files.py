@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, NamedTuple, Protocol
 
 from .._core.errors import MalformedDocument, NotFoundError, UsageError
 from .._core.sources import CHUNK
@@ -84,13 +84,21 @@ class _Slice(io.RawIOBase):
             super().close()
 
 
+class Member(NamedTuple):
+    """Where a file's data lies in the tar, and when it was written."""
+
+    offset: int
+    size: int
+    mtime: float
+
+
 class ArchiveFiles:
     """A layout inside a plain tar file, indexed once by header, never unpacked."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.description = path
-        self.members: dict[str, tuple[int, int]] = {}
+        self.members: dict[str, Member] = {}
         try:
             with open(path, "rb") as fh:
                 magic = fh.read(4)
@@ -105,7 +113,7 @@ class ArchiveFiles:
                     name = member.name
                     while name.startswith("./"):
                         name = name[2:]
-                    self.members[name] = (member.offset_data, member.size)
+                    self.members[name] = Member(member.offset_data, member.size, member.mtime)
         except tarfile.TarError as exc:
             raise MalformedDocument(f"{path} is not a readable tar archive: {exc}") from None
         except FileNotFoundError:
@@ -115,7 +123,7 @@ class ArchiveFiles:
         entry = self.members.get(name)
         if entry is None:
             return None
-        if entry[1] > limit:
+        if entry.size > limit:
             raise MalformedDocument(f"{name} in {self.path} is larger than {limit} bytes")
         fh = self.open(name)
         if fh is None:
@@ -130,7 +138,7 @@ class ArchiveFiles:
         entry = self.members.get(name)
         if entry is None:
             return None
-        return io.BufferedReader(_Slice(open(self.path, "rb"), *entry), CHUNK)
+        return io.BufferedReader(_Slice(open(self.path, "rb"), entry.offset, entry.size), CHUNK)
 
     def exists(self, name: str) -> bool:
         return name in self.members

@@ -136,8 +136,8 @@ class LayoutReader:
     def exists(self, desc: Descriptor) -> bool:
         return self.files.exists(blob_name(desc.digest))
 
-    def tags(self) -> list[str]:
-        return tags_of(self.roots())
+    def tags(self, limit: int | None = None) -> list[str]:
+        return tags_of(self.roots())[:limit]
 
     def referrers(self, desc: Descriptor) -> list[Descriptor]:
         """Manifests listed in index.json whose subject is `desc` (how ORAS stores them)."""
@@ -272,7 +272,7 @@ class LayoutStore(LayoutReader):
 
     # -- garbage collection ----------------------------------------------------------
 
-    def inventory(self) -> Iterator[tuple[Digest, float]]:
+    def inventory(self) -> Iterator[tuple[Digest, int, float]]:
         blobs = os.path.join(self.path, "blobs")
         now = time.time()
         for algorithm in sorted(os.listdir(blobs)) if os.path.isdir(blobs) else []:
@@ -282,10 +282,10 @@ class LayoutStore(LayoutReader):
                     continue  # a push's temporary file
                 try:
                     digest = Digest.parse(f"{algorithm}:{name}")
-                    age = now - os.path.getmtime(os.path.join(folder, name))
+                    info = os.stat(os.path.join(folder, name))
                 except (OcisiftError, OSError):
                     continue  # not a blob we know how to name, or gone meanwhile
-                yield digest, age
+                yield digest, info.st_size, now - info.st_mtime
 
     def remove_blob(self, digest: Digest) -> None:
         unlink_quietly(self.directory.path(blob_name(digest)))

@@ -123,8 +123,8 @@ class MemoryStore:
             self.entries = kept
         return dropped
 
-    def tags(self) -> list[str]:
-        return tags_of(self.roots())
+    def tags(self, limit: int | None = None) -> list[str]:
+        return tags_of(self.roots())[:limit]
 
     def referrers(self, desc: Descriptor) -> list[Descriptor]:
         with self._lock:
@@ -151,10 +151,10 @@ class MemoryStore:
 
     # -- garbage collection ------------------------------------------------------------
 
-    def inventory(self) -> Iterator[tuple[Digest, float]]:
+    def inventory(self) -> Iterator[tuple[Digest, int, float]]:
         now = time.time()
         with self._lock:
-            held = [(d, now - self.written.get(d, now)) for d in self.blobs]
+            held = [(d, len(data), now - self.written.get(d, now)) for d, data in self.blobs.items()]
         yield from held
 
     def remove_blob(self, digest: Digest) -> None:

@@ -12,28 +12,34 @@ from .base import Reader
 from .layout import LayoutStore
 
 
-def open_store(ref: Reference | str, *, writable: bool = False, options: RegistryOptions | None = None) -> Reader:
+def open_store(ref: Reference | str, *, writable: bool = False, create: bool = False,
+               options: RegistryOptions | None = None) -> Reader:
     """Open the store a reference points into.
 
-    `writable` is for writers: a missing layout directory is created, and an
-    archive is opened as a staged copy that `finish()` packs back into place.
-    Read-only archives are read in place and cannot be written.
+    `writable` is for writers: an archive is opened as a staged copy that
+    `finish()` packs back into place (read-only, it is read in place and
+    cannot be written). `create` is for writers that may start a new layout or
+    archive (push, copy, index create); the others (tag, untag, delete, gc,
+    index add/remove) edit what exists, and a missing one is not found.
     """
     if isinstance(ref, str):
         ref = parse_reference(ref)
     if isinstance(ref, LayoutReference):
         if ref.layout == "archive":
-            return ArchiveWriter(ref.path) if writable else ArchiveReader(ref.path)
-        return LayoutStore.create(ref.path) if writable else LayoutStore(ref.path)
+            return ArchiveWriter(ref.path, create=create) if writable else ArchiveReader(ref.path)
+        if writable and create:
+            return LayoutStore.create(ref.path)
+        return LayoutStore(ref.path)
     from .registry.store import RegistryStore  # urllib3 and friends only when a registry is named
 
     return RegistryStore(ref.image, options)
 
 
 @contextmanager
-def opened(ref: Reference | str, *, writable: bool = False, options: RegistryOptions | None = None) -> Iterator[Reader]:
+def opened(ref: Reference | str, *, writable: bool = False, create: bool = False,
+           options: RegistryOptions | None = None) -> Iterator[Reader]:
     """open_store for a `with` block: the store is closed however the block ends."""
-    store = open_store(ref, writable=writable, options=options)
+    store = open_store(ref, writable=writable, create=create, options=options)
     try:
         yield store
     finally:

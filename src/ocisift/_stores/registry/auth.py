@@ -9,6 +9,7 @@ defaults to 60 seconds; a token is renewed a little before that.
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ def parse_token_response(body: bytes, realm: str, received: float) -> Token:
     if not isinstance(token, str) or not token or any(c in token for c in "\r\n\0"):
         raise AuthError(f"token service {realm} returned no usable token")
     expires_in = obj.get("expires_in", DEFAULT_TOKEN_SECONDS)
-    if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)) or expires_in <= 0:
+    if (isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)) or not math.isfinite(expires_in)
+            or expires_in <= 0):
         expires_in = DEFAULT_TOKEN_SECONDS
     return Token(f"Bearer {token}", renewal_time(received, float(expires_in)))

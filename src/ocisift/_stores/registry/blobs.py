@@ -45,11 +45,19 @@ def blob_exists(repo: Repository, digest: Digest) -> bool:
     return resp.status == 200
 
 
+def _range_start(header: str | None) -> int | None:
+    """The first byte of `Content-Range: bytes START-END/TOTAL`, or None."""
+    if not header or not header.startswith("bytes "):
+        return None
+    start = header[6:].split("-", 1)[0].strip()
+    return int(start) if start.isdigit() else None
+
+
 class ResumingBody(io.RawIOBase):
     """A blob response that picks up where it broke, with Range, a bounded number of times."""
 
-    _BROKEN = (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError,
-               urllib3.exceptions.IncompleteRead, http.client.HTTPException, ConnectionError, TimeoutError)
+    # OSError covers resets, timeouts and a TLS connection cut mid-stream (ssl.SSLEOFError).
+    _BROKEN = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 
     def __init__(self, repo: Repository, url: str, resp: urllib3.BaseHTTPResponse, size: int,
                  attempts: int = MAX_RESUMES) -> None:
@@ -98,16 +106,23 @@ class ResumingBody(io.RawIOBase):
                                  f"after {self.got} of {self.size} bytes ({cause})")
         self.resumed += 1
         resp = self.repo.request("GET", self.url, headers={"Range": f"bytes={self.got}-"})
-        if resp.status == 206:
+        if resp.status == 206 and _range_start(resp.headers.get("Content-Range")) == self.got:
             self._use(resp)
             return
-        if resp.status == 200:  # the server ignored Range: skip what we already have
-            skip = self.got
-            while skip:
-                chunk = resp.read(min(skip, 1 << 20))
-                if not chunk:
-                    break
-                skip -= len(chunk)
+        if resp.status in (200, 206):  # Range ignored (or answered from elsewhere): skip what we already have
+            start = (_range_start(resp.headers.get("Content-Range")) or 0) if resp.status == 206 else 0
+            skip = self.got - start
+            try:
+                while skip > 0:
+                    chunk = resp.read(min(skip, 1 << 20))
+                    if not chunk:
+                        break
+                    skip -= len(chunk)
+            except self._BROKEN as exc:
+                raise IntegrityError(f"download of {self.url} broke again while resuming: {exc}") from None
+            if skip != 0:  # started past what we have, or ended before reaching it
+                discard(resp)
+                raise IntegrityError(f"registry answered a resume of {self.url} with a range that does not fit")
             self._use(resp)
             return
         raise OcisiftError(f"registry answered {resp.status} when resuming {self.url}: {error_text(resp)}")

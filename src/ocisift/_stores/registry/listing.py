@@ -23,12 +23,12 @@ _FALLBACK_LOCKS: dict[str, threading.Lock] = {}
 _FALLBACK_LOCKS_GUARD = threading.Lock()
 
 
-def list_tags(repo: Repository, page_size: int = TAG_PAGE_SIZE) -> list[str]:
+def list_tags(repo: Repository, page_size: int = TAG_PAGE_SIZE, limit: int | None = None) -> list[str]:
     out: list[str] = []
     url: str | None = repo.url(f"tags/list?n={page_size}")
     for _ in range(MAX_TAG_PAGES):
-        if url is None:
-            return out
+        if url is None or (limit is not None and len(out) >= limit):
+            return out[:limit]
         resp = repo.request("GET", url)
         if resp.status == 404:
             discard(resp)

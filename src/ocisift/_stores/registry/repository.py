@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
 
 import urllib3
 
 from ..._core.options import RegistryOptions
 from ..._core.reference import ImageName
-from .session import Scope, Session, repository_scope, session_for
+from .session import Scope, Session, join_url, repository_scope, session_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +37,7 @@ class Repository:
 
     def absolute(self, location: str) -> str:
         """A Location or Link target as an absolute URL (it may name another origin: no credential goes there)."""
-        return urljoin(self.base + "/", location)
+        return join_url(self.base + "/", location)
 
     def scope(self, push: bool = False, *also_pull: str) -> Scope:
         return repository_scope(self.name, "pull,push" if push else "pull", *also_pull)
@@ -46,7 +45,3 @@ class Repository:
     def request(self, method: str, url: str, *, push: bool = False, scope: Scope | None = None,
                 headers: Mapping[str, str] | None = None, body: Any = None) -> urllib3.BaseHTTPResponse:
         return self.session.request(method, url, scope=scope or self.scope(push), headers=headers, body=body)
-
-    def settle(self, push: bool = False, scope: Scope | None = None) -> None:
-        """Authenticate before a streamed body (it cannot be sent again after a 401)."""
-        self.session.settle(scope or self.scope(push), self.url("tags/list?n=1"))

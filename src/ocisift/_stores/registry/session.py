@@ -17,6 +17,7 @@ that registry's origin (scheme, host, port). The session
 from __future__ import annotations
 
 import email.utils
+import http.client
 import ipaddress
 import random
 import threading
@@ -39,9 +40,9 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
 MAX_ERROR_BODY = 64 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD"})
+MAX_BACKOFF = 30.0
+_NOT_CONNECTED = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
 _BROKEN_CONNECTION = (
-    urllib3.exceptions.NewConnectionError,
-    urllib3.exceptions.ConnectTimeoutError,
     urllib3.exceptions.ProtocolError,
     urllib3.exceptions.ReadTimeoutError,
     urllib3.exceptions.SSLError,
@@ -69,13 +70,15 @@ class Origin:
 
     @classmethod
     def of(cls, url: str) -> Origin:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
+        """The origin of a URL; a URL a server sent that does not parse is an error of that server's."""
         try:
+            parts = urlsplit(url)
+            scheme = parts.scheme.lower()
             port = parts.port
+            host = (parts.hostname or "").lower()
         except ValueError:
-            port = None
-        return cls(scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80))
+            raise OcisiftError(f"the registry sent a URL that does not parse: {url[:200]!r}") from None
+        return cls(scheme, host, port or (443 if scheme == "https" else 80))
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -95,13 +98,31 @@ def repository_scope(repository: str, actions: str, *also_pull: str) -> Scope:
     return (f"repository:{repository}:{actions}", *(f"repository:{r}:pull" for r in also_pull))
 
 
+def join_url(base: str, location: str) -> str:
+    """A Location or Link target made absolute; one that does not parse is the server's error."""
+    try:
+        joined = urljoin(base, location)
+        scheme = urlsplit(joined).scheme
+    except ValueError:
+        joined, scheme = "", ""
+    if scheme not in ("http", "https"):
+        raise OcisiftError(f"the registry sent a location that is not an http(s) URL: {location[:200]!r}")
+    Origin.of(joined)  # fails here, not later, if its host or port is malformed
+    return joined
+
+
 def read_capped(resp: urllib3.BaseHTTPResponse, limit: int, what: str) -> bytes:
     """A response body read into memory, refused when it is longer than `limit`."""
     length = resp.headers.get("Content-Length")
     if length is not None and length.isdigit() and int(length) > limit:
         discard(resp)
         raise OcisiftError(f"{what} is {length} bytes, over the {limit}-byte limit")
-    data = resp.read(limit + 1)
+    try:
+        data = resp.read(limit + 1)
+    except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+        resp.close()
+        resp.release_conn()
+        raise OcisiftError(f"the connection broke while reading {what}: {exc}") from None
     if len(data) > limit:
         discard(resp)
         raise OcisiftError(f"{what} is over the {limit}-byte limit")
@@ -121,7 +142,7 @@ def discard(resp: urllib3.BaseHTTPResponse) -> None:
             resp.drain_conn()
         else:
             resp.close()
-    except (urllib3.exceptions.HTTPError, OSError):
+    except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError):
         resp.close()
     resp.release_conn()
 
@@ -167,7 +188,6 @@ class Session:
         self._basic: str | None = None
         self._bearer: Challenge | None = None
         self._tokens: dict[Scope, Token] = {}
-        self._probed: set[Scope] = set()
         self._lock = threading.Lock()
         self._scope_locks: dict[Scope, threading.Lock] = {}
         self.token_requests = 0
@@ -222,20 +242,20 @@ class Session:
         service = challenge.params.get("service")
         received = time.monotonic()
         self.token_requests += 1
+        bound = Origin.of(realm)  # the password goes to the realm's origin only, never where it redirects
         try:
             if creds is not None and creds.identity_token:
                 form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
                         "scope": " ".join(scope), "client_id": "ocisift", **({"service": service} if service else {})}
-                resp = self.pool.request("POST", realm, fields=form, encode_multipart=False, redirect=False,
-                                         preload_content=False)
+                resp, _ = self._send("POST", realm, {"Content-Type": "application/x-www-form-urlencoded"},
+                                     urlencode(form).encode(), None, bound)
             else:
                 fields: dict[str, Any] = {"scope": list(scope), **({"service": service} if service else {})}
-                headers = {"Authorization": creds.basic} if creds is not None and creds.basic else {}
                 sep = "&" if "?" in realm else "?"
-                resp = self.pool.request("GET", realm + sep + urlencode(fields, doseq=True), headers=headers,
-                                         redirect=False, preload_content=False)
-        except urllib3.exceptions.HTTPError as exc:
-            raise AuthError(f"token service {realm} is unreachable: {exc}") from None
+                basic = creds.basic if creds is not None else None
+                resp, _ = self._send("GET", realm + sep + urlencode(fields, doseq=True), {}, None, basic, bound)
+        except OcisiftError as exc:
+            raise AuthError(f"token service {realm} failed: {exc.message}") from None
         if resp.status != 200:
             discard(resp)
             raise AuthError(f"token service {realm} refused ({resp.status})")
@@ -244,13 +264,6 @@ class Session:
         except OcisiftError as exc:
             raise AuthError(exc.message) from None
         return parse_token_response(body, realm, received)
-
-    def settle(self, scope: Scope, probe_url: str) -> None:
-        """Authenticate before a body that cannot be sent twice (a streamed upload)."""
-        if self.authorization(scope) is not None or scope in self._probed:
-            return
-        self._probed.add(scope)
-        discard(self.request("GET", probe_url, scope=scope))
 
     # -- requests ---------------------------------------------------------------------
 
@@ -261,7 +274,7 @@ class Session:
         The body is never preloaded: callers stream it, read it with `read_capped`, or `discard` it.
         """
         sent = self.authorization(scope) if Origin.of(url) == self.origin else None
-        resp, final = self._send(method, url, headers or {}, body, sent)
+        resp, final = self._send(method, url, headers or {}, body, sent, self.origin)
         if resp.status == 401 and Origin.of(final) == self.origin:
             challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
             discard(resp)
@@ -270,7 +283,7 @@ class Session:
             if body is not None and not isinstance(body, bytes):
                 raise AuthError(f"{self.host} asked to authenticate again in the middle of an upload")
             sent = self._renew(challenge, scope, stale=sent)
-            resp, final = self._send(method, url, headers or {}, body, sent)
+            resp, final = self._send(method, url, headers or {}, body, sent, self.origin)
         if resp.status in (401, 403):
             discard(resp)
             hint = "" if self.credentials() else " (no credentials found: use ocisift login, docker login or DOCKER_CONFIG)"
@@ -278,22 +291,20 @@ class Session:
             raise AuthError(f"{self.host} refused access to {what} ({resp.status}){hint}")
         return resp
 
-    def _send(self, method: str, url: str, headers: Mapping[str, str], body: Any,
-              authorization: str | None) -> tuple[urllib3.BaseHTTPResponse, str]:
-        """One request and its redirects; Authorization only ever goes to this session's origin."""
+    def _send(self, method: str, url: str, headers: Mapping[str, str], body: Any, authorization: str | None,
+              bound_to: Origin) -> tuple[urllib3.BaseHTTPResponse, str]:
+        """One request and its redirects; `authorization` only ever goes to URLs of the `bound_to` origin."""
         current = url
         for _ in range(MAX_REDIRECTS + 1):
             sent = dict(headers)
-            if authorization is not None and Origin.of(current) == self.origin:
+            if authorization is not None and Origin.of(current) == bound_to:
                 sent["Authorization"] = authorization
             resp = self._send_with_retries(method, current, sent, body)
             location = resp.headers.get("Location")
             if resp.status not in REDIRECT_STATUSES or method not in _IDEMPOTENT or not location:
                 return resp, current
             discard(resp)
-            current = urljoin(current, location)
-            if urlsplit(current).scheme not in ("http", "https"):
-                raise OcisiftError(f"{self.host} redirected to {current!r}, which is not an http(s) URL")
+            current = join_url(current, location)
         raise OcisiftError(f"{self.host} redirected more than {MAX_REDIRECTS} times for {url}")
 
     def _send_with_retries(self, method: str, url: str, headers: dict[str, str],
@@ -305,6 +316,11 @@ class Session:
             try:
                 resp = self.pool.request(method, url, headers=headers, body=body, preload_content=False,
                                          redirect=False, retries=False)
+            except _NOT_CONNECTED as exc:  # nothing was sent: any method may try again
+                if last:
+                    raise OcisiftError(f"registry {self.host} is unreachable: {_reason(exc)}") from None
+                time.sleep(self._backoff(attempt))
+                continue
             except _BROKEN_CONNECTION as exc:
                 if not replayable or last:
                     raise OcisiftError(f"registry {self.host} is unreachable: {_reason(exc)}") from None
@@ -326,7 +342,8 @@ class Session:
 
     @staticmethod
     def _backoff(attempt: int) -> float:
-        return 0.25 * float(2**attempt) + random.uniform(0.0, 0.25)
+        """0.25 s, 0.5 s, 1 s, … with jitter, never more than MAX_BACKOFF."""
+        return min(0.25 * float(2 ** min(attempt, 16)), MAX_BACKOFF) + random.uniform(0.0, 0.25)
 
     def close(self) -> None:
         self.pool.clear()
@@ -352,12 +369,11 @@ def session_for(host: str, options: RegistryOptions) -> tuple[Session, str]:
     return session, base
 
 
-def forget_sessions() -> None:
-    """Close every cached session (tests use this to start from nothing)."""
+def forget_sessions(host: str | None = None) -> None:
+    """Close the cached sessions of a registry host (login and logout change its credentials), or all of them."""
     with _SESSIONS_LOCK:
-        for session in _SESSIONS.values():
-            session.close()
-        _SESSIONS.clear()
+        for key in [k for k in _SESSIONS if host is None or k[1] == host]:
+            _SESSIONS.pop(key).close()
 
 
 def check_login(host: str, credentials: Credentials, options: RegistryOptions) -> None:
@@ -369,14 +385,14 @@ def check_login(host: str, credentials: Credentials, options: RegistryOptions) -
     session = Session(origin, host, options, credentials)
     root = base + "/v2/"
     try:
-        resp, _ = session._send("GET", root, {}, None, None)
+        resp, _ = session._send("GET", root, {}, None, None, origin)
         if resp.status == 401:
             challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
             discard(resp)
             if challenge is None:
                 raise AuthError(f"{host} refused the login without saying how to authenticate")
             header = session._renew(challenge, (), stale=None)
-            resp, _ = session._send("GET", root, {}, None, header)
+            resp, _ = session._send("GET", root, {}, None, header, origin)
         status = resp.status
         discard(resp)
         if status in (401, 403):

@@ -85,8 +85,9 @@ class RegistryStore:
 
     # -- listing -----------------------------------------------------------------------
 
-    def tags(self) -> list[str]:
-        return list_tags(self.repo, self.tag_page_size)
+    def tags(self, limit: int | None = None) -> list[str]:
+        page = self.tag_page_size if limit is None else min(self.tag_page_size, limit)
+        return list_tags(self.repo, page, limit)
 
     def referrers(self, desc: Descriptor) -> list[Descriptor]:
         return list_referrers(self.repo, desc)
