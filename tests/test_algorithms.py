@@ -16,10 +16,11 @@ from ocisift._core.models import Descriptor
 from ocisift._core.platform import Platform
 from ocisift._core.reference import Target, parse_image_name
 from ocisift._graph.compose import bring_entry, write_index
-from ocisift._graph.copy import CopyResult, GraphCopier, copy_between
+from ocisift._graph.copy import GraphCopier, copy_between
 from ocisift._graph.gc import collect_garbage
-from ocisift._graph.push import record_name
+from ocisift._graph.naming import record_name
 from ocisift._graph.resolve import resolve_in
+from ocisift._graph.results import CopyResult
 from ocisift._graph.select import Selector
 from ocisift._graph.tree import build_tree
 from ocisift._stores.archive import ArchiveReader, ArchiveWriter

@@ -25,7 +25,7 @@ from ocisift._core.digest import Digest
 from ocisift._core.errors import IntegrityError, NotFoundError, UnsupportedError
 from ocisift._core.models import Descriptor
 from ocisift._core.reference import Target, parse_image_name
-from ocisift._graph.push import record_name
+from ocisift._graph.naming import record_name
 from ocisift._stores.archive import ArchiveReader, ArchiveWriter
 from ocisift._stores.base import (
     BlobSweeper,

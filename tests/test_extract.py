@@ -14,8 +14,8 @@ from conftest import artifact, entry, member, raw_tar, write_index
 from ocisift._core import mediatypes as mt
 from ocisift._core.errors import ConflictError, IntegrityError, UnsafeContentError
 from ocisift._demo import make_tar
-from ocisift._unpack.extract import ExtractLimits
 from ocisift._unpack.layers import LayerSelector
+from ocisift._unpack.limits import ExtractLimits
 
 ARTIFACT_TAR = "application/vnd.acme.content.v1.tar+gzip"
 

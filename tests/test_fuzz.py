@@ -18,7 +18,8 @@ from ocisift._core.digest import Digest, VerifyingReader
 from ocisift._core.errors import OcisiftError
 from ocisift._core.models import Descriptor, parse_document
 from ocisift._core.platform import Platform
-from ocisift._unpack.extract import ExtractLimits, TreeBuilder
+from ocisift._unpack.extract import TreeBuilder
+from ocisift._unpack.limits import ExtractLimits
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 10**12) | st.text(max_size=20),

@@ -21,9 +21,9 @@ _EXPORTS = {
     "sample": "_api",
     # values taken and returned
     "Selector": "_graph.select", "Candidate": "_graph.select", "LayerSelector": "_unpack.layers",
-    "ExtractLimits": "_unpack.extract", "RegistryOptions": "_core.options", "Resolved": "_graph.resolve",
-    "PullResult": "_graph.pull", "CopyResult": "_graph.copy", "Pushed": "_graph.push", "TreeNode": "_graph.tree",
-    "GcResult": "_graph.gc", "Platform": "_core.platform", "Descriptor": "_core.models", "Manifest": "_core.models",
+    "ExtractLimits": "_unpack.limits", "RegistryOptions": "_core.options", "Resolved": "_graph.resolve",
+    "PullResult": "_graph.results", "CopyResult": "_graph.results", "Pushed": "_graph.results", "TreeNode": "_graph.tree",
+    "GcResult": "_graph.results", "Platform": "_core.platform", "Descriptor": "_core.models", "Manifest": "_core.models",
     "Index": "_core.models", "parse_document": "_core.models", "Digest": "_core.digest",
     "parse_reference": "_core.reference", "Target": "_core.reference",
     # stores and their capabilities
@@ -96,11 +96,8 @@ if TYPE_CHECKING:
     from ._core.options import RegistryOptions
     from ._core.platform import Platform
     from ._core.reference import Target, parse_reference
-    from ._graph.copy import CopyResult
-    from ._graph.gc import GcResult
-    from ._graph.pull import PullResult
-    from ._graph.push import Pushed
     from ._graph.resolve import Resolved
+    from ._graph.results import CopyResult, GcResult, PullResult, Pushed
     from ._graph.select import Candidate, Selector
     from ._graph.tree import TreeNode
     from ._stores.base import (
@@ -119,5 +116,5 @@ if TYPE_CHECKING:
     )
     from ._stores.memory import MemoryStore
     from ._stores.open import open_store
-    from ._unpack.extract import ExtractLimits
     from ._unpack.layers import LayerSelector
+    from ._unpack.limits import ExtractLimits

@@ -22,21 +22,21 @@ from ._core.options import RegistryOptions
 from ._core.platform import Platform
 from ._core.progress import Progress
 from ._core.reference import LayoutReference, Reference, Target, parse_reference
-from ._graph.copy import CopyResult
-from ._graph.gc import DEFAULT_GRACE_SECONDS, GcResult, collect_garbage, referencing_indexes
-from ._graph.pull import PullResult
-from ._graph.push import Pushed
+from ._graph.gc import DEFAULT_GRACE_SECONDS, collect_garbage, referencing_indexes
+from ._graph.naming import check_tags
 from ._graph.resolve import Resolved, resolve_in
+from ._graph.results import CopyResult, GcResult, PullResult, Pushed
 from ._graph.select import Selector
-from ._graph.tree import TreeNode
+from ._graph.tree import TreeNode, build_tree
 from ._graph.walk import MAX_DEPTH
 from ._stores.base import Deleter, Finisher, Reader, RootLister, Tagger, TagLister, Untagger, require
 from ._stores.open import open_store, opened
-from ._unpack.extract import ExtractLimits
 from ._unpack.layers import LayerSelector, Mode
+from ._unpack.limits import ExtractLimits
 
-# Types are imported above, so typing.get_type_hints() works on every function; the algorithms
-# a command does not need are imported inside the functions that need them.
+# Every type a signature names is imported above, so typing.get_type_hints() works on each function;
+# the algorithms a command does not need (tar, threads, credential helpers) are imported by the
+# function that needs them.
 
 RefLike = Reference | str
 
@@ -112,7 +112,6 @@ def pull(
 def tree(ref: RefLike, *, referrers: bool = False, max_depth: int = MAX_DEPTH,
          registry: RegistryOptions | None = None) -> list[TreeNode]:
     """The whole graph under what the reference names (every root of a tagless layout)."""
-    from ._graph.tree import build_tree
 
     reference = _ref(ref)
     with opened(reference, options=registry) as store:
@@ -251,7 +250,6 @@ def _moving_name(ref: Reference) -> Target | None:
 
 def tag(src: RefLike, new_tags: Sequence[str], *, registry: RegistryOptions | None = None) -> list[str]:
     """Give what SRC names more tags in the same store."""
-    from ._graph.push import check_tags
 
     check_tags(new_tags)
     reference = _ref(src)

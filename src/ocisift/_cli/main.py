@@ -242,8 +242,8 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
           --artifact-type application/spdx+json -o sbom --format json
     """
     from .. import _api as api
-    from .._unpack.extract import ExtractLimits
     from .._unpack.layers import LayerSelector
+    from .._unpack.limits import ExtractLimits
 
     limits = ExtractLimits()
     if max_extract_size is not None or max_ratio is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.tree import Tree
 
-from .._graph.pull import PullResult
+from .._graph.results import PullResult
 from .._graph.tree import TreeNode
 
 

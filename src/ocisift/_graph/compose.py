@@ -18,9 +18,10 @@ from .._core.models import Descriptor, Index, Manifest, parse_config_platform
 from .._core.platform import Platform
 from .._core.reference import Target
 from .._stores.base import Pusher, Reader, load_document, read_small_blob, require
-from .copy import CopyResult, GraphCopier
-from .push import Pushed, record_name
+from .copy import GraphCopier
+from .naming import record_name
 from .resolve import resolve_in
+from .results import CopyResult, Pushed
 
 
 def platform_of(store: Reader, desc: Descriptor) -> Platform | None:

@@ -17,7 +17,6 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
 
 from .._core import mediatypes as mt
 from .._core.builders import build_index
@@ -30,31 +29,11 @@ from .._core.reference import Target
 from .._core.sources import CHUNK
 from .._core.streams import ReadAhead
 from .._stores.base import Mounter, Pusher, Reader, require
-from .push import check_pin, record_name
+from .naming import check_pin, record_name
 from .resolve import resolve_in
+from .results import CopyResult
 from .select import Selector
 from .walk import MAX_DEPTH, MAX_NODES, Loader, document_loader
-
-
-@dataclass
-class CopyResult:
-    """What moved. Each blob and manifest is counted once, however often the graph mentions it."""
-
-    source: str
-    destination: str
-    root: Descriptor | None = None
-    copied: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    mounted: list[str] = field(default_factory=list)
-    bytes_copied: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"source": self.source, "destination": self.destination,
-                               "copied": self.copied, "skipped": self.skipped, "mounted": self.mounted,
-                               "bytesCopied": self.bytes_copied}
-        if self.root is not None:
-            out.update({"digest": str(self.root.digest), "mediaType": self.root.media_type, "size": self.root.size})
-        return out
 
 
 @dataclass

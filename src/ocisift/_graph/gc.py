@@ -14,25 +14,15 @@ one platform) are passed over, not an error.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from .._core.digest import Digest
 from .._core.errors import MalformedDocument, NotFoundError, OcisiftError
 from .._core.models import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_document
 from .._stores.base import BlobSweeper, Reader, RootLister, require
+from .results import GcResult
 from .walk import MAX_NODES, Loader, document_loader
 
 DEFAULT_GRACE_SECONDS = 600.0
-
-
-@dataclass(frozen=True, slots=True)
-class GcResult:
-    removed: tuple[str, ...]
-    kept: int
-    dry_run: bool
-
-    def to_json(self) -> dict[str, object]:
-        return {"removed": list(self.removed), "kept": self.kept, "dryRun": self.dry_run}
 
 
 def reachable_from(roots: Iterable[Descriptor], load: Loader, *, max_nodes: int = MAX_NODES) -> set[Digest]:

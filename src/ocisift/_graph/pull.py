@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any
 
 from .._core import mediatypes as mt
 from .._core.errors import UsageError
@@ -13,58 +11,13 @@ from .._core.progress import NoProgress, Progress
 from .._core.reference import Target
 from .._core.streams import ReadAhead, copy_stream
 from .._stores.base import Reader
-from .._unpack.extract import ExtractLimits, ImageTreeBuilder, PathFilter, TreeBuilder
+from .._unpack.extract import ImageTreeBuilder, PathFilter, TreeBuilder
 from .._unpack.layers import MODES, LayerSelector, Mode, blob_file_name, layer_dir_name, select_layers
+from .._unpack.limits import ExtractLimits
 from .._unpack.staging import Staging
-from .resolve import Resolved, resolve_in
+from .resolve import resolve_in
+from .results import PlannedBlob, PullResult
 from .select import Selector
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedBlob:
-    position: int
-    descriptor: Descriptor
-    destination: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "layer": self.position,
-            "digest": str(self.descriptor.digest),
-            "size": self.descriptor.size,
-            "mediaType": self.descriptor.media_type,
-            "destination": self.destination,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class PullResult:
-    resolved: Resolved
-    mode: str
-    output: str
-    plan: tuple[PlannedBlob, ...]
-    files: tuple[str, ...] = field(default=())
-    dry_run: bool = False
-
-    @property
-    def revision(self) -> str:
-        """Flux's form: `<tag>@sha256:…`, a bare digest when pulled by digest or tagless."""
-        digest = str(self.resolved.descriptor.digest)
-        tag = self.resolved.target.named_tag
-        return f"{tag}@{digest}" if tag else digest
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "reference": self.resolved.reference,
-            "revision": self.revision,
-            "digest": str(self.resolved.descriptor.digest),
-            "root": str(self.resolved.root.digest),
-            "pinned": self.resolved.pinned,
-            "mode": self.mode,
-            "output": self.output,
-            "dryRun": self.dry_run,
-            "blobs": [p.to_json() for p in self.plan],
-            "files": list(self.files),
-        }
 
 
 def plan_pull(manifest: Manifest, layers: LayerSelector, mode: Mode, output: str, name: str | None) -> list[PlannedBlob]:

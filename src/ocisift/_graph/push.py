@@ -14,8 +14,6 @@ import os
 import tarfile
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from .._core import mediatypes as mt
 from .._core.builders import manifest_bytes, platform_config
@@ -23,23 +21,15 @@ from .._core.digest import Digest
 from .._core.errors import NotFoundError, UsageError
 from .._core.models import Descriptor
 from .._core.platform import Platform
-from .._core.reference import Target, is_tag
+from .._core.reference import Target
 from .._core.sources import CHUNK
-from .._stores.base import Pusher, Reader, RootRecorder, Tagger, require
+from .._stores.base import Pusher, Reader, require
+from .naming import record_name
+from .results import Pushed
 
 DEFAULT_FILE_TYPE = "application/vnd.oci.image.layer.v1.tar"
 DEFAULT_ARTIFACT_TYPE = "application/vnd.unknown.artifact.v1"
 EMPTY_CONFIG = b"{}"
-
-
-@dataclass(frozen=True, slots=True)
-class Pushed:
-    descriptor: Descriptor
-    reference: str
-    tags: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"descriptor": self.descriptor.to_json(), "reference": self.reference, "tags": list(self.tags)}
 
 
 def split_file_arg(arg: str) -> tuple[str, str | None]:
@@ -101,39 +91,6 @@ def push_bytes(store: Reader, pusher: Pusher, data: bytes, media_type: str,
     if not store.exists(desc):
         pusher.push(desc, io.BytesIO(data))
     return desc
-
-
-def check_tags(tags: Sequence[str]) -> None:
-    for tag in tags:
-        if not is_tag(tag):
-            raise UsageError(f"invalid tag {tag!r} (letters, digits, '_', '.', '-'; at most 128)")
-
-
-def check_pin(target: Target, root: Descriptor) -> None:
-    """A destination pinned by digest must name what is written there (checked before writing anything)."""
-    if target.digest is not None and target.digest != root.digest:
-        raise UsageError(f"the reference pins {target.digest} but the content is {root.digest}")
-
-
-def record_name(store: Reader, target: Target, root: Descriptor, extra_tags: Sequence[str] = ()) -> list[str]:
-    """Name `root` in `store` as `target` says, plus extra tags.
-
-    With no tag at all, a store that lists its roots (a layout) records it
-    unnamed so it stays reachable; elsewhere (a registry) content pushed by
-    digest is reachable as it is, and nothing is named.
-    """
-    check_pin(target, root)
-    check_tags(extra_tags)
-    primary = target.named_tag
-    tags = ([primary] if primary else []) + [t for t in extra_tags if t != primary]
-    if not tags:
-        if isinstance(store, RootRecorder):
-            store.add_root(root)
-        return []
-    tagger = require(store, Tagger, "tag content")
-    for tag in tags:
-        tagger.tag(root, tag, target.name_annotations if tag == primary else None)
-    return tags
 
 
 def push_artifact(

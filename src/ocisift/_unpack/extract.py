@@ -17,7 +17,6 @@ import shutil
 import tarfile
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from .._core.digest import VerifyingReader
@@ -25,12 +24,11 @@ from .._core.errors import ConflictError, IntegrityError, OcisiftError, UnsafeCo
 from .._core.mediatypes import compression_of
 from .._core.sources import CHUNK, Readable
 from .._core.streams import ReadAhead, copy_stream
+from .limits import ExtractLimits
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-GiB = 1 << 30
-MiB = 1 << 20
 # tarfile's stream reader builds a new bytes object per read, of the size asked for.
 # Below glibc's mmap threshold (128 KiB) those come from the reused heap; at 1 MiB
 # each was freshly mapped and faulted in, which tripled the time of extract-all.
@@ -39,16 +37,6 @@ MiB = 1 << 20
 MEMBER_CHUNK = 64 * 1024
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
-
-
-@dataclass(frozen=True, slots=True)
-class ExtractLimits:
-    """Caps against decompression bombs; all configurable (`--max-extract-size`, `--max-ratio`)."""
-
-    max_bytes: int = 16 * GiB
-    max_ratio: float = 250.0
-    ratio_floor: int = 32 * MiB
-    max_entries: int = 1_000_000
 
 
 class PathFilter:

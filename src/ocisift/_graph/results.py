@@ -1,0 +1,97 @@
+"""What the algorithms return: plain values, importable without the algorithms themselves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._core.models import Descriptor
+from .resolve import Resolved
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedBlob:
+    position: int
+    descriptor: Descriptor
+    destination: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "layer": self.position,
+            "digest": str(self.descriptor.digest),
+            "size": self.descriptor.size,
+            "mediaType": self.descriptor.media_type,
+            "destination": self.destination,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    resolved: Resolved
+    mode: str
+    output: str
+    plan: tuple[PlannedBlob, ...]
+    files: tuple[str, ...] = field(default=())
+    dry_run: bool = False
+
+    @property
+    def revision(self) -> str:
+        """Flux's form: `<tag>@sha256:…`, a bare digest when pulled by digest or tagless."""
+        digest = str(self.resolved.descriptor.digest)
+        tag = self.resolved.target.named_tag
+        return f"{tag}@{digest}" if tag else digest
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference": self.resolved.reference,
+            "revision": self.revision,
+            "digest": str(self.resolved.descriptor.digest),
+            "root": str(self.resolved.root.digest),
+            "pinned": self.resolved.pinned,
+            "mode": self.mode,
+            "output": self.output,
+            "dryRun": self.dry_run,
+            "blobs": [p.to_json() for p in self.plan],
+            "files": list(self.files),
+        }
+
+
+@dataclass
+class CopyResult:
+    """What moved. Each blob and manifest is counted once, however often the graph mentions it."""
+
+    source: str
+    destination: str
+    root: Descriptor | None = None
+    copied: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    mounted: list[str] = field(default_factory=list)
+    bytes_copied: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source, "destination": self.destination,
+                               "copied": self.copied, "skipped": self.skipped, "mounted": self.mounted,
+                               "bytesCopied": self.bytes_copied}
+        if self.root is not None:
+            out.update({"digest": str(self.root.digest), "mediaType": self.root.media_type, "size": self.root.size})
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    descriptor: Descriptor
+    reference: str
+    tags: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"descriptor": self.descriptor.to_json(), "reference": self.reference, "tags": list(self.tags)}
+
+
+@dataclass(frozen=True, slots=True)
+class GcResult:
+    removed: tuple[str, ...]
+    kept: int
+    dry_run: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {"removed": list(self.removed), "kept": self.kept, "dryRun": self.dry_run}
