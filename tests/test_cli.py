@@ -68,8 +68,14 @@ def test_pull_json_reports_revision_and_files(sample, cli, tmp_path):
     body = res.json()
     assert body["revision"].startswith("7.2@sha256:")
     assert "timoni.cue" in body["files"] and (tmp_path / "m" / "cue.mod" / "module.cue").is_file()
-    by_digest = cli("pull", body["pinned"], "-o", str(tmp_path / "d"), "--format", "json").json()
+    by_digest = cli("pull", body["pinned"], "-o", str(tmp_path / "d"), "--layer-index", "1", "--format", "json").json()
     assert by_digest["revision"] == body["digest"]
+    # Two layers match in copy mode and neither --layer-index nor --all-layers was given: never a guess.
+    guess = cli("pull", body["pinned"], "-o", str(tmp_path / "g"), "--format", "json")
+    assert guess.code == 4 and not (tmp_path / "g").exists()
+    listed = guess.json()["error"]["candidates"]
+    assert [(c["layerIndex"], c["position"]) for c in listed] == [(0, 0), (1, 1)]
+    assert "--layer-index N" in guess.json()["error"]["message"]
 
 
 def test_dry_run_fetches_nothing(sample, cli, tmp_path):
@@ -166,3 +172,23 @@ def test_max_depth_bounds_the_walk(layout, cli):
     assert cli("resolve", f"oci:{layout.path}:deep", "--platform", "linux/amd64", "--max-depth", "32").code == 0
     assert cli("tree", f"oci:{layout.path}:deep").code == 5
     assert cli("tree", f"oci:{layout.path}:deep", "--max-depth", "32").code == 0
+
+
+def test_text_from_documents_is_data_and_is_never_cut(layout, cli):
+    from conftest import artifact, entry, write_index
+
+    long_value = "v" * 400
+    hostile = "[bold red]shout[/bold red] \x1b[2J\x1b]0;pwned\x07 \u202egnp.exe"
+    desc = artifact(layout, {"a.txt": b"a"}, annotations={"com.acme.long": long_value})
+    write_index(layout, [entry(desc, org__opencontainers__image__ref__name="v1", com__acme__note=hostile,
+                               com__acme__long=long_value)])
+    res = cli("tree", f"oci:{layout.path}:v1")
+    assert res.code == 0
+    assert f"com.acme.long={long_value}" in res.out  # whole, on one line, although it is far wider than 80
+    assert "[bold red]shout[/bold red]" in res.out  # printed, not interpreted as markup
+    assert "\x1b" not in res.out and "\x07" not in res.out and "\u202e" not in res.out
+    assert "\\u001b[2J" in res.out and "\\u202e" in res.out  # shown escaped
+    as_json = cli("tree", f"oci:{layout.path}:v1", "--format", "json").json()
+    assert as_json[0]["annotations"]["com.acme.note"] == hostile  # JSON stays exact
+    missing = cli("resolve", f"oci:{layout.path}:nope")
+    assert missing.code == 3 and "\x1b" not in missing.err and "\\u001b" in missing.err

@@ -12,7 +12,7 @@ import zstandard
 import ocisift
 from conftest import artifact, entry, member, raw_tar, write_index
 from ocisift._core import mediatypes as mt
-from ocisift._core.errors import ConflictError, IntegrityError, UnsafeContentError
+from ocisift._core.errors import ConflictError, IntegrityError, NotFoundError, UnsafeContentError
 from ocisift._demo import make_tar
 from ocisift._unpack.layers import LayerSelector
 from ocisift._unpack.limits import ExtractLimits
@@ -179,6 +179,10 @@ def test_include_exclude(layout, tmp_path):
     assert [str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").rglob("*") if p.is_file()] == ["etc/os-release"]
     ocisift.pull(ref, str(tmp_path / "b"), mode="extract", exclude=["usr"])
     assert sorted(p.name for p in (tmp_path / "b").rglob("*") if p.is_file()) == ["os-release", "passwd"]
+    # An --include that matches nothing is not an empty success: exit 3, naming it, nothing written.
+    with pytest.raises(NotFoundError, match="etc/os-relase"):
+        ocisift.pull(ref, str(tmp_path / "c"), mode="extract", include=["etc/os-release", "etc/os-relase"])
+    assert not (tmp_path / "c").exists() and not list(tmp_path.glob(".ocisift-staging-*"))
 
 
 @pytest.mark.parametrize(("media_type", "compress"), [

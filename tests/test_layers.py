@@ -4,7 +4,7 @@ import pytest
 
 from ocisift._core import mediatypes as mt
 from ocisift._core.digest import Digest
-from ocisift._core.errors import NotFoundError, UnsafeContentError, UsageError
+from ocisift._core.errors import AmbiguousError, NotFoundError, UnsafeContentError, UsageError
 from ocisift._core.models import Descriptor, Manifest
 from ocisift._unpack.layers import LayerSelector, blob_file_name, layer_dir_name, select_layers
 
@@ -27,6 +27,10 @@ def manifest(*layers: Descriptor) -> Manifest:
         ("application/vnd.oci.image.layer.v1.tar+zstd", ".tar.zst"),
         ("application/vnd.oci.image.layer.v1.tar", ".tar"),
         ("application/vnd.acme.config.v1.json+gzip", ".json.gz"),
+        ("application/vnd.acme.config.v1+json+gzip", ".json.gz"),  # structured suffixes, RFC 6839
+        ("application/vnd.acme.values+yaml+zstd", ".yaml.zst"),
+        ("application/vnd.cncf.helm.chart.content.v1.tar+gzip", ".tar.gz"),
+        ("application/yaml", ".yaml"),
         ("application/vnd.acme.thing+zstd", ".zst"),
         ("application/spdx+json", ".json"),
         ("application/json", ".json"),
@@ -55,7 +59,14 @@ def test_selection_by_media_type_index_annotation_title():
     b = layer("application/vnd.timoni.content.v1.tar+gzip", 2, sh_timoni_content_type="module")
     c = layer("application/json", 3, org_opencontainers_image_title="c.json")
     m = manifest(a, b, c)
-    assert select_layers(m, LayerSelector(), "copy") == [(0, a)]
+    with pytest.raises(AmbiguousError) as caught:  # three match, none named: never a guess
+        select_layers(m, LayerSelector(), "copy")
+    assert [c["position"] for c in caught.value.candidates] == [0, 1, 2]
+    assert caught.value.candidates[2]["title"] == "c.json"
+    with pytest.raises(AmbiguousError):
+        select_layers(m, LayerSelector.build("*timoni*"), "extract")
+    assert select_layers(m, LayerSelector.build(index=0), "copy") == [(0, a)]  # Flux's "first layer", asked for
+    assert select_layers(m, LayerSelector.build(all=True), "copy") == [(0, a), (1, b), (2, c)]
     assert select_layers(m, LayerSelector.build("*timoni*", index=1), "copy") == [(1, b)]
     assert select_layers(m, LayerSelector.build("*timoni*"), "extract-all") == [(0, a), (1, b)]
     assert select_layers(m, LayerSelector.build(annotations=["sh.timoni.content.type=module"]), "copy") == [(1, b)]

@@ -13,6 +13,7 @@ import click
 
 from .._core.errors import OcisiftError, UsageError
 from .._core.version import __version__
+from .text import printable, printable_lines
 
 if TYPE_CHECKING:  # imported where used: `ocisift --version` and `--help` stay fast
     from .._core.options import RegistryOptions
@@ -202,7 +203,7 @@ def tags(reference: str, fmt: str, **kw: Any) -> None:
         _emit_json({"tags": names})
     else:
         for name in names:
-            click.echo(name)
+            click.echo(printable(name))
 
 
 @main.command()
@@ -615,7 +616,7 @@ def _fail(exc: OcisiftError, as_json: bool) -> int:
     if as_json:
         _emit_json(exc.to_json())
     else:
-        click.echo(f"error: {exc.message}", err=True)
+        click.echo(f"error: {printable_lines(exc.message)}", err=True)
     return exc.exit_code
 
 

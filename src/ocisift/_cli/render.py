@@ -1,61 +1,99 @@
-"""Human output: rich trees and tables. Imported only when a person is reading."""
+"""Human output: rich trees and summaries. Imported only when a person is reading.
+
+Text taken from documents (names, annotations, media types, titles) is data:
+it goes into rich as `Text`, so `[bold red]` in an annotation is printed, not
+interpreted, and control characters and escape sequences are shown escaped,
+never sent to the terminal. Output that is not a terminal is never wrapped or
+cut: a long annotation value arrives whole on one line.
+"""
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
+from rich.text import Text
 from rich.tree import Tree
 
+from .._core.models import Descriptor
 from .._graph.results import PullResult
 from .._graph.tree import TreeNode
+from .text import printable
+
+UNWRAPPED = 1 << 20  # the width when nobody's terminal decides it: lines arrive whole
 
 
-def _label(node: TreeNode) -> str:
-    bits = [f"[bold]{node.kind}[/bold] {node.descriptor.digest.algorithm}:{node.descriptor.digest.hex[:12]}"]
+def console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else UNWRAPPED
+    return Console(file=stream, soft_wrap=True, highlight=False, markup=False, emoji=False, width=width)
+
+
+def _data(text: str, style: str = "") -> Text:
+    return Text(printable(text), style=style)
+
+
+def _label(node: TreeNode) -> Text:
+    digest = node.descriptor.digest
+    label = Text.assemble((node.kind, "bold"), f" {digest.algorithm}:{digest.hex[:12]}")
     if node.names:
-        bits.append("[cyan]" + ", ".join(node.names) + "[/cyan]")
+        label.append("  ")
+        label.append_text(_data(", ".join(node.names), "cyan"))
     if node.platform:
-        bits.append(f"[green]{node.platform}[/green]")
+        label.append("  ")
+        label.append_text(_data(str(node.platform), "green"))
     if node.artifact_type:
-        bits.append(f"[magenta]{node.artifact_type}[/magenta]")
-    ann = {k: v for k, v in node.descriptor.annotations.items() if not k.startswith(("org.opencontainers.image.ref", "io.containerd"))}
+        label.append("  ")
+        label.append_text(_data(node.artifact_type, "magenta"))
+    ann = {k: v for k, v in node.descriptor.annotations.items()
+           if not k.startswith(("org.opencontainers.image.ref", "io.containerd"))}
     if ann:
-        bits.append("[dim]" + " ".join(f"{k}={v}" for k, v in sorted(ann.items())) + "[/dim]")
-    return "  ".join(bits)
+        label.append("  ")
+        label.append_text(_data(" ".join(f"{k}={v}" for k, v in sorted(ann.items())), "dim"))
+    return label
 
 
-def _add(branch: Tree, node: TreeNode) -> None:
-    sub = branch.add(_label(node))
+def _layer(i: int, layer: Descriptor) -> Text:
+    text = Text.assemble((f"layer {i}", "dim"), " ")
+    text.append_text(_data(layer.media_type))
+    text.append(f" {layer.size} B")
+    if layer.title:
+        text.append(" ")
+        text.append_text(_data(layer.title))
+    return text
+
+
+def _referrer(node: TreeNode) -> Text:
+    text = Text.assemble(("referrer", "yellow"), f" {node.descriptor.digest} ")
+    text.append_text(_data(node.artifact_type or ""))
+    return text
+
+
+def _grow(branch: Tree, node: TreeNode) -> None:
     for child in node.children:
-        _add(sub, child)
+        _grow(branch.add(_label(child)), child)
     for i, layer in enumerate(node.layers):
-        title = f" {layer.title}" if layer.title else ""
-        sub.add(f"[dim]layer {i}[/dim] {layer.media_type} {layer.size} B{title}")
+        branch.add(_layer(i, layer))
     for ref in node.referrers:
-        sub.add(f"[yellow]referrer[/yellow] {ref.descriptor.digest} {ref.artifact_type or ''}")
+        branch.add(_referrer(ref))
 
 
 def render_tree(nodes: list[TreeNode]) -> None:
-    console = Console(soft_wrap=True, highlight=False)
+    out = console()
     if not nodes:
-        console.print("(empty)")
+        out.print("(empty)")
     for node in nodes:
         root = Tree(_label(node))
-        for child in node.children:
-            _add(root, child)
-        for i, layer in enumerate(node.layers):
-            title = f" {layer.title}" if layer.title else ""
-            root.add(f"[dim]layer {i}[/dim] {layer.media_type} {layer.size} B{title}")
-        for ref in node.referrers:
-            root.add(f"[yellow]referrer[/yellow] {ref.descriptor.digest} {ref.artifact_type or ''}")
-        console.print(root)
+        _grow(root, node)
+        out.print(root)
 
 
 def render_pull(result: PullResult) -> None:
-    console = Console(soft_wrap=True, highlight=False)
+    out = console()
     verb = "would write" if result.dry_run else "wrote"
-    console.print(f"selected {result.resolved.pinned}")
+    out.print(_data(f"selected {result.resolved.pinned}"))
     for p in result.plan:
-        console.print(f"  {verb} layer {p.position} {p.descriptor.digest.hex[:12]} ({p.descriptor.size} B, "
-                      f"{p.descriptor.media_type}) -> {p.destination}")
+        out.print(_data(f"  {verb} layer {p.position} {p.descriptor.digest.hex[:12]} ({p.descriptor.size} B, "
+                        f"{p.descriptor.media_type}) -> {p.destination}"))
     if not result.dry_run:
-        console.print(f"revision {result.revision}; {len(result.files)} file(s) in {result.output}")
+        out.print(_data(f"revision {result.revision}; {len(result.files)} file(s) in {result.output}"))

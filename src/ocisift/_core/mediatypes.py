@@ -54,31 +54,34 @@ def compression_of(media_type: str) -> str | None:
     return None
 
 
+_FORMATS = ("json", "yaml", "xml", "tar", "txt", "cbor", "toml", "wasm")
+_COMPRESSION_SUFFIXES = {"gzip": ".gz", "gz": ".gz", "zstd": ".zst", "zst": ".zst", "bzip2": ".bz2", "xz": ".xz"}
+
+
 def extension_for(media_type: str) -> str:
-    """File extension for a blob written in `copy` mode, from its media type."""
+    """File extension for a blob written in `copy` mode, from its media type (the SPEC's naming table).
+
+    A type is read as a base and its structured suffixes (RFC 6839): `+json`
+    names the format, a final `+gzip`/`+zstd` its compression, so
+    `…+json+gzip` and `….json+gzip` are `.json.gz`, `tar+gzip` is `.tar.gz`.
+    """
     mt = media_type.lower().split(";")[0].strip()
-    comp = compression_of(mt)
-    if comp == "gzip":
+    if mt in (DOCKER_LAYER_GZIP, DOCKER_LAYER_FOREIGN):
         return ".tar.gz"
-    if comp == "zstd":
-        return ".tar.zst"
-    if comp == "none":
-        return ".tar"
-    suffix = mt.rsplit("+", 1)[-1] if "+" in mt else ""
-    base = mt.rsplit("+", 1)[0] if "+" in mt else mt
-    inner = ""
-    for candidate in ("json", "yaml", "xml", "tar", "txt"):
-        if base.endswith("." + candidate) or base.endswith("/" + candidate) or base.endswith("-" + candidate):
-            inner = "." + candidate
-            break
-    if suffix in ("gzip", "gz"):
-        return (inner or "") + ".gz"
-    if suffix == "zstd":
-        return (inner or "") + ".zst"
-    if suffix in ("json", "yaml", "xml"):
-        return "." + suffix
-    if inner:
-        return inner
-    if mt.endswith("text/plain"):
-        return ".txt"
-    return ".bin"
+    base, *suffixes = mt.split("+")
+    compression = ""
+    if suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES:
+        compression = _COMPRESSION_SUFFIXES[suffixes.pop()]
+    elif base.endswith((".tgz", ".tar.gz", ".tar.gzip")):
+        return ".tar.gz"
+    fmt = next((s for s in reversed(suffixes) if s in _FORMATS), None)
+    if fmt is None:
+        for candidate in _FORMATS:
+            if base.endswith(("." + candidate, "/" + candidate, "-" + candidate)):
+                fmt = candidate
+                break
+    if fmt is None and base == "text/plain":
+        fmt = "txt"
+    if fmt is None:
+        return compression or ".bin"
+    return f".{fmt}{compression}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from .._core import mediatypes as mt
-from .._core.errors import UsageError
+from .._core.errors import NotFoundError, UsageError
 from .._core.models import Descriptor, Manifest
 from .._core.progress import NoProgress, Progress
 from .._core.reference import Target
@@ -88,6 +88,10 @@ def pull_from(
                 _unpack(store, [p], sub, limits, path_filter, overwrite, budget, progress)
         else:
             _unpack(store, plan, staging.root, limits, path_filter, overwrite, [limits.max_bytes], progress)
+        missing = path_filter.unmatched()
+        if missing:
+            raise NotFoundError(f"--include {' '.join(missing)} matched nothing in the selected layer(s); "
+                                "nothing was written")
         files = staging.commit()
     except BaseException:
         staging.abort()

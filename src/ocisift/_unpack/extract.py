@@ -2,10 +2,19 @@
 
 Every member is checked against a model of what this extraction has written,
 not against tarfile's filters alone (they have had bypasses): names are
-normalised and refused if absolute or climbing; nothing is written through a
-symlink; symlink targets are resolved through earlier links (chains) and must
-stay inside; hardlinks may only point at files this extraction wrote; device
-nodes and FIFOs are refused; size, ratio and entry caps stop bombs.
+normalised and refused if absolute or climbing; device nodes and FIFOs are
+refused; size, ratio and entry caps stop bombs; hardlinks may only point at
+files this extraction wrote. Symlinks are treated in two ways:
+
+- Image layers are a root filesystem, unpacked as containerd and umoci do:
+  symlinks are kept exactly as written, absolute ones too, and the parent
+  path of every later entry is resolved inside the output directory as if it
+  were `/` (an absolute target starts again at the output root, `..` stops at
+  it), so `lib -> usr/lib` followed by `lib/libc.so` writes `usr/lib/libc.so`
+  and nothing is ever written outside.
+- Artifact layers are files, not a filesystem: a symlink whose target leaves
+  the output directory (through earlier links too) is refused, and nothing is
+  written through a symlink.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import os
 import shutil
 import tarfile
 import zlib
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
@@ -45,21 +55,29 @@ class PathFilter:
     def __init__(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
         self.include = tuple(p.strip("/") for p in include)
         self.exclude = tuple(p.strip("/") for p in exclude)
+        self.matched: set[str] = set()  # the --include patterns that matched at least one entry
 
     @property
     def active(self) -> bool:
         return bool(self.include or self.exclude)
 
     @staticmethod
-    def _hit(patterns: Sequence[str], path: str) -> bool:
+    def _hits(patterns: Sequence[str], path: str) -> list[str]:
         parts = path.split("/")
         prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-        return any(fnmatch.fnmatchcase(p, pat) for pat in patterns for p in prefixes)
+        return [pat for pat in patterns if any(fnmatch.fnmatchcase(p, pat) for p in prefixes)]
 
     def allows(self, path: str) -> bool:
-        if self.include and not self._hit(self.include, path):
-            return False
-        return not (self.exclude and self._hit(self.exclude, path))
+        if self.include:
+            hits = self._hits(self.include, path)
+            if not hits:
+                return False
+            self.matched.update(hits)
+        return not (self.exclude and self._hits(self.exclude, path))
+
+    def unmatched(self) -> list[str]:
+        """--include patterns nothing matched: the user asked for something the layers do not hold."""
+        return [p for p in self.include if p not in self.matched]
 
 
 class _Meter(io.RawIOBase):
@@ -201,9 +219,10 @@ class TreeBuilder:
         self.entries += 1
         if self.entries > self.limits.max_entries:
             raise UnsafeContentError(f"more than {self.limits.max_entries} archive entries")
-        rel = normalize_member(m.name)
-        if rel is None:
+        written = normalize_member(m.name)
+        if written is None:
             return
+        rel = self._place(written)
         base = rel.rsplit("/", 1)[-1]
         if image_layer and base.startswith(WHITEOUT_PREFIX):
             parent = rel[: -len(base)].rstrip("/")
@@ -214,7 +233,7 @@ class TreeBuilder:
             return
         if m.ischr() or m.isblk() or m.isfifo() or (not m.isreg() and not m.isdir() and not m.issym() and not m.islnk()):
             raise UnsafeContentError(f"refusing {rel!r}: device nodes, FIFOs and special files are not extracted")
-        if not self.filter.allows(rel):
+        if not self.filter.allows(written):
             return
         if m.isdir():
             self._dir(rel, m.mode, layer)
@@ -229,6 +248,10 @@ class TreeBuilder:
 
     def _abs(self, rel: str) -> str:
         return os.path.join(self.root, *rel.split("/"))
+
+    def _place(self, rel: str) -> str:
+        """Where an entry lands: as written (artifact layers, which never write through links)."""
+        return rel
 
     def _parents(self, rel: str, layer: int) -> None:
         """Create missing parents; refuse to go through a symlink or a file."""
@@ -341,8 +364,11 @@ class TreeBuilder:
         self.links[rel] = target
         self.layer_of[rel] = layer
 
+    def _link_target(self, linkname: str) -> str | None:
+        return normalize_member(linkname)
+
     def _hardlink(self, rel: str, linkname: str, layer: int) -> None:
-        target = normalize_member(linkname)
+        target = self._link_target(linkname)
         if target is None or self.kinds.get(target) != "file" or self._resolve(target.split("/")) != target.split("/"):
             if target is not None and self.filter.active and not self.filter.allows(target):
                 return
@@ -396,10 +422,70 @@ class TreeBuilder:
                 raise UnsafeContentError(f"refusing symlink {rel!r} -> {target!r}: it points outside the output directory")
 
 
+MAX_SYMLINK_HOPS = 255  # as filepath-securejoin allows
+
+
 class ImageTreeBuilder(TreeBuilder):
-    """Image layers: later layers win and whiteouts apply, as in an overlay filesystem."""
+    """Image layers: later layers win, whiteouts apply, symlinks are kept and resolved inside the root."""
 
     _image_mode = True
+
+    def _in_root(self, parts: list[str], *, follow_last: bool) -> list[str]:
+        """Resolve `parts` through the symlinks written so far, inside the output root as if it were `/`."""
+        stack: list[str] = []
+        keys: list[str] = []
+        pending = deque(parts)
+        hops = 0
+        while pending:
+            part = pending.popleft()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if stack:  # at the root, `..` stays at the root
+                    stack.pop()
+                    keys.pop()
+                continue
+            key = f"{keys[-1]}/{part}" if keys else part
+            if self.kinds.get(key) == "link" and (pending or follow_last):
+                hops += 1
+                if hops > MAX_SYMLINK_HOPS:
+                    raise UnsafeContentError(f"more than {MAX_SYMLINK_HOPS} symlinks to follow for {'/'.join(parts)!r}")
+                target = self.links[key]
+                if target.startswith("/"):
+                    stack.clear()
+                    keys.clear()
+                pending.extendleft(reversed(target.split("/")))
+                continue
+            stack.append(part)
+            keys.append(key)
+        return stack
+
+    def _place(self, rel: str) -> str:
+        """The parent is resolved inside the root; the last component is the entry itself, never followed."""
+        parts = rel.split("/")
+        placed = [*self._in_root(parts[:-1], follow_last=True), parts[-1]]
+        return "/".join(placed)
+
+    def _link_target(self, linkname: str) -> str | None:
+        """A hardlink's target is resolved like any path inside the root (containerd's RootPath)."""
+        if "\0" in linkname:
+            raise UnsafeContentError(f"refusing hardlink target with a NUL byte: {linkname!r}")
+        resolved = self._in_root(linkname.split("/"), follow_last=True)
+        return "/".join(resolved) or None
+
+    def _symlink(self, rel: str, target: str, layer: int) -> None:
+        """Kept exactly as written: a root filesystem's links point wherever its programs expect."""
+        if "\0" in target:
+            raise UnsafeContentError(f"refusing symlink {rel!r} with a NUL byte in its target")
+        self._parents(rel, layer)
+        self._replace_existing(rel, layer, "link")
+        os.symlink(target, self._abs(rel))
+        self.kinds[rel] = "link"
+        self.links[rel] = target
+        self.layer_of[rel] = layer
+
+    def finish(self) -> None:
+        """Links in a root filesystem may point anywhere: they were never followed while writing."""
 
 
 def _check_digest_first(raw: VerifyingReader | ReadAhead) -> None:

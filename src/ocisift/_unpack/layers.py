@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .._core.errors import NotFoundError, UnsafeContentError, UsageError
+from .._core.errors import AmbiguousError, NotFoundError, UnsafeContentError, UsageError
 from .._core.matching import annotations_match, glob_match, parse_annotation_filters
 from .._core.mediatypes import extension_for
 from .._core.models import Descriptor, Manifest
@@ -43,9 +43,11 @@ class LayerSelector:
 def select_layers(manifest: Manifest, sel: LayerSelector, mode: Mode) -> list[tuple[int, Descriptor]]:
     """Positions and descriptors of the chosen layers, in manifest order.
 
-    copy and extract take one layer (the `index`-th match, default 0) unless
-    --all-layers; extract-all and layer-per-dir take every match unless an
-    index is given.
+    copy and extract take one layer: the only match, the `index`-th match, or
+    with --all-layers (copy) every match. Several matches and neither flag is
+    ambiguous (exit 4): never guess, as Flux's "first layer" did silently
+    (`--layer-index 0` asks for that). extract-all and layer-per-dir take every
+    match unless an index is given.
     """
     matches = [
         (pos, layer)
@@ -62,10 +64,26 @@ def select_layers(manifest: Manifest, sel: LayerSelector, mode: Mode) -> list[tu
         if mode == "extract" and len(matches) > 1:
             raise UsageError("--mode extract unpacks one layer; use --mode extract-all or layer-per-dir for several")
         return matches
+    if sel.index is None and len(matches) > 1:
+        listing = [layer_candidate(n, pos, layer) for n, (pos, layer) in enumerate(matches)]
+        lines = "\n".join(f"  --layer-index {c['layerIndex']}: layer {c['position']} {c['mediaType']} "
+                          f"{c['size']} B" + (f" {c['title']}" if c.get("title") else "") for c in listing)
+        takes = "--all-layers" if mode == "copy" else "--mode extract-all"
+        raise AmbiguousError(f"{len(matches)} layers match; take one with --layer-index N, or all with {takes} "
+                             f"(or narrow with --layer-media-type, --layer-annotation, --title):\n{lines}",
+                             candidates=listing)
     index = sel.index or 0
     if index >= len(matches):
         raise NotFoundError(f"--layer-index {index} is out of range: {len(matches)} layer(s) match")
     return [matches[index]]
+
+
+def layer_candidate(match_index: int, position: int, layer: Descriptor) -> dict[str, object]:
+    out: dict[str, object] = {"layerIndex": match_index, "position": position, "mediaType": layer.media_type,
+                              "digest": str(layer.digest), "size": layer.size}
+    if layer.title:
+        out["title"] = layer.title
+    return out
 
 
 _SAFE_NAME = re.compile(r"^[^/\\\0]+$")
