@@ -241,3 +241,24 @@ def test_tag_on_a_registry(registry, cli):
         assert ocisift.resolve(f"{registry.host}/acme/module:{name}").descriptor.digest == digest
     assert {"stable", "v7"} <= set(ocisift.tags(f"{registry.host}/acme/module"))
     assert cli("tag", f"{registry.host}/acme/module:7.2", "bad tag").code == 2
+
+
+def test_a_referrer_pushed_without_a_tag_moves_no_tag(registry, tmp_path):
+    (tmp_path / "app.txt").write_text("app")
+    (tmp_path / "sbom.json").write_text("{}")
+    repo = f"{registry.host}/acme/referred"
+    app = ocisift.push(f"{repo}:latest", [str(tmp_path / "app.txt")])
+    sbom = ocisift.push(repo, [str(tmp_path / "sbom.json")], artifact_type="application/spdx+json",
+                        subject=f"{repo}:latest")
+    assert sbom.tags == ()
+    assert ocisift.resolve(f"{repo}:latest").descriptor.digest == app.descriptor.digest  # latest stayed put
+    assert ocisift.tags(repo) == ["latest"]
+    found = ocisift.resolve(f"{repo}:latest", Selector.build(artifact_type="application/spdx+json", referrers=True))
+    assert found.descriptor.digest == sbom.descriptor.digest
+
+
+def test_a_repository_that_does_not_exist_says_so(registry, cli):
+    for args in (("resolve", f"{registry.host}/acme/no-such-repo:1.0"), ("tags", f"{registry.host}/acme/no-such-repo")):
+        res = cli(*args, "--format", "json")
+        assert res.code == 3, res.out
+        assert "repository acme/no-such-repo does not exist" in res.json()["error"]["message"]

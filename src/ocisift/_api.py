@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from ._core.digest import Digest
 from ._core.errors import ConflictError, NotFoundError, UsageError
 from ._core.models import Descriptor
-from ._core.names import unnamed
+from ._core.names import is_referrers_tag, unnamed
 from ._core.options import RegistryOptions
 from ._core.platform import Platform
 from ._core.progress import Progress
@@ -74,11 +74,16 @@ def manifest(ref: RefLike, select: Selector | None = None, *, registry: Registry
         return store.fetch_manifest(resolved.descriptor)
 
 
-def tags(ref: RefLike, *, registry: RegistryOptions | None = None) -> list[str]:
-    """The tags of a repository, or the names and tags in a layout's index.json."""
+def tags(ref: RefLike, *, referrer_tags: bool = False, registry: RegistryOptions | None = None) -> list[str]:
+    """The tags of a repository, or the names and tags in a layout's index.json.
+
+    The `sha256-<hex>` tags of the referrers tag schema list referrers rather
+    than name content; they are left out unless `referrer_tags`.
+    """
     reference = _ref(ref)
     with opened(reference, options=registry) as store:
-        return require(store, TagLister, "list tags").tags()
+        found = require(store, TagLister, "list tags").tags()
+    return found if referrer_tags else [t for t in found if not is_referrers_tag(t)]
 
 
 def pull(
@@ -182,8 +187,11 @@ def push(
     per_file = _annotation_file(annotation_file) if annotation_file is not None else {}
     subject_desc = resolve(subject, registry=registry).descriptor if subject is not None else None
     plat = Platform.parse(platform) if isinstance(platform, str) else platform
+    # A referrer pushed to `host/repo` names nothing: `latest` is Docker's default, not the user's wish,
+    # and moving it to an SBOM would break whoever pulls latest.
+    target = Target() if subject_desc is not None and reference.implicit_tag else reference.target
     with _writing(reference, registry, create=True) as store:
-        return push_artifact(store, reference.target, files, artifact_type=artifact_type,
+        return push_artifact(store, target, files, artifact_type=artifact_type,
                              annotations=parse_annotations(annotations), file_annotations=per_file,
                              config=config, platform=plat, subject=subject_desc, tags=tags)
 

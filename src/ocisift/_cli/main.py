@@ -187,18 +187,23 @@ def manifest_get(reference: str, fmt: str, **sel: Any) -> None:
 
 @main.command()
 @click.argument("reference")
+@click.option("--all", "show_all", is_flag=True, help="Also list the sha256-<hex> referrer fallback tags.")
 @registry_options
 @FORMAT
-def tags(reference: str, fmt: str, **kw: Any) -> None:
-    """List the names and tags a layout's index.json holds.
+def tags(reference: str, show_all: bool, fmt: str, **kw: Any) -> None:
+    """List a repository's tags, or the names and tags a layout's index.json holds.
+
+    The sha256-<hex> tags that list referrers (the referrers tag schema) are
+    shown only with --all.
 
     \b
     Example:
       ocisift tags oci:./layout
+      ocisift tags localhost:5000/acme/app --all --format json
     """
     from .. import _api as api
 
-    names = api.tags(reference, registry=_registry(kw))
+    names = api.tags(reference, referrer_tags=show_all, registry=_registry(kw))
     if fmt == "json":
         _emit_json({"tags": names})
     else:

@@ -35,7 +35,8 @@ def _data(text: str, style: str = "") -> Text:
 
 def _label(node: TreeNode) -> Text:
     digest = node.descriptor.digest
-    label = Text.assemble((node.kind, "bold"), f" {digest.algorithm}:{digest.hex[:12]}")
+    label = Text.assemble((node.kind, "bold red" if node.kind == "absent" else "bold"),
+                          f" {digest.algorithm}:{digest.hex[:12]}")
     if node.names:
         label.append("  ")
         label.append_text(_data(", ".join(node.names), "cyan"))
@@ -50,6 +51,8 @@ def _label(node: TreeNode) -> Text:
     if ann:
         label.append("  ")
         label.append_text(_data(" ".join(f"{k}={v}" for k, v in sorted(ann.items())), "dim"))
+    if node.kind == "absent":
+        label.append("  (listed by its index, not held in this store)", "dim")
     return label
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from . import mediatypes as mt
+from .digest import Digest
 from .models import Descriptor
 from .reference import ImageName, Target, is_tag, try_image_name
 
@@ -103,6 +104,18 @@ def tags_of(entries: Sequence[Descriptor]) -> list[str]:
             if value and value not in seen:
                 seen.append(value)
     return seen
+
+
+def referrers_tag(digest: Digest) -> str:
+    """The referrers tag schema's tag for a subject: `sha256-<hex>` (OCI distribution-spec 1.1)."""
+    return f"{digest.algorithm}-{digest.hex}"
+
+
+def is_referrers_tag(tag: str) -> bool:
+    """A tag of the referrers tag schema, which lists referrers rather than naming content."""
+    algorithm, sep, value = tag.partition("-")
+    return bool(sep) and ((algorithm == "sha256" and len(value) == 64) or (algorithm == "sha512" and len(value) == 128)) \
+        and all(c in "0123456789abcdef" for c in value)
 
 
 def unnamed(entry: Descriptor) -> Descriptor:

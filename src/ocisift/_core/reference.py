@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from .digest import Digest
@@ -188,6 +188,7 @@ class Target:
 class RegistryReference:
     image: ImageName
     kind: Literal["registry"] = "registry"
+    implicit_tag: bool = field(default=False, compare=False)  # `latest` came from Docker normalisation
 
     def __str__(self) -> str:
         return str(self.image)
@@ -236,6 +237,11 @@ class LayoutReference:
         return "oci" if self.layout == "dir" else "oci-archive"
 
     @property
+    def implicit_tag(self) -> bool:
+        """A layout reference names what it says; no tag is ever filled in."""
+        return False
+
+    @property
     def target(self) -> Target:
         return Target(tag=self.tag, name=self.image, digest=self.digest)
 
@@ -280,7 +286,10 @@ def parse_reference(text: str, probe: Probe = default_probe) -> Reference:
         return _parse_layout(text, text, None, probe)
     if "://" in text:
         raise _bad(text, f"unknown scheme {text.split('://', 1)[0]!r}")
-    return RegistryReference(parse_image_name(text))
+    name = parse_image_name(text, default_tag=None)
+    if name.tag is None and name.digest is None:
+        return RegistryReference(name.with_tag("latest"), implicit_tag=True)
+    return RegistryReference(name)
 
 
 def _parse_layout(original: str, body: str, layout: Literal["dir", "archive"] | None, probe: Probe) -> LayoutReference:

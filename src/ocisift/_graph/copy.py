@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from .._core import mediatypes as mt
 from .._core.builders import build_index
 from .._core.digest import Digest
-from .._core.errors import MalformedDocument
+from .._core.errors import MalformedDocument, NotFoundError
 from .._core.models import Descriptor, Document, Index
 from .._core.names import unnamed
 from .._core.progress import NoProgress, Progress
@@ -64,7 +64,15 @@ def plan_copy(root: Descriptor, load: Loader, dst: Reader, *, max_depth: int = M
         if dst.exists(desc):
             plan.present.append(desc)
             return
-        doc = load(desc)
+        try:
+            doc = load(desc)
+        except NotFoundError:
+            if not path:
+                raise
+            what = f" ({desc.platform})" if desc.platform else ""
+            raise NotFoundError(
+                f"manifest {desc.digest}{what} is listed by index {path[-1]} but absent from the source, so the "
+                "whole index cannot be copied; copy the platforms that are there with --platform") from None
         if isinstance(doc, Index):
             for child in doc.children:
                 visit(child, (*path, desc.digest))
@@ -153,7 +161,8 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
     if platforms:
         chosen: list[Descriptor] = []
         for p in platforms:
-            sel = resolve_in(src, src_target, Selector.build(p), descend=True, reference=source_name)
+            sel = resolve_in(src, src_target, Selector.build(p), descend=True, reference=source_name,
+                             load=copier.load)
             assert sel.selected is not None
             d = unnamed(sel.selected.descriptor)
             entry = Descriptor(d.media_type, d.digest, d.size, d.annotations, d.platform or sel.selected.platform,
@@ -171,7 +180,7 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
             root = Descriptor(mt.OCI_INDEX, Digest.of(raw), len(raw))
             copier.publish(root, raw)
     else:
-        root = unnamed(resolve_in(src, src_target, reference=source_name).root)  # the source's names stay behind
+        root = unnamed(resolve_in(src, src_target, reference=source_name, load=copier.load).root)  # names stay
         check_pin(dst_target, root)
         copier.copy(root)
     result.root = root

@@ -13,7 +13,7 @@ from .._core.platform import Platform
 from .._core.reference import Target
 from .._stores.base import Reader, ReferrerLister, RootLister, TagLister, read_small_blob
 from .select import Candidate, Selector, describe_candidate, format_candidates, select
-from .walk import document_loader
+from .walk import Loader, document_loader
 
 MAX_LISTED_TAGS = 50
 
@@ -83,15 +83,18 @@ def root_listing(store: Reader, roots: list[Descriptor]) -> list[dict[str, Any]]
 
 
 def _what_it_holds(store: Reader) -> tuple[str, list[dict[str, Any]]]:
-    """For a not-found message: a store's roots if it lists them, else its tags."""
+    """For a not-found message: a store's roots if it lists them, else its tags.
+
+    NotFoundError passes through: the repository itself does not exist, which says more than "nothing".
+    """
     if isinstance(store, RootLister):
         listing = root_listing(store, store.roots())
         return format_candidates(listing) or "  nothing", listing
     if isinstance(store, TagLister):
         try:
             tags = store.tags(MAX_LISTED_TAGS + 1)
-        except NotFoundError as exc:
-            return f"  nothing: {exc.message}", []
+        except NotFoundError:
+            raise
         except OcisiftError as exc:  # a pull-only account may not list tags: the not-found stands
             return f"  (its tags could not be listed: {exc.message})", []
         shown = ", ".join(tags[:MAX_LISTED_TAGS]) + (", …" if len(tags) > MAX_LISTED_TAGS else "")
@@ -102,16 +105,23 @@ def _what_it_holds(store: Reader) -> tuple[str, list[dict[str, Any]]]:
 def find_roots(store: Reader, target: Target, hint: str = "") -> list[Descriptor]:
     roots = store.resolve(target)
     if not roots:
-        text, listing = _what_it_holds(store)
+        try:
+            text, listing = _what_it_holds(store)
+        except NotFoundError as exc:
+            raise NotFoundError(f"{target.looking_for} not found: {exc.message}") from None
         raise NotFoundError(f"{target.looking_for} not found in {store.location}; it holds:\n{text}{hint}",
                             candidates=listing)
     return roots
 
 
 def resolve_in(store: Reader, target: Target, selector: Selector | None = None, *, descend: bool = False,
-               reference: str | None = None, hint: str = "") -> Resolved:
-    """Rules 1-5, then selection. `descend` forces selection down to one manifest (pull)."""
+               reference: str | None = None, hint: str = "", load: Loader | None = None) -> Resolved:
+    """Rules 1-5, then selection. `descend` forces selection down to one manifest (pull).
+
+    `load` lets a caller that reads the graph afterwards (copy) share one document cache with resolution.
+    """
     selector = selector or Selector()
+    load = load or document_loader(store)
     shown = reference or f"{store.location}:{target}"
     roots = find_roots(store, target, hint)
     if len(roots) > 1 and not target.tagless and not selector.first:
@@ -129,11 +139,14 @@ def resolve_in(store: Reader, target: Target, selector: Selector | None = None, 
         )
     if not selector.active and not descend:
         root = roots[0]
+        # The same answer as tree, pull and copy give: a document whose own mediaType disagrees with
+        # its descriptor's, or that is no manifest at all, is refused here too (exit 5).
+        load(root)
         return Resolved(shown, target, root, None, store.pinned(root))
     referrers = store.referrers if isinstance(store, ReferrerLister) else None
     chosen = select(
         roots if target.tagless else roots[:1],
-        document_loader(store),
+        load,
         selector,
         config_platform=config_platform_reader(store),
         referrers=referrers,

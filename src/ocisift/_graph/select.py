@@ -91,13 +91,29 @@ def leaves(
     load: Loader,
     *,
     max_depth: int = MAX_DEPTH,
+    absent: list[Descriptor] | None = None,
 ) -> list[Candidate]:
+    """The leaf manifests under the roots; children the store does not hold go to `absent`, when given."""
     out = []
+    on_absent = (lambda desc, path: absent.append(desc)) if absent is not None else None
     for root in roots:
-        for desc, doc, path in walk(root, load, max_depth=max_depth):
+        for desc, doc, path in walk(root, load, max_depth=max_depth, on_absent=on_absent):
             if isinstance(doc, Manifest):
                 out.append(Candidate(desc, doc, desc.platform, path))
     return out
+
+
+def absent_matches(desc: Descriptor, selector: Selector) -> bool:
+    """Would an absent manifest have matched? Judged on what its index entry says, as nothing more is there."""
+    if not glob_match(selector.media_type, desc.media_type):
+        return False
+    if selector.artifact_type is not None and not glob_match(selector.artifact_type, desc.artifact_type):
+        return False
+    if selector.annotations and not annotations_match(selector.annotations, desc.annotations):
+        return False
+    if selector.platforms:
+        return desc.platform is not None and any(platform_matches(w, desc.platform) for w in selector.platforms)
+    return True
 
 
 def candidate_matches(c: Candidate, selector: Selector, config_platform: ConfigPlatform | None) -> bool:
@@ -137,8 +153,15 @@ def select(
     describe: Callable[[Candidate], dict[str, Any]] | None = None,
     max_depth: int | None = None,
 ) -> Candidate:
-    """Exactly one leaf, or NotFound (exit 3) / Ambiguous (exit 4) listing what is there."""
-    all_leaves = leaves(roots, load, max_depth=max_depth if max_depth is not None else selector.max_depth)
+    """Exactly one leaf, or NotFound (exit 3) / Ambiguous (exit 4) listing what is there.
+
+    Manifests an index lists but the store does not hold are no candidates
+    (nothing of them could be pulled); when only such a manifest would have
+    matched, the not-found says it is absent rather than that nothing matched.
+    """
+    absent: list[Descriptor] = []
+    all_leaves = leaves(roots, load, max_depth=max_depth if max_depth is not None else selector.max_depth,
+                        absent=absent)
     pool = list(all_leaves)
     if selector.referrers and referrers is not None:
         # Artifacts may hang off a leaf manifest (they inherit its platform) or off a root index.
@@ -161,6 +184,15 @@ def select(
         return unique[0]
     if not unique:
         listing = [describe(c) for c in with_config_platforms(pool, config_platform)]
+        wanted = [d for d in absent if absent_matches(d, selector)] if selector.active else []
+        if wanted:
+            names = ", ".join(f"{d.digest}" + (f" ({d.platform})" if d.platform else "") for d in wanted)
+            raise NotFoundError(
+                f"the manifest that matches, {names}, is listed by its index but absent from this store "
+                "(an export of some platforms keeps the index of all); what is here:\n"
+                + (format_candidates(listing) or "  no image manifest"),
+                candidates=listing,
+            )
         raise NotFoundError(
             "no manifest matches the selectors; the graph holds:\n" + format_candidates(listing)
             if listing else "no manifest matches: the graph holds no image manifest",

@@ -67,7 +67,13 @@ def build_tree(store: Reader, target: Target, *, referrers: bool = False, max_de
     for root in roots:
         nodes: dict[tuple[str, ...], TreeNode] = {}
         top: TreeNode | None = None
-        for desc, doc, path in walk(root, load, max_depth=max_depth):
+
+        def absent(desc: Descriptor, path: tuple[Descriptor, ...]) -> None:
+            """Listed by its index, not held by the store (an export of one platform): shown, marked."""
+            node = TreeNode(desc, "absent", desc.platform, desc.artifact_type, names_of(desc))
+            nodes[tuple(str(p.digest) for p in path)].children.append(node)
+
+        for desc, doc, path in walk(root, load, max_depth=max_depth, on_absent=absent):
             node = TreeNode(desc, "index" if isinstance(doc, Index) else "manifest", desc.platform, desc.artifact_type)
             node.names = names_of(desc)
             if isinstance(doc, Manifest):
@@ -79,6 +85,8 @@ def build_tree(store: Reader, target: Target, *, referrers: bool = False, max_de
                     node.referrers = [TreeNode(r, "referrer", None, r.artifact_type) for r in lister.referrers(desc)]
             elif mt.is_index(desc.media_type):
                 node.artifact_type = node.artifact_type or doc.artifact_type
+                if lister is not None:  # an index can be a subject too (an SBOM of a multi-platform image)
+                    node.referrers = [TreeNode(r, "referrer", None, r.artifact_type) for r in lister.referrers(desc)]
             key = tuple(str(p.digest) for p in (*path, desc))
             nodes[key] = node
             if path:

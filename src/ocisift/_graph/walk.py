@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 
-from .._core.errors import MalformedDocument
+from .._core.errors import MalformedDocument, NotFoundError
 from .._core.models import Descriptor, Document, Index
 from .._stores.base import Reader, load_document
 
@@ -19,6 +19,7 @@ MAX_NODES = 100_000
 
 Loader = Callable[[Descriptor], Document]
 Visit = tuple[Descriptor, Document, tuple[Descriptor, ...]]
+OnAbsent = Callable[[Descriptor, tuple[Descriptor, ...]], None]
 
 
 def document_loader(store: Reader) -> Loader:
@@ -39,11 +40,14 @@ def document_loader(store: Reader) -> Loader:
     return load
 
 
-def walk(root: Descriptor, load: Loader, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> Iterator[Visit]:
+def walk(root: Descriptor, load: Loader, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES,
+         on_absent: OnAbsent | None = None) -> Iterator[Visit]:
     """Depth-first over indexes (nested, Docker lists too), guarded against cycles and depth bombs.
 
     Yields (descriptor, document, path from the root) for every index and
-    manifest, parents before children.
+    manifest, parents before children. A child the store does not hold (an
+    export of one platform keeps the index that lists them all) is reported to
+    `on_absent` and passed over; without it, it is the NotFoundError it was.
     """
     budget = [max_nodes]
 
@@ -55,7 +59,13 @@ def walk(root: Descriptor, load: Loader, *, max_depth: int = MAX_DEPTH, max_node
         budget[0] -= 1
         if budget[0] < 0:
             raise MalformedDocument(f"graph has more than {max_nodes} manifests; refusing to walk it")
-        doc = load(desc)
+        try:
+            doc = load(desc)
+        except NotFoundError:
+            if on_absent is None or not path:
+                raise
+            on_absent(desc, path)
+            return
         yield desc, doc, path
         if isinstance(doc, Index):
             for child in doc.children:

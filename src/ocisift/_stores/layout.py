@@ -24,7 +24,7 @@ from .._core import mediatypes as mt
 from .._core.digest import Digest, VerifyingReader, verified, verify_bytes
 from .._core.errors import MalformedDocument, NotFoundError, OcisiftError
 from .._core.models import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_document, referrer_descriptor
-from .._core.names import is_named, match_index_entries, tags_of
+from .._core.names import is_named, match_index_entries, referrers_tag, tags_of
 from .._core.reference import Target
 from .._core.sources import ByteSource
 from .._core.streams import copy_stream
@@ -140,10 +140,23 @@ class LayoutReader:
         return tags_of(self.roots())[:limit]
 
     def referrers(self, desc: Descriptor) -> list[Descriptor]:
-        """Manifests listed in index.json whose subject is `desc` (how ORAS stores them)."""
+        """Manifests whose subject is `desc`: index.json entries with that subject (how ORAS and ocisift
+        store them), and the entries of the index tagged `sha256-<hex>` (the referrers tag schema, as
+        regclient writes it into layouts)."""
         found: list[Descriptor] = []
+        fallback = referrers_tag(desc.digest)
         for entry in self.roots():
-            if entry.digest == desc.digest or not mt.is_manifest(entry.media_type):
+            if entry.digest == desc.digest:
+                continue
+            if mt.is_index(entry.media_type) and entry.annotations.get(mt.ANNOTATION_REF_NAME) == fallback:
+                try:
+                    listed = parse_document(self.fetch_manifest(entry), entry.media_type, what=f"index {fallback}")
+                except OcisiftError:
+                    continue
+                if isinstance(listed, Index):
+                    found.extend(listed.manifests)
+                continue
+            if not mt.is_manifest(entry.media_type):
                 continue
             try:
                 doc = parse_document(self.fetch_manifest(entry), entry.media_type, what=f"manifest {entry.digest}")
@@ -151,7 +164,10 @@ class LayoutReader:
                 continue
             if isinstance(doc, Manifest) and doc.subject is not None and doc.subject.digest == desc.digest:
                 found.append(referrer_descriptor(entry, doc))
-        return found
+        unique: dict[Digest, Descriptor] = {}
+        for d in found:
+            unique.setdefault(d.digest, d)
+        return list(unique.values())
 
     def pinned(self, desc: Descriptor) -> str:
         return f"{self.location}@{desc.digest}"

@@ -11,6 +11,7 @@ from typing import Any
 from ..._core import mediatypes as mt
 from ..._core.errors import MalformedDocument, NotFoundError, OcisiftError
 from ..._core.models import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_document, referrer_descriptor
+from ..._core.names import referrers_tag
 from .manifests import get_manifest, put_manifest
 from .repository import Repository
 from .session import discard, error_text, read_capped
@@ -32,7 +33,7 @@ def list_tags(repo: Repository, page_size: int = TAG_PAGE_SIZE, limit: int | Non
         resp = repo.request("GET", url)
         if resp.status == 404:
             discard(resp)
-            raise NotFoundError(f"repository {repo.image.name} not found")
+            raise NotFoundError(f"repository {repo.name} does not exist on {repo.host}")
         if resp.status != 200:
             raise OcisiftError(f"registry answered {resp.status} listing tags: {error_text(resp)}")
         link = resp.headers.get("Link", "")
@@ -54,7 +55,7 @@ def _json(data: bytes, what: str) -> Any:
 
 
 def fallback_tag(subject: Descriptor) -> str:
-    return f"{subject.digest.algorithm}-{subject.digest.hex}"
+    return referrers_tag(subject.digest)
 
 
 def list_referrers(repo: Repository, desc: Descriptor) -> list[Descriptor]:
