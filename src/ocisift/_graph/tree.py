@@ -64,15 +64,16 @@ def build_tree(store: Reader, target: Target, *, referrers: bool = False, max_de
     config_platform = config_platform_reader(store)
     load = document_loader(store)
     out = []
+    nodes: dict[tuple[str, ...], TreeNode] = {}
+
+    def absent(desc: Descriptor, path: tuple[Descriptor, ...]) -> None:
+        """Listed by its index, not held by the store (an export of one platform): shown, marked."""
+        node = TreeNode(desc, "absent", desc.platform, desc.artifact_type, names_of(desc))
+        nodes[tuple(str(p.digest) for p in path)].children.append(node)
+
     for root in roots:
-        nodes: dict[tuple[str, ...], TreeNode] = {}
+        nodes.clear()
         top: TreeNode | None = None
-
-        def absent(desc: Descriptor, path: tuple[Descriptor, ...]) -> None:
-            """Listed by its index, not held by the store (an export of one platform): shown, marked."""
-            node = TreeNode(desc, "absent", desc.platform, desc.artifact_type, names_of(desc))
-            nodes[tuple(str(p.digest) for p in path)].children.append(node)
-
         for desc, doc, path in walk(root, load, max_depth=max_depth, on_absent=absent):
             node = TreeNode(desc, "index" if isinstance(doc, Index) else "manifest", desc.platform, desc.artifact_type)
             node.names = names_of(desc)
