@@ -192,3 +192,15 @@ def test_a_hostile_registry_gets_a_clear_error_not_an_internal_one(cli, mode, wo
     message = res.json()["error"]["message"]
     assert words in message and "internal error" not in message, message
     assert time.monotonic() - started < 10  # the 120 s Retry-After was not slept
+
+
+def test_a_failed_copy_says_what_to_do_next(upstream, tmp_path, cli):
+    faults = Faults(cut_every_time=True)
+    with proxy(upstream.host, faults) as host:
+        res = cli("copy", f"{host}/acme/big:v1", f"oci-archive:{tmp_path}/bundle.tar:v1", "--format", "json")
+    assert res.code == 5
+    message = res.json()["error"]["message"]
+    assert "giving up" in message and "nothing that depends on them was written" in message
+    assert not list(tmp_path.iterdir())  # the archive was never created, and no staging is left
+    ok = cli("copy", f"{upstream.host}/acme/big:v1", f"oci:{tmp_path}/mirror:v1")
+    assert ok.code == 0 and "moved)" in ok.out and "MiB" in ok.out

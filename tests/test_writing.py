@@ -236,3 +236,31 @@ def test_delete_refuses_a_manifest_an_index_still_lists(sample, cli):
     assert cli("resolve", f"oci:{sample}:7.2").code == 3
     swept = cli("gc", f"oci:{sample}", "--grace", "0", "--format", "json").json()
     assert len(swept["removed"]) == 3  # its config and layers, once gc runs
+
+
+@pytest.mark.parametrize("mask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750)])
+def test_what_is_written_gets_the_users_modes(sample, tmp_path, mask, file_mode, dir_mode):
+    """As skopeo writes them: files 0666 and directories 0777 under the umask; only staging is private."""
+    import stat
+
+    def mode(path):
+        return stat.S_IMODE(os.stat(path).st_mode)
+
+    old = os.umask(mask)
+    try:
+        ocisift.copy(f"oci:{sample}:7.2", f"oci:{tmp_path}/layout:7.2")
+        ocisift.copy(f"oci:{sample}:7.2", f"oci-archive:{tmp_path}/bundle.tar:7.2")
+        ocisift.pull(f"oci:{sample}:7.2", str(tmp_path / "files"), layers=LayerSelector.build(all=True))
+        ocisift.pull(f"oci:{sample}:7.2", str(tmp_path / "tree"), mode="extract-all")
+    finally:
+        os.umask(old)
+    layout = tmp_path / "layout"
+    assert mode(layout) == dir_mode and mode(layout / "blobs" / "sha256") == dir_mode
+    for name in ("oci-layout", "index.json"):
+        assert mode(layout / name) == file_mode, name
+    assert {mode(p) for p in (layout / "blobs" / "sha256").iterdir()} == {file_mode}
+    assert mode(tmp_path / "bundle.tar") == file_mode
+    assert mode(tmp_path / "files") == dir_mode and {mode(p) for p in (tmp_path / "files").iterdir()} == {file_mode}
+    assert mode(tmp_path / "tree") == dir_mode and mode(tmp_path / "tree" / "cue.mod") == dir_mode
+    assert mode(tmp_path / "tree" / "timoni.cue") == file_mode
+    assert not list(tmp_path.glob(".ocisift-*"))  # no staging left

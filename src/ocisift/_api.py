@@ -15,7 +15,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from ._core.digest import Digest
-from ._core.errors import ConflictError, NotFoundError, UsageError
+from ._core.errors import (
+    AmbiguousError,
+    AuthError,
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    OcisiftError,
+    UsageError,
+)
 from ._core.models import Descriptor
 from ._core.names import is_referrers_tag, unnamed
 from ._core.options import RegistryOptions
@@ -130,10 +138,38 @@ def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurren
 
     src_ref, dst_ref = _ref(src), _ref(dst)
     chosen = (platforms,) if isinstance(platforms, str) else tuple(platforms)  # one platform given bare
-    with opened(src_ref, options=registry) as source, _writing(dst_ref, registry, create=True) as destination:
-        return copy_between(source, src_ref.target, destination, dst_ref.target, platforms=chosen,
-                            concurrency=concurrency, progress=progress, source_name=str(src_ref),
-                            destination_name=str(dst_ref))
+    try:
+        with opened(src_ref, options=registry) as source, _writing(dst_ref, registry, create=True) as destination:
+            return copy_between(source, src_ref.target, destination, dst_ref.target, platforms=chosen,
+                                concurrency=concurrency, progress=progress, source_name=str(src_ref),
+                                destination_name=str(dst_ref))
+    except OcisiftError as exc:
+        raise _with_advice(exc, copy_advice(exc, str(src_ref), str(dst_ref))) from None
+
+
+def copy_advice(exc: OcisiftError, src: str, dst: str) -> str:
+    """What to do next, for the way a copy failed: the destination never names half a graph, so most
+    failures are safe to retry, and a retry moves only what is missing."""
+    if isinstance(exc, (UsageError, NotFoundError, AmbiguousError)):
+        return ""  # the message already says what to change
+    if isinstance(exc, AuthError):
+        return "check the credentials for the registry that refused (ocisift login HOST), then copy again"
+    if isinstance(exc, IntegrityError):
+        return (f"{src} served bytes that do not match their digest; nothing that depends on them was "
+                f"written to {dst} (an archive destination is left as it was)")
+    return (f"{dst} names nothing new yet (an archive is left as it was); run the same copy again: "
+            "what already arrived is skipped")
+
+
+def _with_advice(exc: OcisiftError, advice: str) -> OcisiftError:
+    """The same error (class, exit code, candidates), its message followed by the advice."""
+    if not advice:
+        return exc
+    clone = type(exc).__new__(type(exc))
+    clone.__dict__.update(exc.__dict__)
+    clone.message = f"{exc.message}\n{advice}"
+    clone.args = (clone.message,)
+    return clone
 
 
 def open(ref: RefLike, *, writable: bool = False, registry: RegistryOptions | None = None) -> Reader:

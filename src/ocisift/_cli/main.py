@@ -88,6 +88,18 @@ def _progress(fmt: str) -> AbstractContextManager[Progress | None]:
     return nullcontext(None)
 
 
+def _size(n: int) -> str:
+    """Bytes for people: 512 B, 1.5 MiB."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024:
+            break
+    return f"{value:.1f} {unit}"
+
+
 def _emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2))
 
@@ -301,8 +313,8 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], concurrency:
     if fmt == "json":
         _emit_json(result.to_json())
     else:
-        click.echo(f"copied {len(result.copied)}, mounted {len(result.mounted)}, skipped {len(result.skipped)}: "
-                   f"{result.destination}")
+        click.echo(f"copied {len(result.copied)}, mounted {len(result.mounted)}, skipped {len(result.skipped)} "
+                   f"({_size(result.bytes_copied)} moved): {result.destination}")
 
 
 @main.command()

@@ -17,6 +17,7 @@ import tempfile
 
 from .._core.errors import NotFoundError, UnsafeContentError
 from .._core.models import Descriptor
+from .._core.permissions import file_mode
 from .._core.sources import CHUNK
 from .files import ArchiveFiles
 from .layout import LayoutReader, LayoutStore, unlink_quietly
@@ -77,6 +78,7 @@ class ArchiveWriter(LayoutStore):
 
     def finish(self) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".ocisift-archive-", suffix=".tar", dir=os.path.dirname(self.target))
+        os.fchmod(fd, file_mode())  # the archive gets the user's modes, as skopeo's do
         os.close(fd)
         try:
             with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:

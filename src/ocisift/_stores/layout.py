@@ -25,6 +25,7 @@ from .._core.digest import Digest, VerifyingReader, verified, verify_bytes
 from .._core.errors import MalformedDocument, NotFoundError, OcisiftError
 from .._core.models import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_document, referrer_descriptor
 from .._core.names import is_named, match_index_entries, referrers_tag, tags_of
+from .._core.permissions import file_mode
 from .._core.reference import Target
 from .._core.sources import ByteSource
 from .._core.streams import copy_stream
@@ -211,6 +212,7 @@ class LayoutStore(LayoutReader):
         reader = verified(stream, desc.digest, desc.size, what=f"blob {desc.digest.short}")
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(final))
         try:
+            os.fchmod(fd, file_mode())  # private while filled; a blob others may read once it is in place
             with os.fdopen(fd, "wb") as out:
                 copy_stream(reader, out.write)  # its last read is where a digest or size mismatch is raised
             os.replace(tmp, final)
@@ -336,6 +338,7 @@ def index_json_bytes(body: dict[str, Any]) -> bytes:
 def atomic_write(path: str, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path) or ".")
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, cast
 from .._core.digest import VerifyingReader
 from .._core.errors import ConflictError, IntegrityError, OcisiftError, UnsafeContentError, UsageError
 from .._core.mediatypes import compression_of
+from .._core.permissions import umask
 from .._core.sources import CHUNK, Readable
 from .._core.streams import ReadAhead, copy_stream
 from .limits import ExtractLimits
@@ -183,6 +184,7 @@ class TreeBuilder:
         self.layer_of: dict[str, int] = {}
         self.entries = 0
         self.files_written = 0
+        self._umask = umask()
 
     # -- one layer ---------------------------------------------------------------
 
@@ -334,7 +336,7 @@ class TreeBuilder:
         if self.kinds.get(rel) != "dir":
             os.mkdir(self._abs(rel), 0o755)
             self.kinds[rel] = "dir"
-        os.chmod(self._abs(rel), (mode & 0o755) | 0o700)
+        os.chmod(self._abs(rel), ((mode & 0o755) | 0o700) & ~self._umask)  # the layer's mode, under the umask
         self.layer_of.setdefault(rel, layer)
 
     def _file(self, tar: tarfile.TarFile, m: tarfile.TarInfo, rel: str, layer: int) -> None:

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 
 from .._core.errors import ConflictError, UnsafeContentError, UsageError
+from .._core.permissions import dir_mode
 
 
 class Staging:
@@ -27,6 +28,7 @@ class Staging:
         """Move staged entries into the destination; checks everything before moving anything."""
         if not os.path.exists(self.dest):
             written = _walk_rel(self.root)
+            os.chmod(self.root, dir_mode())  # private while it was filled; the user's directory from now on
             os.rename(self.root, self.dest)
             return written
         moves = self._plan()
