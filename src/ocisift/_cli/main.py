@@ -92,11 +92,11 @@ def _size(n: int) -> str:
     """Bytes for people: 512 B, 1.5 MiB."""
     if n < 1024:
         return f"{n} B"
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
+    value, unit = n / 1024, "KiB"
+    for bigger in ("MiB", "GiB"):
         if value < 1024:
             break
+        value, unit = value / 1024, bigger
     return f"{value:.1f} {unit}"
 
 
