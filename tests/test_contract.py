@@ -324,3 +324,19 @@ def test_pushing_bytes_that_do_not_match_leaves_nothing(subject):
     with pytest.raises(IntegrityError):
         require(subject.writer, Pusher, "be written to").push(claimed, io.BytesIO(b"something else entirely"))
     assert not subject.writer.exists(claimed)
+
+
+def test_docker_archives_have_exactly_their_capabilities(tmp_path):
+    """Not in the behavioural suite: a docker archive holds no manifests, so one is made on reading and
+    digests do not round-trip; tests/test_docker_archive.py covers it against skopeo instead."""
+    from ocisift._stores.docker_archive import DockerArchiveReader, DockerArchiveWriter
+
+    writer = DockerArchiveWriter(str(tmp_path / "d.tar"))
+    try:
+        assert {c for c in CAPABILITIES if isinstance(writer, c)} == {Pusher, Tagger, RootRecorder, Finisher}
+        writer.finish()  # nothing staged: an archive of no images
+    finally:
+        writer.close()
+    reader = DockerArchiveReader(str(tmp_path / "d.tar"))
+    assert {c for c in CAPABILITIES if isinstance(reader, c)} == {RootLister, TagLister}
+    assert reader.roots() == [] and reader.tags() == []

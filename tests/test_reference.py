@@ -177,3 +177,23 @@ def test_property_layout_split_picks_the_existing_prefix(parts, tag):
     assert isinstance(ref, LayoutReference)
     assert ref.path == path
     assert ref.tag == tag or (ref.image is not None and ref.image.tag == tag)
+
+
+def test_docker_alias_and_docker_archive_forms():
+    from ocisift._core.reference import DockerArchiveReference
+
+    assert parse_reference("docker://localhost:5000/acme/app:1.0") == parse_reference("localhost:5000/acme/app:1.0")
+    assert str(parse_reference("docker://alpine").image) == "docker.io/library/alpine:latest"
+    with pytest.raises(ReferenceError_):
+        parse_reference("docker://")
+    probe = fake_probe({"/data/img.tar": "file"})
+    plain = parse_reference("docker-archive:/data/img.tar", probe)
+    assert plain == DockerArchiveReference("/data/img.tar") and plain.target.tagless
+    named = parse_reference("docker-archive:/data/img.tar:alpine:3.16", probe)
+    assert named.image == parse_image_name("alpine:3.16") and named.target.name == named.image
+    for spelled in ("docker-archive:/data/img.tar@1", "docker-archive:/data/img.tar:@1"):  # ours and skopeo's
+        assert parse_reference(spelled, probe).target.position == 1
+    new = parse_reference("docker-archive:out/new.tar:example.com/app:2.0", probe)  # not on disk yet
+    assert new.path == "out/new.tar" and str(new.image) == "example.com/app:2.0"
+    with pytest.raises(ReferenceError_):
+        parse_reference("docker-archive:/data/img.tar:alpine@1", probe)

@@ -43,6 +43,8 @@ def unique_by_digest(entries: Sequence[Descriptor]) -> list[Descriptor]:
 
 def match_index_entries(entries: Sequence[Descriptor], ref: Target) -> list[Descriptor]:
     """Every index.json entry the reference names, one per digest, in index order."""
+    if ref.position is not None:  # an entry by its place, for entries that carry no name
+        return list(entries[ref.position : ref.position + 1])
     if ref.digest is not None:  # rule 1
         return unique_by_digest([e for e in entries if e.digest == ref.digest])
     if ref.name is not None:  # rule 2

@@ -31,6 +31,8 @@ ACCEPTED_FORMS = """accepted reference forms:
   oci:PATH[:TAG][@DIGEST]    OCI layout directory (aliases oci-layout://, ocidir://)
   oci:PATH/IMAGE[:TAG]       image by full name inside a layout store
   oci-archive:FILE[:TAG][@DIGEST]   OCI layout packed in a tar file
+  docker-archive:FILE[:NAME[:TAG]], docker-archive:FILE@N   docker save / docker load file
+  docker://HOST/REPO[:TAG]   registry (the skopeo form)
   ./PATH[:TAG], /PATH[:TAG]  shorthand for oci: (oci-archive: when PATH is a file)"""
 
 LayoutKind = Literal["dir", "file"]
@@ -134,6 +136,16 @@ def parse_image_name(text: str, *, default_tag: str | None = "latest") -> ImageN
     return ImageName(host, repository, tag, digest)
 
 
+def familiar(name: ImageName) -> str:
+    """Docker's short spelling: docker.io/library/alpine:3 is alpine:3, as `docker save` writes RepoTags."""
+    repository = name.repository
+    if name.host == DEFAULT_HOST:
+        text = repository.removeprefix("library/") if repository.count("/") == 1 else repository
+    else:
+        text = f"{name.host}/{repository}"
+    return f"{text}:{name.tag}" if name.tag else text
+
+
 def try_image_name(text: str, *, default_tag: str | None = "latest") -> ImageName | None:
     try:
         return parse_image_name(text, default_tag=default_tag)
@@ -152,10 +164,11 @@ class Target:
     tag: str | None = None
     name: ImageName | None = None
     digest: Digest | None = None
+    position: int | None = None  # the N-th root (docker-archive:FILE@N, for entries that carry no name)
 
     @property
     def tagless(self) -> bool:
-        return self.tag is None and self.name is None and self.digest is None
+        return self.tag is None and self.name is None and self.digest is None and self.position is None
 
     @property
     def named_tag(self) -> str | None:
@@ -175,11 +188,15 @@ class Target:
     def looking_for(self) -> str:
         if self.digest:
             return f"digest {self.digest}"
+        if self.position is not None:
+            return f"entry {self.position}"
         if self.name:
             return f"name {self.name}"
         return f"tag {self.tag}" if self.tag else "an entry"
 
     def __str__(self) -> str:
+        if self.position is not None:
+            return f"@{self.position}"
         text = str(self.name) if self.name else (self.tag or "")
         return f"{text}@{self.digest}" if self.digest else text
 
@@ -266,16 +283,58 @@ class LayoutReference:
         return f"{self.scheme}:{self.path}@{digest}"
 
 
-Reference = RegistryReference | LayoutReference
+@dataclass(frozen=True, slots=True)
+class DockerArchiveReference:
+    """`docker-archive:FILE[:NAME[:TAG]]` or `docker-archive:FILE@N` (skopeo writes `FILE:@N`): an image in
+    a `docker save` file, by its RepoTags name or its position in manifest.json; neither means tagless."""
+
+    path: str
+    image: ImageName | None = None
+    position: int | None = None
+    digest: Digest | None = None
+    kind: Literal["docker-archive"] = "docker-archive"
+
+    @property
+    def target(self) -> Target:
+        return Target(name=self.image, digest=self.digest, position=self.position)
+
+    @property
+    def implicit_tag(self) -> bool:
+        return False
+
+    @property
+    def not_found_hint(self) -> str:
+        return f"\n(an entry without a name is picked by its position: docker-archive:{self.path}@0)"
+
+    def __str__(self) -> str:
+        text = f"docker-archive:{self.path}"
+        if self.image is not None:
+            text += f":{self.image}"
+        if self.position is not None:
+            text += f"@{self.position}"
+        if self.digest is not None:
+            text += f"@{self.digest}"
+        return text
+
+
+Reference = RegistryReference | LayoutReference | DockerArchiveReference
 
 _DIR_SCHEMES = ("oci-layout://", "ocidir://", "oci:")
 _ARCHIVE_SCHEMES = ("oci-archive://", "oci-archive:")
+_DOCKER_ARCHIVE = "docker-archive:"
+_DOCKER_REGISTRY = "docker://"
 
 
 def parse_reference(text: str, probe: Probe = default_probe) -> Reference:
     """Parse any reference form of the grammar; raises ReferenceError_ (exit 2) on bad input."""
     if not isinstance(text, str) or not text or text != text.strip() or any(c in text for c in "\n\r\t\0"):
         raise _bad(str(text), "empty, or containing whitespace or control characters")
+    if text.startswith(_DOCKER_ARCHIVE):
+        return _parse_docker_archive(text, text[len(_DOCKER_ARCHIVE) :], probe)
+    if text.startswith(_DOCKER_REGISTRY):
+        text = text[len(_DOCKER_REGISTRY) :]  # skopeo's spelling of a registry reference
+        if not text:
+            raise _bad(_DOCKER_REGISTRY, "missing registry reference after docker://")
     for scheme in _ARCHIVE_SCHEMES:
         if text.startswith(scheme):
             return _parse_layout(text, text[len(scheme) :], "archive", probe)
@@ -290,6 +349,41 @@ def parse_reference(text: str, probe: Probe = default_probe) -> Reference:
     if name.tag is None and name.digest is None:
         return RegistryReference(name.with_tag("latest"), implicit_tag=True)
     return RegistryReference(name)
+
+
+def _parse_docker_archive(original: str, body: str, probe: Probe) -> DockerArchiveReference:
+    """FILE is the longest prefix (at a colon) that is a file on disk, else everything before the first colon."""
+    position: int | None = None
+    digest: Digest | None = None
+    at = body.rfind("@")
+    if at >= 0:
+        tail = body[at + 1 :]
+        if tail.isdigit():
+            position, body = int(tail), body[:at].removesuffix(":")
+        else:
+            try:
+                digest, body = Digest.parse(tail), body[:at]
+            except UsageError as exc:
+                raise _bad(original, f"after '@' comes a position (@0) or a digest: {exc.message}") from None
+    if not body:
+        raise _bad(original, "missing archive path")
+    colons = [i for i, c in enumerate(body) if c == ":"]
+    path, rest = body, ""
+    if probe(body) != "file":
+        on_disk = [i for i in reversed(colons) if probe(body[:i]) == "file"]
+        cut = on_disk[0] if on_disk else (colons[0] if colons else None)
+        if cut is not None:
+            path, rest = body[:cut], body[cut + 1 :]
+    image = None
+    if rest:
+        if position is not None:
+            raise _bad(original, "give a name or a position, not both")
+        image = try_image_name(rest, default_tag="latest")
+        if image is None or image.digest is not None:
+            raise _bad(original, f"{rest!r} is not an image name (NAME[:TAG])")
+    if not path:
+        raise _bad(original, "missing archive path")
+    return DockerArchiveReference(path=path, image=image, position=position, digest=digest)
 
 
 def _parse_layout(original: str, body: str, layout: Literal["dir", "archive"] | None, probe: Probe) -> LayoutReference:

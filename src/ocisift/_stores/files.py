@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import posixpath
 import tarfile
 from typing import IO, TYPE_CHECKING, NamedTuple, Protocol
 
@@ -92,13 +93,22 @@ class Member(NamedTuple):
     mtime: float
 
 
+MAX_LINK_HOPS = 8
+
+
 class ArchiveFiles:
-    """A layout inside a plain tar file, indexed once by header, never unpacked."""
+    """Files inside a plain tar file, indexed once by header, never unpacked.
+
+    Symlink members are followed inside the archive (skopeo's docker archives
+    link `ID/layer.tar` to `HEX.tar`); a link that leaves the archive names
+    nothing.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.description = path
         self.members: dict[str, Member] = {}
+        self.links: dict[str, str] = {}
         try:
             with open(path, "rb") as fh:
                 magic = fh.read(4)
@@ -108,19 +118,38 @@ class ArchiveFiles:
                     )
             with tarfile.open(path, "r:") as tar:
                 for member in tar:
-                    if not member.isfile():
-                        continue
                     name = member.name
                     while name.startswith("./"):
                         name = name[2:]
-                    self.members[name] = Member(member.offset_data, member.size, member.mtime)
+                    if member.isfile():
+                        self.members[name] = Member(member.offset_data, member.size, member.mtime)
+                    elif member.issym():
+                        self.links[name] = member.linkname
         except tarfile.TarError as exc:
             raise MalformedDocument(f"{path} is not a readable tar archive: {exc}") from None
         except FileNotFoundError:
             raise NotFoundError(f"no archive at {path}") from None
 
+    def resolve(self, name: str) -> str | None:
+        """The regular member a name leads to, through symlinks inside the archive; None when none does."""
+        for _ in range(MAX_LINK_HOPS + 1):
+            if name in self.members:
+                return name
+            target = self.links.get(name)
+            if target is None or target.startswith("/"):
+                return None
+            joined = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+            if joined.startswith("../") or joined == "..":
+                return None
+            name = joined
+        return None
+
+    def member(self, name: str) -> Member | None:
+        found = self.resolve(name)
+        return self.members[found] if found is not None else None
+
     def read(self, name: str, limit: int) -> bytes | None:
-        entry = self.members.get(name)
+        entry = self.member(name)
         if entry is None:
             return None
         if entry.size > limit:
@@ -135,10 +164,10 @@ class ArchiveFiles:
         return data
 
     def open(self, name: str) -> io.BufferedReader | None:
-        entry = self.members.get(name)
+        entry = self.member(name)
         if entry is None:
             return None
         return io.BufferedReader(_Slice(open(self.path, "rb"), entry.offset, entry.size), CHUNK)
 
     def exists(self, name: str) -> bool:
-        return name in self.members
+        return self.resolve(name) is not None

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .._core.options import RegistryOptions
-from .._core.reference import LayoutReference, Reference, parse_reference
+from .._core.reference import DockerArchiveReference, LayoutReference, Reference, parse_reference
 from .archive import ArchiveReader, ArchiveWriter
 from .base import Reader
+from .docker_archive import DockerArchiveWriter, open_docker_archive
 from .layout import LayoutStore
 
 
@@ -24,6 +25,9 @@ def open_store(ref: Reference | str, *, writable: bool = False, create: bool = F
     """
     if isinstance(ref, str):
         ref = parse_reference(ref)
+    if isinstance(ref, DockerArchiveReference):
+        # Written by copy (a new file, as skopeo writes one); anything else reads it.
+        return DockerArchiveWriter(ref.path) if writable and create else open_docker_archive(ref.path)
     if isinstance(ref, LayoutReference):
         if ref.layout == "archive":
             return ArchiveWriter(ref.path, create=create) if writable else ArchiveReader(ref.path)
