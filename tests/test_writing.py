@@ -264,3 +264,22 @@ def test_what_is_written_gets_the_users_modes(sample, tmp_path, mask, file_mode,
     assert mode(tmp_path / "tree") == dir_mode and mode(tmp_path / "tree" / "cue.mod") == dir_mode
     assert mode(tmp_path / "tree" / "timoni.cue") == file_mode
     assert not list(tmp_path.glob(".ocisift-*"))  # no staging left
+
+
+def test_index_add_and_remove_rewrite_an_archive(tmp_path):
+    for el in ("el8", "el9"):
+        d = tmp_path / el
+        d.mkdir()
+        (d / "repo.txt").write_text(el)
+        ocisift.push(f"oci:{tmp_path}/{el}", [str(d)], platform=f"linux/amd64:{el}")
+    archive = tmp_path / "out" / "merged.tar"
+    ocisift.index_create(f"oci-archive:{archive}:1.2", [f"oci:{tmp_path}/el8"])
+    added = ocisift.index_add(f"oci-archive:{archive}:1.2", f"oci:{tmp_path}/el9")
+    assert ocisift.resolve(f"oci-archive:{archive}:1.2").descriptor.digest == added.descriptor.digest
+    for el in ("el8", "el9"):
+        assert ocisift.resolve(f"oci-archive:{archive}:1.2", Selector.build(platform=f"linux/amd64:{el}"))
+    el8 = ocisift.resolve(f"oci-archive:{archive}:1.2", Selector.build(platform="linux/amd64:el8")).descriptor.digest
+    removed = ocisift.index_remove(f"oci-archive:{archive}:1.2", str(el8))
+    assert len(parse_document(ocisift.manifest(f"oci-archive:{archive}:1.2")).manifests) == 1
+    assert removed.tags == ("1.2",)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["merged.tar"]
