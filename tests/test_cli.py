@@ -192,3 +192,23 @@ def test_text_from_documents_is_data_and_is_never_cut(layout, cli):
     assert as_json[0]["annotations"]["com.acme.note"] == hostile  # JSON stays exact
     missing = cli("resolve", f"oci:{layout.path}:nope")
     assert missing.code == 3 and "\x1b" not in missing.err and "\\u001b" in missing.err
+
+
+def test_the_suite_refuses_to_run_without_its_real_peers(tmp_path):
+    """./dev test fails loudly, naming what to install, when skopeo, umoci or docker-registry is missing."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OCISIFT_SKIP_INTEROP"}
+    env["PATH"] = os.path.dirname(sys.executable)  # the virtualenv only: none of the peers
+    run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          "tests/test_platform.py"], cwd=os.path.dirname(os.path.dirname(__file__)),
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert "skopeo" in run.stdout + run.stderr and "OCISIFT_SKIP_INTEROP=1" in run.stdout + run.stderr
+    env["OCISIFT_SKIP_INTEROP"] = "1"
+    opted_out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                                "tests/test_platform.py"], cwd=os.path.dirname(os.path.dirname(__file__)),
+                               env=env, capture_output=True, text=True, timeout=120)
+    assert opted_out.returncode == 0

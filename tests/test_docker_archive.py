@@ -179,3 +179,64 @@ def test_docker_25_archives_are_read_as_the_oci_layout_inside(image, tmp_path):
     out = tmp_path / "out"
     ocisift.pull(f"{ref}:app:25", str(out), Selector.build(), layers=LayerSelector.build(all=True))
     assert len(list(out.iterdir())) == 2
+
+
+def _entries_archive(path: Path, manifest_json: bytes, extra: dict[str, bytes] | None = None) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for name, data in {"manifest.json": manifest_json, **(extra or {})}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("manifest_json, config", [
+    (b'[{"Config": "c.json", "RepoTags": 5, "Layers": []}]', b"{}"),
+    (b'[{"Config": "c.json", "RepoTags": "abc", "Layers": []}]', b"{}"),
+    (b"[" * 100_000, b"{}"),
+    (b'[{"Config": "c.json", "Layers": ["l.tar"]}]', b'{"rootfs": {"diff_ids": []}}'),  # more layers than diff_ids
+    (b'[{"Config": "c.json", "Layers": []}]', b"[" * 100_000),
+    (b'[{"Config": "c.json", "Layers": []}]', b'{"os": "linux", "architecture": "amd64", "os.features": 5}'),
+], ids=["repotags-int", "repotags-str", "deep-manifest-json", "layers-past-diff-ids", "deep-config", "features-int"])
+def test_a_crafted_docker_archive_is_a_clear_error_or_read_correctly(tmp_path, cli, manifest_json, config):
+    archive = _entries_archive(tmp_path / "x.tar", manifest_json, {"c.json": config, "l.tar": b"\0" * 1024})
+    res = cli("tags", f"docker-archive:{archive}", "--format", "json")
+    if res.code == 0:  # a config too strange to give a platform still makes an image without one
+        assert res.json() == {"tags": []} and manifest_json.startswith(b'[{"Config"')
+        assert cli("tree", f"docker-archive:{archive}").code == 0
+    else:
+        assert res.code == 5, res.out
+        assert "internal error" not in res.json()["error"]["message"]
+
+
+def test_positions_count_images_not_tags(tmp_path):
+    archive = _classic_archive(tmp_path / "x.tar", [(["a:1", "a:2"], {"a": b"first"}), ([], {"b": b"second"})])
+    ref = f"docker-archive:{archive}"
+    first, second = (ocisift.resolve(f"{ref}@{n}").descriptor.digest for n in (0, 1))
+    assert first == ocisift.resolve(f"{ref}:a:2").descriptor.digest and first != second
+    assert ocisift.resolve(f"{ref}@1").pinned == f"{ref}@1"
+    with pytest.raises(ocisift.NotFoundError):
+        ocisift.resolve(f"{ref}@2")
+
+
+def test_a_layer_listed_many_times_is_read_once(tmp_path, monkeypatch):
+    import gzip
+
+    from ocisift._stores import docker_archive
+
+    layer = gzip.compress(b"\0" * 4096)
+    items = [{"Config": "c.json", "Layers": ["l.tar.gz"], "RepoTags": [f"x:{i}"]} for i in range(200)]
+    archive = _entries_archive(tmp_path / "x.tar", json.dumps(items).encode(), {"c.json": b"{}", "l.tar.gz": layer})
+    hashed = []
+    real = docker_archive._hash_member
+    monkeypatch.setattr(docker_archive, "_hash_member", lambda files, name: hashed.append(name) or real(files, name))
+    assert len(ocisift.tags(f"docker-archive:{archive}")) == 400  # x:N and docker.io/library/x:N
+    assert hashed == ["l.tar.gz"]
+
+
+def test_an_existing_docker_archive_is_never_overwritten(image, tmp_path, cli):
+    archive = tmp_path / "keep.tar"
+    archive.write_bytes(b"mine")
+    res = cli("copy", f"oci:{image}:base", f"docker-archive:{archive}:x:1", "--format", "json")
+    assert res.code == 2 and "exists" in res.json()["error"]["message"]
+    assert archive.read_bytes() == b"mine"

@@ -254,3 +254,36 @@ def test_tar_without_end_blocks_is_accepted_but_truncated_data_is_not(layout, tm
     with pytest.raises(IntegrityError):
         pull(ref, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_long_chains_of_long_links_cost_bounded_work(layout, tmp_path):
+    """255 chained links with 4 KB targets, then entries under them: refused within the work bound, quickly."""
+    import time
+
+    entries = []
+    for i in range(255):
+        target = "./" * 2000 + (f"l{i + 1}" if i < 254 else "d")
+        entries.append((member(f"l{i}", tarfile.SYMTYPE, linkname=target), None))
+    entries.append((member("d", tarfile.DIRTYPE, mode=0o755), None))
+    entries += [(member(f"l0/f{i}"), b"x") for i in range(2000)]
+    ref = one_layer(layout, gzip.compress(raw_tar(entries)), mt.OCI_LAYER_GZIP)
+    started = time.monotonic()
+    with pytest.raises(UnsafeContentError, match="too much work"):
+        ocisift.pull(ref, str(tmp_path / "out"), mode="extract")
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_hardlink_to_a_symlink_is_that_symlink_again(layout, tmp_path):
+    """As containerd's hardlinkRootPath: the link target's last component is not followed."""
+    entries = [(member("a", tarfile.SYMTYPE, linkname="nowhere"), None),
+               (member("b", tarfile.LNKTYPE, linkname="a"), None)]
+    ref = one_layer(layout, gzip.compress(raw_tar(entries)), mt.OCI_LAYER_GZIP)
+    ocisift.pull(ref, str(tmp_path / "out"), mode="extract")
+    assert os.readlink(tmp_path / "out" / "b") == "nowhere"
+
+
+def test_an_include_whose_every_match_is_excluded_matched_nothing(layout, tmp_path):
+    ref = one_layer(layout, make_tar({"etc/os-release": b"x", "etc/passwd": b"y"}), mt.OCI_LAYER_GZIP)
+    with pytest.raises(NotFoundError, match="--include etc"):
+        ocisift.pull(ref, str(tmp_path / "out"), mode="extract", include=["etc"], exclude=["etc"])

@@ -197,3 +197,13 @@ def test_docker_alias_and_docker_archive_forms():
     assert new.path == "out/new.tar" and str(new.image) == "example.com/app:2.0"
     with pytest.raises(ReferenceError_):
         parse_reference("docker-archive:/data/img.tar:alpine@1", probe)
+
+
+def test_docker_archive_paths_with_at_and_docker_scheme_edges():
+    probe = fake_probe({"/d/a@1.tar": "file", "/d/img": "file", "/d/img@2": "file"})
+    assert parse_reference("docker-archive:/d/a@1.tar", probe).path == "/d/a@1.tar"  # a file, not a selector
+    assert parse_reference("docker-archive:/d/img@2", probe).target.position is None  # that file exists too
+    assert parse_reference("docker-archive:/d/new@x.tar:foo", probe).path == "/d/new@x.tar"
+    for text in ("docker://oci:/tmp/x", "docker:///tmp/x", "docker://docker-archive:/x.tar"):
+        with pytest.raises(ReferenceError_):
+            parse_reference(text)

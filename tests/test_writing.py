@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import tarfile
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -283,3 +285,24 @@ def test_index_add_and_remove_rewrite_an_archive(tmp_path):
     assert len(parse_document(ocisift.manifest(f"oci-archive:{archive}:1.2")).manifests) == 1
     assert removed.tags == ("1.2",)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["merged.tar"]
+
+
+def test_rewriting_an_archive_keeps_members_that_are_symlinks(sample, tmp_path):
+    """Some writers link index.json to another member; a rewrite must read through the link, not drop it."""
+    src = tmp_path / "plain.tar"
+    ocisift.copy(f"oci:{sample}:1.2", f"oci-archive:{src}:1.2")
+    linked = tmp_path / "out" / "linked.tar"
+    linked.parent.mkdir()
+    with tarfile.open(src) as old, tarfile.open(linked, "w") as new:
+        for member in old.getmembers():
+            data = old.extractfile(member).read() if member.isfile() else None
+            if member.name == "index.json":
+                member.name = "real-index.json"
+            new.addfile(member, io.BytesIO(data) if data is not None else None)
+        link = tarfile.TarInfo("index.json")
+        link.type, link.linkname = tarfile.SYMTYPE, "real-index.json"
+        new.addfile(link)
+    assert ocisift.tags(f"oci-archive:{linked}") == ["1.2"]
+    ocisift.tag(f"oci-archive:{linked}:1.2", ["extra"])
+    ocisift.copy(f"oci:{sample}:7.2", f"oci-archive:{linked}:new")
+    assert set(ocisift.tags(f"oci-archive:{linked}")) == {"1.2", "extra", "new"}

@@ -10,15 +10,15 @@ a command does not need are imported by the function that needs them, so a
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
+from ._core import jsontext
 from ._core.digest import Digest
 from ._core.errors import (
-    AmbiguousError,
     AuthError,
     ConflictError,
+    IncompleteTransfer,
     IntegrityError,
     NotFoundError,
     OcisiftError,
@@ -150,11 +150,11 @@ def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurren
 def copy_advice(exc: OcisiftError, src: str, dst: str) -> str:
     """What to do next, for the way a copy failed: the destination never names half a graph, so most
     failures are safe to retry, and a retry moves only what is missing."""
-    if isinstance(exc, (UsageError, NotFoundError, AmbiguousError)):
-        return ""  # the message already says what to change
     if isinstance(exc, AuthError):
         return "check the credentials for the registry that refused (ocisift login HOST), then copy again"
-    if isinstance(exc, IntegrityError):
+    if type(exc) not in (OcisiftError, IntegrityError, IncompleteTransfer):
+        return ""  # the content or the request is what is wrong: the message says what; a retry would not help
+    if type(exc) is IntegrityError:
         return (f"{src} served bytes that do not match their digest; nothing that depends on them was "
                 f"written to {dst} (an archive destination is left as it was)")
     return (f"{dst} names nothing new yet (an archive is left as it was); run the same copy again: "
@@ -195,7 +195,7 @@ def parse_annotations(items: Sequence[str] | Mapping[str, str] | None) -> dict[s
 def _annotation_file(path: str) -> dict[str, dict[str, str]]:
     try:
         with builtins.open(path, "rb") as fh:  # this module's open() opens stores
-            loaded = json.load(fh)
+            loaded = jsontext.load(fh)
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read annotation file {path}: {exc}") from None
     if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):

@@ -57,6 +57,12 @@ class IntegrityError(OcisiftError):
     kind = "integrity"
 
 
+class IncompleteTransfer(IntegrityError):
+    """The bytes could not be had whole: a transfer kept breaking past its resumes (exit 5)."""
+
+    kind = "incomplete"
+
+
 class UnsafeContentError(IntegrityError):
     """An archive that tries to escape, bomb or plant devices (exit 5)."""
 

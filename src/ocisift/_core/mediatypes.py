@@ -75,6 +75,8 @@ def extension_for(media_type: str) -> str:
         compression = _COMPRESSION_SUFFIXES[suffixes.pop()]
     elif base.endswith((".tgz", ".tar.gz", ".tar.gzip")):
         return ".tar.gz"
+    elif base.endswith((".tar.zst", ".tar.zstd")):
+        return ".tar.zst"
     fmt = next((s for s in reversed(suffixes) if s in _FORMATS), None)
     if fmt is None:
         for candidate in _FORMATS:

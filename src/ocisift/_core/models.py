@@ -6,12 +6,12 @@ reading only and are never serialised back.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from . import jsontext
 from . import mediatypes as mt
 from .digest import Digest
 from .errors import MalformedDocument, OcisiftError
@@ -146,7 +146,7 @@ def _load_json(raw: bytes, what: str, max_bytes: int = MAX_MANIFEST_BYTES) -> di
     if len(raw) > max_bytes:
         raise MalformedDocument(f"{what} is {len(raw)} bytes, over the {max_bytes}-byte limit for manifests")
     try:
-        obj = json.loads(raw)
+        obj = jsontext.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedDocument(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
@@ -212,17 +212,20 @@ def parse_document(raw: bytes, media_type: str | None = None, what: str = "docum
 def parse_config_platform(raw: bytes) -> Platform | None:
     """The platform an image config declares, if it is an image config at all."""
     try:
-        obj = json.loads(raw)
+        obj = jsontext.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return None
     if not isinstance(obj, dict) or not isinstance(obj.get("os"), str) or not isinstance(obj.get("architecture"), str):
         return None
+    features = obj.get("os.features")
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        features = []  # a config is not a platform's authority on this; what is malformed is left out
     return Platform(
         os=obj["os"],
         architecture=obj["architecture"],
         variant=obj.get("variant") if isinstance(obj.get("variant"), str) else None,
         os_version=obj.get("os.version") if isinstance(obj.get("os.version"), str) else None,
-        os_features=tuple(obj.get("os.features") or ()),
+        os_features=tuple(features),
     )
 
 

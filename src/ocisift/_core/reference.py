@@ -331,10 +331,8 @@ def parse_reference(text: str, probe: Probe = default_probe) -> Reference:
         raise _bad(str(text), "empty, or containing whitespace or control characters")
     if text.startswith(_DOCKER_ARCHIVE):
         return _parse_docker_archive(text, text[len(_DOCKER_ARCHIVE) :], probe)
-    if text.startswith(_DOCKER_REGISTRY):
-        text = text[len(_DOCKER_REGISTRY) :]  # skopeo's spelling of a registry reference
-        if not text:
-            raise _bad(_DOCKER_REGISTRY, "missing registry reference after docker://")
+    if text.startswith(_DOCKER_REGISTRY):  # skopeo's spelling of a registry reference, and only that
+        return _registry_reference(text, text[len(_DOCKER_REGISTRY) :])
     for scheme in _ARCHIVE_SCHEMES:
         if text.startswith(scheme):
             return _parse_layout(text, text[len(scheme) :], "archive", probe)
@@ -345,6 +343,12 @@ def parse_reference(text: str, probe: Probe = default_probe) -> Reference:
         return _parse_layout(text, text, None, probe)
     if "://" in text:
         raise _bad(text, f"unknown scheme {text.split('://', 1)[0]!r}")
+    return _registry_reference(text, text)
+
+
+def _registry_reference(original: str, text: str) -> RegistryReference:
+    if not text or "://" in text or text.startswith(("/", "./", "oci:", "oci-archive:", "docker-archive:")):
+        raise _bad(original, "docker:// takes a registry reference (HOST/REPO[:TAG][@DIGEST])")
     name = parse_image_name(text, default_tag=None)
     if name.tag is None and name.digest is None:
         return RegistryReference(name.with_tag("latest"), implicit_tag=True)
@@ -352,11 +356,14 @@ def parse_reference(text: str, probe: Probe = default_probe) -> Reference:
 
 
 def _parse_docker_archive(original: str, body: str, probe: Probe) -> DockerArchiveReference:
-    """FILE is the longest prefix (at a colon) that is a file on disk, else everything before the first colon."""
+    """FILE is the longest prefix (at a colon) that is a file on disk, else everything before the first colon.
+
+    A trailing `@N` or `@DIGEST` selects, unless the whole text is a file that exists (`a@1.tar`).
+    """
     position: int | None = None
     digest: Digest | None = None
     at = body.rfind("@")
-    if at >= 0:
+    if at >= 0 and probe(body) != "file" and (body[at + 1 :].isdigit() or body[at + 1 :].startswith("sha")):
         tail = body[at + 1 :]
         if tail.isdigit():
             position, body = int(tail), body[:at].removesuffix(":")

@@ -58,8 +58,9 @@ class ArchiveWriter(LayoutStore):
         self.display_path = path
 
     def _seed(self, files: ArchiveFiles) -> None:
-        for name in list(files.members):
-            if not _LAYOUT_MEMBER.match(name):
+        """Every layout file of the old archive, symlinked ones too (they are read through the link)."""
+        for name in [*files.members, *files.links]:
+            if not _LAYOUT_MEMBER.match(name) or files.resolve(name) is None:
                 continue
             dest = os.path.join(self.workdir, *name.split("/"))  # names matched the layout pattern above
             if not os.path.realpath(dest).startswith(os.path.realpath(self.workdir) + os.sep):
@@ -70,7 +71,8 @@ class ArchiveWriter(LayoutStore):
                 continue
             with src, open(dest, "wb") as out:
                 shutil.copyfileobj(src, out, CHUNK)
-            mtime = files.members[name].mtime
+            member = files.member(name)
+            mtime = member.mtime if member is not None else 0.0
             os.utime(dest, (mtime, mtime))  # a blob's age survives the round trip, so gc's grace means the same
 
     def pinned(self, desc: Descriptor) -> str:

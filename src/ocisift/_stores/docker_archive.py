@@ -36,6 +36,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from .._core import jsontext
 from .._core import mediatypes as mt
 from .._core.digest import Digest, VerifyingReader, verify_bytes
 from .._core.errors import MalformedDocument, NotFoundError, OcisiftError, UsageError
@@ -49,6 +50,7 @@ from .layout import LayoutReader, LayoutStore, unlink_quietly
 
 MAX_MANIFEST_JSON_BYTES = 16 * 1024 * 1024
 MAX_IMAGES = 10_000
+MAX_LAYERS = 1_000  # per image; Docker itself stops at 127
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
@@ -67,6 +69,29 @@ class DockerLayoutArchive(LayoutReader):
 
     def __init__(self, path: str, files: ArchiveFiles) -> None:
         super().__init__(path, files, scheme="docker-archive")
+
+    def resolve(self, target: Target) -> list[Descriptor]:
+        """@N is the N-th manifest.json entry, as docker and skopeo count: the root whose config it names."""
+        if target.position is None:
+            return super().resolve(target)
+        raw = self.files.read("manifest.json", MAX_MANIFEST_JSON_BYTES)
+        try:
+            items = jsontext.loads(raw) if raw is not None else None
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedDocument(f"{self.path}: manifest.json is not valid JSON") from None
+        if not isinstance(items, list):
+            return super().resolve(target)  # no manifest.json: count index.json's entries
+        if target.position >= len(items) or not isinstance(items[target.position], dict):
+            return []
+        config = str(items[target.position].get("Config", ""))
+        for root in self.roots():
+            try:
+                doc = parse_document(self.fetch_manifest(root), root.media_type, what=f"manifest {root.digest}")
+            except OcisiftError:
+                continue
+            if isinstance(doc, Manifest) and config.endswith(f"/{doc.config.digest.hex}"):
+                return [root]
+        return []
 
 
 def _docker_manifest(config: Descriptor, layers: list[Descriptor]) -> bytes:
@@ -116,7 +141,7 @@ class DockerArchiveReader:
         if raw is None:
             raise NotFoundError(f"{path} is not a docker archive: it has no manifest.json (nor an OCI layout)")
         try:
-            items = json.loads(raw)
+            items = jsontext.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise MalformedDocument(f"{path}: manifest.json is not valid JSON") from None
         if not isinstance(items, list) or len(items) > MAX_IMAGES:
@@ -124,6 +149,8 @@ class DockerArchiveReader:
         self._members: dict[Digest, str] = {}
         self._documents: dict[Digest, bytes] = {}
         self._roots: list[Descriptor] = []
+        self._images: list[Descriptor] = []  # one per manifest.json entry: what @N names
+        self._hashed: dict[str, tuple[Digest, str]] = {}  # member -> digest, media type (each read once)
         for position, item in enumerate(items):
             self._add_image(position, item)
 
@@ -132,32 +159,34 @@ class DockerArchiveReader:
         if not isinstance(item, dict) or not isinstance(item.get("Config"), str) \
                 or not isinstance(item.get("Layers"), list) or not all(isinstance(x, str) for x in item["Layers"]):
             raise MalformedDocument(f"{where} needs a Config file name and a list of Layers")
+        tags = item.get("RepoTags")
+        if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
+            raise MalformedDocument(f"{where}: RepoTags must be a list of names")
+        if len(item["Layers"]) > MAX_LAYERS:
+            raise MalformedDocument(f"{where} lists {len(item['Layers'])} layers, more than {MAX_LAYERS}")
         config_raw = self.files.read(item["Config"], MAX_CONFIG_BYTES)
         if config_raw is None:
             raise MalformedDocument(f"{where}: its config {item['Config']} is not in the archive")
         config = Descriptor(mt.DOCKER_CONFIG, Digest.of(config_raw), len(config_raw))
         self._members[config.digest] = item["Config"]
         diff_ids = _diff_ids(config_raw)
+        if diff_ids is not None and len(diff_ids) != len(item["Layers"]):
+            raise MalformedDocument(f"{where} lists {len(item['Layers'])} layers but its config has "
+                                    f"{len(diff_ids)} diff_ids; docker load refuses that too")
         layers = []
         for i, name in enumerate(item["Layers"]):
             member = self.files.member(name)
             if member is None:
                 raise MalformedDocument(f"{where}: its layer {name} is not in the archive")
-            compression = _sniff(self.files, name)
-            if compression == "none" and diff_ids is not None and i < len(diff_ids):
-                digest, media_type = diff_ids[i], mt.DOCKER_LAYER_TAR  # checked as it streams
-            else:  # a compressed layer file (or no diff_ids to trust): its digest is its bytes'
-                digest = _hash_member(self.files, name)
-                media_type = {"gzip": mt.DOCKER_LAYER_GZIP, "zstd": mt.OCI_LAYER_ZSTD}.get(compression,
-                                                                                         mt.DOCKER_LAYER_TAR)
+            digest, media_type = self._layer_identity(name, diff_ids[i] if diff_ids is not None else None)
             layers.append(Descriptor(media_type, digest, member.size))
             self._members[digest] = name
         raw = _docker_manifest(config, layers)
         platform = parse_config_platform(config_raw)
         manifest = Descriptor(mt.DOCKER_MANIFEST, Digest.of(raw), len(raw), platform=platform)
         self._documents[manifest.digest] = raw
-        tags = item.get("RepoTags") or []
-        names = [n for t in tags if isinstance(t, str) and (n := try_image_name(t, default_tag="latest"))]
+        self._images.append(manifest)
+        names = [n for t in tags or () if (n := try_image_name(t, default_tag="latest"))]
         if not names:
             self._roots.append(manifest)
         for name in names:
@@ -165,12 +194,30 @@ class DockerArchiveReader:
                 mt.ANNOTATION_CONTAINERD_NAME: str(name), mt.ANNOTATION_REF_NAME: name.tag or "latest",
             }, platform))
 
+    def _layer_identity(self, name: str, diff_id: Digest | None) -> tuple[Digest, str]:
+        """A plain tar layer is its diff_id (checked as it streams); a compressed one is hashed, once."""
+        resolved = self.files.resolve(name) or name
+        known = self._hashed.get(resolved)
+        if known is not None:
+            return known
+        compression = _sniff(self.files, name)
+        if compression == "none" and diff_id is not None:
+            found = (diff_id, mt.DOCKER_LAYER_TAR)
+        else:
+            media_type = {"gzip": mt.DOCKER_LAYER_GZIP, "zstd": mt.OCI_LAYER_ZSTD}.get(compression, mt.DOCKER_LAYER_TAR)
+            found = (_hash_member(self.files, name), media_type)
+        self._hashed[resolved] = found
+        return found
+
     # -- Reader, RootLister, TagLister ------------------------------------------------
 
     def roots(self) -> list[Descriptor]:
         return list(self._roots)
 
     def resolve(self, target: Target) -> list[Descriptor]:
+        if target.position is not None:  # the N-th manifest.json entry, as skopeo's @N and docker read it
+            image = self._images[target.position] if target.position < len(self._images) else None
+            return [next(r for r in self._roots if r.digest == image.digest)] if image is not None else []
         found = match_index_entries(self._roots, target)
         if found or target.digest is None:
             return found
@@ -208,8 +255,8 @@ class DockerArchiveReader:
 
     def pinned(self, desc: Descriptor) -> str:
         """By position when it is an image of the archive (what skopeo and docker take), else by digest."""
-        for position, root in enumerate(self._roots):
-            if root.digest == desc.digest:
+        for position, image in enumerate(self._images):
+            if image.digest == desc.digest:
                 return f"{self.location}@{position}"
         return f"{self.location}@{desc.digest}"
 
@@ -219,7 +266,7 @@ class DockerArchiveReader:
 
 def _diff_ids(config_raw: bytes) -> list[Digest] | None:
     try:
-        obj = json.loads(config_raw)
+        obj = jsontext.loads(config_raw)
         ids = obj["rootfs"]["diff_ids"]
         return [Digest.parse(d) for d in ids] if isinstance(ids, list) else None
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, OcisiftError):
@@ -235,6 +282,9 @@ class DockerArchiveWriter:
         self.target = os.path.abspath(path)
         self.location = f"docker-archive:{path}"
         self.display_path = path
+        if os.path.exists(self.target):  # as skopeo: a docker archive is written whole, never changed
+            raise UsageError(f"{path} exists; a docker archive is written whole, not added to: "
+                             "remove it or write another file")
         parent = os.path.dirname(self.target)
         os.makedirs(parent, exist_ok=True)
         self.workdir = tempfile.mkdtemp(prefix=".ocisift-docker-archive-", dir=parent)

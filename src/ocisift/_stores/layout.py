@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
+from .._core import jsontext
+
 if TYPE_CHECKING:
     from filelock import FileLock
 
@@ -55,7 +57,7 @@ class LayoutReader:
         if marker is None:
             raise NotFoundError(f"{path} is not an OCI layout: no oci-layout file")
         try:
-            version = json.loads(marker).get("imageLayoutVersion")
+            version = jsontext.loads(marker).get("imageLayoutVersion")
         except (ValueError, AttributeError):
             raise MalformedDocument(f"{path}/oci-layout is not valid JSON") from None
         if not isinstance(version, str):
@@ -87,7 +89,7 @@ class LayoutReader:
         if raw is None or len(raw) < 1 << 20:
             return self.roots()
         try:
-            rows = json.loads(raw).get("manifests") or []
+            rows = jsontext.loads(raw).get("manifests") or []
         except (ValueError, AttributeError):
             return self.roots()  # let the full parser report the problem
         if not isinstance(rows, list):
@@ -232,7 +234,7 @@ class LayoutStore(LayoutReader):
         with self._lock():
             raw = self.directory.read("index.json", MAX_INDEX_JSON_BYTES) or index_json_bytes({"manifests": []})
             try:
-                current = json.loads(raw)
+                current = jsontext.loads(raw)
             except ValueError:
                 raise MalformedDocument(f"{self.path}/index.json is not valid JSON; not changing it") from None
             if not isinstance(current, dict):

@@ -69,12 +69,15 @@ class PathFilter:
         return [pat for pat in patterns if any(fnmatch.fnmatchcase(p, pat) for p in prefixes)]
 
     def allows(self, path: str) -> bool:
+        hits: list[str] = []
         if self.include:
             hits = self._hits(self.include, path)
             if not hits:
                 return False
-            self.matched.update(hits)
-        return not (self.exclude and self._hits(self.exclude, path))
+        if self.exclude and self._hits(self.exclude, path):
+            return False
+        self.matched.update(hits)  # an include counts only for what is really written
+        return True
 
     def unmatched(self) -> list[str]:
         """--include patterns nothing matched: the user asked for something the layers do not hold."""
@@ -425,6 +428,10 @@ class TreeBuilder:
 
 
 MAX_SYMLINK_HOPS = 255  # as filepath-securejoin allows
+# Resolving paths through links costs steps; a layer gets a fixed allowance plus a few hundred per entry,
+# so links made to be walked over and over (long chains of long targets) cannot cost more than linear time.
+RESOLUTION_STEPS_BASE = 1_000_000
+RESOLUTION_STEPS_PER_ENTRY = 256
 
 
 class ImageTreeBuilder(TreeBuilder):
@@ -432,13 +439,20 @@ class ImageTreeBuilder(TreeBuilder):
 
     _image_mode = True
 
+    _steps = 0
+
     def _in_root(self, parts: list[str], *, follow_last: bool) -> list[str]:
         """Resolve `parts` through the symlinks written so far, inside the output root as if it were `/`."""
         stack: list[str] = []
         keys: list[str] = []
         pending = deque(parts)
         hops = 0
+        allowance = RESOLUTION_STEPS_BASE + RESOLUTION_STEPS_PER_ENTRY * self.entries
         while pending:
+            self._steps += 1
+            if self._steps > allowance:
+                raise UnsafeContentError("the layer's symlinks take too much work to resolve paths through "
+                                         f"(more than {RESOLUTION_STEPS_PER_ENTRY} steps per entry); refusing it")
             part = pending.popleft()
             if part in ("", "."):
                 continue
@@ -469,11 +483,25 @@ class ImageTreeBuilder(TreeBuilder):
         return "/".join(placed)
 
     def _link_target(self, linkname: str) -> str | None:
-        """A hardlink's target is resolved like any path inside the root (containerd's RootPath)."""
+        """A hardlink's target: its parent resolved inside the root, the last component not followed
+        (containerd's hardlinkRootPath), so a hardlink may name a symlink this extraction wrote."""
         if "\0" in linkname:
             raise UnsafeContentError(f"refusing hardlink target with a NUL byte: {linkname!r}")
-        resolved = self._in_root(linkname.split("/"), follow_last=True)
-        return "/".join(resolved) or None
+        parts = linkname.split("/")
+        resolved = [*self._in_root(parts[:-1], follow_last=True), *([parts[-1]] if parts[-1] else [])]
+        return "/".join(p for p in resolved if p not in ("", ".")) or None
+
+    def _hardlink(self, rel: str, linkname: str, layer: int) -> None:
+        target = self._link_target(linkname)
+        if target is None or self.kinds.get(target) != "link":
+            super()._hardlink(rel, linkname, layer)
+            return
+        self._parents(rel, layer)  # a hardlink to a symlink: the same link, once more
+        self._replace_existing(rel, layer, "link")
+        os.link(self._abs(target), self._abs(rel), follow_symlinks=False)
+        self.kinds[rel] = "link"
+        self.links[rel] = self.links[target]
+        self.layer_of[rel] = layer
 
     def _symlink(self, rel: str, target: str, layer: int) -> None:
         """Kept exactly as written: a root filesystem's links point wherever its programs expect."""

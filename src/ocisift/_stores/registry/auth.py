@@ -8,13 +8,13 @@ defaults to 60 seconds; a token is renewed a little before that.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..._core import jsontext
 from ..._core.errors import AuthError
 
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
@@ -62,7 +62,7 @@ def renewal_time(received: float, expires_in: float) -> float:
 def parse_token_response(body: bytes, realm: str, received: float) -> Token:
     """`{"token": …}` or `{"access_token": …}`, with an optional `expires_in` (seconds)."""
     try:
-        obj: Any = json.loads(body)
+        obj: Any = jsontext.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise AuthError(f"token service {realm} answered something that is not JSON") from None
     if not isinstance(obj, dict):

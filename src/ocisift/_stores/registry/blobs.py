@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import urllib3
 
 from ..._core.digest import Digest, VerifyingReader
-from ..._core.errors import IntegrityError, NotFoundError, OcisiftError
+from ..._core.errors import IncompleteTransfer, IntegrityError, NotFoundError, OcisiftError
 from ..._core.models import Descriptor
 from .repository import Repository
 from .session import discard, error_text
@@ -102,7 +102,7 @@ class ResumingBody(io.RawIOBase):
     def _resume(self, cause: BaseException | None) -> None:
         discard(self.resp)
         if self.resumed >= self.attempts:
-            raise IntegrityError(f"download of {self.url} broke {self.resumed + 1} times; giving up "
+            raise IncompleteTransfer(f"download of {self.url} broke {self.resumed + 1} times; giving up "
                                  f"after {self.got} of {self.size} bytes ({cause})")
         self.resumed += 1
         resp = self.repo.request("GET", self.url, headers={"Range": f"bytes={self.got}-"})
@@ -119,7 +119,7 @@ class ResumingBody(io.RawIOBase):
                         break
                     skip -= len(chunk)
             except self._BROKEN as exc:
-                raise IntegrityError(f"download of {self.url} broke again while resuming: {exc}") from None
+                raise IncompleteTransfer(f"download of {self.url} broke again while resuming: {exc}") from None
             if skip != 0:  # started past what we have, or ended before reaching it
                 discard(resp)
                 raise IntegrityError(f"registry answered a resume of {self.url} with a range that does not fit")

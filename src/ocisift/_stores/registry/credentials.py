@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
+from ..._core import jsontext
 from ..._core.errors import AuthError
 
 _HELPER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -57,7 +58,7 @@ def _helper(name: object, host: str) -> Credentials | None:
     if proc.returncode != 0:
         return None  # the helper has nothing for this host
     try:
-        body = json.loads(proc.stdout)
+        body = jsontext.loads(proc.stdout)
     except ValueError:
         raise AuthError(f"credential helper docker-credential-{name} answered something that is not JSON") from None
     if not isinstance(body, dict):
@@ -74,7 +75,7 @@ def lookup_credentials(host: str, config_path: str | None = None) -> Credentials
     path = config_path or docker_config_path()
     try:
         with open(path, "rb") as fh:
-            config: dict[str, Any] = json.load(fh)
+            config: dict[str, Any] = jsontext.load(fh)
     except FileNotFoundError:
         return None
     except ValueError:
@@ -116,7 +117,7 @@ def store_credentials(host: str, creds: Credentials | None, config_path: str | N
     path = config_path or docker_config_path()
     try:
         with open(path, "rb") as fh:
-            config: dict[str, Any] = json.load(fh)
+            config: dict[str, Any] = jsontext.load(fh)
     except FileNotFoundError:
         config = {}
     except ValueError:

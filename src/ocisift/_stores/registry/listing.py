@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any
 
+from ..._core import jsontext
 from ..._core import mediatypes as mt
 from ..._core.errors import MalformedDocument, NotFoundError, OcisiftError
 from ..._core.models import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_document, referrer_descriptor
@@ -49,7 +50,7 @@ def list_tags(repo: Repository, page_size: int = TAG_PAGE_SIZE, limit: int | Non
 
 def _json(data: bytes, what: str) -> Any:
     try:
-        return json.loads(data)
+        return jsontext.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise MalformedDocument(f"{what} is not valid JSON") from None
 
