@@ -262,3 +262,43 @@ def test_a_repository_that_does_not_exist_says_so(registry, cli):
         res = cli(*args, "--format", "json")
         assert res.code == 3, res.out
         assert "repository acme/no-such-repo does not exist" in res.json()["error"]["message"]
+
+
+def test_one_blob_is_uploaded_once_however_many_threads_push_it(registry, monkeypatch):
+    """Two uploads of one blob into one repository must not overlap (distribution 2.8 can then refuse the
+    manifest with "blob unknown"): the second pusher waits for the first and skips."""
+    import io
+    import threading
+    import time
+
+    from ocisift._core.digest import Digest
+    from ocisift._core.models import Descriptor
+    from ocisift._core.reference import parse_image_name
+    from ocisift._stores.registry import store as registry_store
+
+    calls = []
+    real = registry_store.upload_blob
+
+    def slow_upload(repo, desc, stream, chunk_size):
+        calls.append(desc.digest)
+        time.sleep(0.3)  # long enough for the other thread to arrive meanwhile
+        return real(repo, desc, stream, chunk_size)
+
+    monkeypatch.setattr(registry_store, "upload_blob", slow_upload)
+    data = b"shared config " + str(time.time()).encode()
+    desc = Descriptor("application/vnd.oci.image.config.v1+json", Digest.of(data), len(data))
+    store = registry_store.RegistryStore(parse_image_name(f"{registry.host}/acme/once"))
+    errors = []
+
+    def push():
+        try:
+            store.push(desc, io.BytesIO(data))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=push) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and calls == [desc.digest] and store.exists(desc)

@@ -23,7 +23,7 @@ from .blobs import blob_exists, fetch_blob
 from .listing import TAG_PAGE_SIZE, add_fallback_referrer, list_referrers, list_tags
 from .manifests import delete_manifest, get_manifest, manifest_exists, put_manifest
 from .repository import Repository
-from .uploads import mount_blob, upload_blob
+from .uploads import mount_blob, single_upload, upload_blob
 
 
 class RegistryStore:
@@ -97,7 +97,9 @@ class RegistryStore:
     def push(self, desc: Descriptor, stream: ByteSource) -> None:
         """Blobs by upload; manifests and indexes by PUT to their digest (and the referrer fallback if needed)."""
         if not (mt.is_manifest(desc.media_type) or mt.is_index(desc.media_type)):
-            upload_blob(self.repo, desc, stream, self.options.chunk_size)
+            with single_upload(self.repo, desc) as needed:
+                if needed:
+                    upload_blob(self.repo, desc, stream, self.options.chunk_size)
             return
         raw = stream.read(MAX_MANIFEST_BYTES + 1)
         verify_bytes(raw, desc.digest, desc.size, what=f"manifest {desc.digest.short}")

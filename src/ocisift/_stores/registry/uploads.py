@@ -6,14 +6,45 @@ another origin; the session sends credentials only to the registry's own.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..._core.digest import verified
 from ..._core.errors import OcisiftError
 from ..._core.models import Descriptor
 from ..._core.sources import ByteSource
+from .blobs import blob_exists
 from .repository import Repository
 from .session import discard, error_text
+
+_IN_FLIGHT: dict[tuple[str, str, str], threading.Event] = {}
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+@contextmanager
+def single_upload(repo: Repository, desc: Descriptor) -> Iterator[bool]:
+    """One upload of a blob into a repository at a time in this process; yields False when another
+    thread has just uploaded it (the caller then skips). Distribution 2.8 can answer a manifest PUT with
+    "blob unknown" when two uploads of one blob into one repository overlap, so they never do here."""
+    key = (repo.base, repo.name, str(desc.digest))
+    while True:
+        with _IN_FLIGHT_LOCK:
+            running = _IN_FLIGHT.get(key)
+            if running is None:
+                mine = _IN_FLIGHT[key] = threading.Event()
+                break
+        running.wait()
+        if blob_exists(repo, desc.digest):
+            yield False
+            return
+    try:
+        yield True
+    finally:
+        with _IN_FLIGHT_LOCK:
+            _IN_FLIGHT.pop(key, None)
+        mine.set()
 
 
 def start_upload(repo: Repository) -> str:
