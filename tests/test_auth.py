@@ -131,14 +131,17 @@ def test_authorization_is_not_sent_to_another_host_on_redirect(basic_registry, t
 
 @needs_registry
 def test_bearer_token_flow_against_a_real_registry(tmp_path_factory, monkeypatch, cli):
+    from tls import make_ca, server_context
     from tokens import Issuer
 
     work = tmp_path_factory.mktemp("token")
     issuer = Issuer({USER: PASSWORD})
     issuer.write_bundle(work / "bundle.pem")
-    server = issuer.serve()
+    ca = make_ca(work / "ca")
+    server = issuer.serve(tls=server_context(*ca.issue("token-service")))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca.cert))  # the client trusts the test CA, as with a private CA
     try:
-        realm = f"http://127.0.0.1:{server.server_address[1]}/token"
+        realm = f"https://127.0.0.1:{server.server_address[1]}/token"  # a password goes only to HTTPS realms
         layout = str(work / "layout")
         build_sample_layout(layout)
         with run_registry(work, token={"realm": realm, "service": issuer.service, "issuer": issuer.name,

@@ -21,6 +21,7 @@ from faults import Faults, proxy
 from ocisift import LayerSelector
 from ocisift._stores.registry.auth import Token, parse_token_response, renewal_time
 from registry import run_registry
+from tls import make_ca, server_context
 from tokens import Issuer
 
 USER, PASSWORD = "ci-user", "s3cret-pass"
@@ -41,9 +42,12 @@ def token_registry(tmp_path_factory):
     work = tmp_path_factory.mktemp("tokens")
     issuer = Issuer({USER: PASSWORD})
     issuer.write_bundle(work / "bundle.pem")
-    server = issuer.serve()
+    ca = make_ca(work / "ca")
+    server = issuer.serve(tls=server_context(*ca.issue("token-service")))
+    previous_ca = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = str(ca.cert)  # the client trusts the test CA, as with a private CA
     try:
-        realm = f"http://127.0.0.1:{server.server_address[1]}/token"
+        realm = f"https://127.0.0.1:{server.server_address[1]}/token"  # a password goes only to HTTPS realms
         with run_registry(work, token={"realm": realm, "service": issuer.service, "issuer": issuer.name,
                                        "bundle": str(work / "bundle.pem")}) as reg:
             files = []
@@ -65,6 +69,10 @@ def token_registry(tmp_path_factory):
     finally:
         server.shutdown()
         server.server_close()
+        if previous_ca is None:
+            os.environ.pop("SSL_CERT_FILE", None)
+        else:
+            os.environ["SSL_CERT_FILE"] = previous_ca
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import http.server
 import json
+import ssl
 import threading
 import time
 import urllib.parse
@@ -58,7 +59,8 @@ class Issuer:
         r, s = decode_dss_signature(self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
         return f"{signing_input}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
-    def serve(self) -> http.server.ThreadingHTTPServer:
+    def serve(self, tls: ssl.SSLContext | None = None) -> http.server.ThreadingHTTPServer:
+        """On a free loopback port; over HTTPS with `tls` (a password goes to a token service only that way)."""
         issuer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -91,5 +93,7 @@ class Issuer:
                 pass
 
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            server.socket = tls.wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server

@@ -20,7 +20,8 @@ from .errors import IntegrityError, UsageError
 from .sources import CHUNK, ByteSource
 
 _ALGORITHMS = {"sha256": 64, "sha512": 128}
-_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+_DIGEST_RE = re.compile(r"([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)")
+_HEX_RE = re.compile(r"[a-f0-9]+")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -30,14 +31,14 @@ class Digest:
 
     @classmethod
     def parse(cls, text: str) -> Digest:
-        m = _DIGEST_RE.match(text)
+        m = _DIGEST_RE.fullmatch(text) if isinstance(text, str) else None  # `$` would let a trailing newline in
         if not m:
             raise UsageError(f"invalid digest {text!r}: expected ALGORITHM:HEX such as sha256:<64 hex>")
         algorithm, value = m.group(1), m.group(2)
         want = _ALGORITHMS.get(algorithm)
         if want is None:
             raise UsageError(f"unsupported digest algorithm {algorithm!r} (supported: sha256, sha512)")
-        if len(value) != want or not re.fullmatch(r"[a-f0-9]+", value):
+        if len(value) != want or not _HEX_RE.fullmatch(value):
             raise UsageError(f"invalid {algorithm} digest {text!r}: expected {want} lowercase hex characters")
         return cls(algorithm, value)
 

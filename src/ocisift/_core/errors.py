@@ -81,6 +81,12 @@ class UnsupportedError(UsageError):
     kind = "unsupported"
 
 
+class TransferTimeout(OcisiftError):
+    """A server too slow to wait for: a response not whole within --timeout, or a body that trickles (exit 1)."""
+
+    kind = "timeout"
+
+
 class ConflictError(OcisiftError):
     """Two artifact layers write one path, or the destination disagrees with the pull (exit 1)."""
 

@@ -60,6 +60,9 @@ class Descriptor:
         artifact_type = obj.get("artifactType")
         if artifact_type is not None and not isinstance(artifact_type, str):
             raise MalformedDocument(f"{where}: artifactType must be a string")
+        urls = obj.get("urls") or []
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise MalformedDocument(f"{where}: urls must be a list of strings")
         return cls(
             media_type=media_type,
             digest=parsed,
@@ -67,7 +70,7 @@ class Descriptor:
             annotations=_annotations(obj.get("annotations"), where),
             platform=Platform.from_json(platform, where) if platform is not None else None,
             artifact_type=artifact_type,
-            urls=tuple(obj.get("urls") or ()),
+            urls=tuple(urls),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -56,7 +56,7 @@ class Platform:
         parts = spec.split("/")
         if (
             not 2 <= len(parts) <= 3
-            or not all(p and _PART.match(p) for p in parts)
+            or not all(p and _PART.fullmatch(p) for p in parts)
             or (sep and not os_version)
         ):
             raise UsageError(

@@ -55,7 +55,7 @@ def _bad(text: str, why: str) -> ReferenceError_:
 
 
 def is_tag(text: str) -> bool:
-    return bool(_TAG_RE.match(text))
+    return bool(_TAG_RE.fullmatch(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,7 @@ def parse_image_name(text: str, *, default_tag: str | None = "latest") -> ImageN
     if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost" or parts[0] != parts[0].lower()):
         host = parts[0]
         path = parts[1:]
-        if not _HOST_RE.match(host):
+        if not _HOST_RE.fullmatch(host):
             raise _bad(original, f"invalid registry host {host!r}")
     else:
         host = DEFAULT_HOST
@@ -123,7 +123,7 @@ def parse_image_name(text: str, *, default_tag: str | None = "latest") -> ImageN
     if not path or not all(path):
         raise _bad(original, "empty repository path component")
     for comp in path:
-        if not _COMPONENT_RE.match(comp):
+        if not _COMPONENT_RE.fullmatch(comp):
             why = "repository names must be lowercase" if comp.lower() != comp else f"invalid path component {comp!r}"
             raise _bad(original, why)
     if host == DEFAULT_HOST and len(path) == 1:

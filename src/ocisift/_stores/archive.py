@@ -60,7 +60,7 @@ class ArchiveWriter(LayoutStore):
     def _seed(self, files: ArchiveFiles) -> None:
         """Every layout file of the old archive, symlinked ones too (they are read through the link)."""
         for name in [*files.members, *files.links]:
-            if not _LAYOUT_MEMBER.match(name) or files.resolve(name) is None:
+            if not _LAYOUT_MEMBER.fullmatch(name) or files.resolve(name) is None:
                 continue
             dest = os.path.join(self.workdir, *name.split("/"))  # names matched the layout pattern above
             if not os.path.realpath(dest).startswith(os.path.realpath(self.workdir) + os.sep):

@@ -19,11 +19,13 @@ files this extraction wrote. Symlinks are treated in two ways:
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import io
 import os
 import shutil
 import tarfile
+import threading
 import zlib
 from collections import deque
 from collections.abc import Sequence
@@ -36,6 +38,7 @@ from .._core.permissions import umask
 from .._core.sources import CHUNK, Readable
 from .._core.streams import ReadAhead, copy_stream
 from .limits import ExtractLimits
+from .staging import remove_tree
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -164,6 +167,81 @@ def open_tar_stream(raw: Readable, media_type: str, limits: ExtractLimits, budge
 
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, zlib.error, EOFError, OSError, ValueError)
 
+# Go's archive/tar allows 1 MiB for a PAX header or a GNU long name; tarfile would read any size into memory.
+MAX_SPECIAL_HEADER = 1 << 20
+MAX_SPARSE_ENTRIES = 100_000
+MAX_HEADER_CHAIN = 8  # PAX and long-name headers in a row before one member (tarfile would recurse through all)
+_SPECIAL = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+            tarfile.GNUTYPE_LONGLINK)
+_chain = threading.local()
+
+
+class CappedTarInfo(tarfile.TarInfo):
+    """tarfile's headers with bounds: every header tarfile reads into memory has a size cap, chains of them a
+    length cap, sparse maps an entry cap; past any of them the layer is refused, not read."""
+
+    def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type not in _SPECIAL:
+            return super()._proc_member(tf)  # type: ignore[misc,no-any-return]
+        if self.size > MAX_SPECIAL_HEADER:
+            raise UnsafeContentError(f"refusing a {self.size}-byte extended tar header (the cap is "
+                                     f"{MAX_SPECIAL_HEADER} bytes)")
+        depth = getattr(_chain, "depth", 0)
+        if depth >= MAX_HEADER_CHAIN:
+            raise UnsafeContentError(f"refusing more than {MAX_HEADER_CHAIN} extended tar headers before one member")
+        _chain.depth = depth + 1
+        try:
+            return super()._proc_member(tf)  # type: ignore[misc,no-any-return]
+        finally:
+            _chain.depth = depth
+
+    def _proc_sparse(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
+        """A GNU sparse member: tarfile's reading of the extension blocks, with a cap on how many."""
+        structs, isextended, origsize = self._sparse_structs  # type: ignore[attr-defined]
+        del self._sparse_structs  # type: ignore[attr-defined]
+        while isextended:
+            if len(structs) > MAX_SPARSE_ENTRIES:
+                raise UnsafeContentError(f"refusing a sparse tar member with more than {MAX_SPARSE_ENTRIES} regions")
+            buf = tf.fileobj.read(tarfile.BLOCKSIZE)
+            if len(buf) < tarfile.BLOCKSIZE:
+                raise tarfile.ReadError("unexpected end of data in a sparse header")
+            pos = 0
+            for _ in range(21):
+                try:
+                    offset = tarfile.nti(buf[pos:pos + 12])  # type: ignore[attr-defined]
+                    numbytes = tarfile.nti(buf[pos + 12:pos + 24])  # type: ignore[attr-defined]
+                except ValueError:
+                    break
+                if offset and numbytes:
+                    structs.append((offset, numbytes))
+                pos += 24
+            isextended = bool(buf[504])
+        self.sparse = structs
+        self.offset_data = tf.fileobj.tell()
+        tf.offset = self.offset_data + self._block(self.size)  # type: ignore[attr-defined]
+        self.size = origsize
+        return self
+
+    def _proc_gnusparse_10(self, next_: tarfile.TarInfo, pax_headers: dict[str, str], tf: tarfile.TarFile) -> None:
+        """A PAX 1.0 sparse map: tarfile's reading of it, with a cap on its entries."""
+        sparse: list[int] = []
+        buf = tf.fileobj.read(tarfile.BLOCKSIZE)
+        head, buf = buf.split(b"\n", 1)
+        fields = int(head)
+        if fields > MAX_SPARSE_ENTRIES:
+            raise UnsafeContentError(f"refusing a sparse tar member with {fields} regions (the cap is "
+                                     f"{MAX_SPARSE_ENTRIES})")
+        while len(sparse) < fields * 2:
+            if b"\n" not in buf:
+                more = tf.fileobj.read(tarfile.BLOCKSIZE)
+                if not more:
+                    raise tarfile.ReadError("unexpected end of data in a sparse map")
+                buf += more
+            number, buf = buf.split(b"\n", 1)
+            sparse.append(int(number))
+        next_.offset_data = tf.fileobj.tell()
+        next_.sparse = list(zip(sparse[::2], sparse[1::2], strict=False))  # type: ignore[assignment]  # typeshed says bytes
+
 
 class TreeBuilder:
     """Applies tar layers, in order, into a staging directory it alone writes to."""
@@ -185,9 +263,11 @@ class TreeBuilder:
         self.kinds: dict[str, str] = {}
         self.links: dict[str, str] = {}
         self.layer_of: dict[str, int] = {}
+        self.children: dict[str, set[str]] = {}  # directory -> the entries directly in it ("" is the root)
         self.entries = 0
         self.files_written = 0
         self._umask = umask()
+        self._meter: _Meter | None = None  # the current layer's unpacked-bytes meter
 
     # -- one layer ---------------------------------------------------------------
 
@@ -195,7 +275,9 @@ class TreeBuilder:
         """Unpack one verified stream; the digest is checked before this returns."""
         try:
             stream, _ = open_tar_stream(raw, media_type, self.limits, self.budget)
-            with tarfile.open(fileobj=stream, mode="r|", errorlevel=2, bufsize=MEMBER_CHUNK) as tar:
+            self._meter = stream
+            with tarfile.open(fileobj=stream, mode="r|", errorlevel=2, bufsize=MEMBER_CHUNK,
+                              tarinfo=CappedTarInfo) as tar:
                 members = iter(tar)
                 while True:
                     try:
@@ -258,11 +340,19 @@ class TreeBuilder:
         """Where an entry lands: as written (artifact layers, which never write through links)."""
         return rel
 
+    def _note(self, rel: str, kind: str, layer: int, link: str | None = None) -> None:
+        """Record what this extraction wrote at `rel` (the model every later check reads)."""
+        self.kinds[rel] = kind
+        self.layer_of[rel] = layer
+        if link is not None:
+            self.links[rel] = link
+        self.children.setdefault(rel.rpartition("/")[0], set()).add(rel)
+
     def _parents(self, rel: str, layer: int) -> None:
         """Create missing parents; refuse to go through a symlink or a file."""
-        parts = rel.split("/")[:-1]
-        for i in range(len(parts)):
-            key = "/".join(parts[: i + 1])
+        key = ""
+        for part in rel.split("/")[:-1]:
+            key = f"{key}/{part}" if key else part  # built as it goes: no rejoining per level
             kind = self.kinds.get(key)
             if kind == "link":
                 raise UnsafeContentError(f"refusing {rel!r}: {key!r} is a symlink and nothing is written through one")
@@ -271,12 +361,12 @@ class TreeBuilder:
                 self._remove(key)
                 kind = None
             if kind is None:
-                os.mkdir(self._abs(key), 0o755)
-                self.kinds[key] = "dir"
-                self.layer_of[key] = layer
-        parent_abs = os.path.realpath(os.path.dirname(self._abs(rel)))
-        if parent_abs != self.root and not parent_abs.startswith(self.root + os.sep):
-            raise UnsafeContentError(f"refusing {rel!r}: it would land outside the output directory")
+                _mkdir(self._abs(key), rel)
+                self._note(key, "dir", layer)
+        if "/" in rel:  # every parent was made or checked above as a real directory; say so to the OS too
+            parent_abs = os.path.realpath(os.path.dirname(self._abs(rel)))
+            if parent_abs != self.root and not parent_abs.startswith(self.root + os.sep):
+                raise UnsafeContentError(f"refusing {rel!r}: it would land outside the output directory")
 
     def _conflict(self, rel: str, layer: int, why: str) -> None:
         owner = self.layer_of.get(rel)
@@ -299,6 +389,13 @@ class TreeBuilder:
         self._conflict(rel, layer, f"{kind} replaced by {new_kind}")
         self._remove(rel)
 
+    def _charge_written(self, n: int, rel: str) -> None:
+        """Bytes written that never passed through the stream (a sparse file's holes, a hardlink made a copy)
+        count as if they had: against the size cap and the ratio cap, like every unpacked byte."""
+        if n > 0 and self._meter is not None:
+            self._meter.count += n
+            self._meter._check(n)
+
     def _escapes(self, rel: str, target: str) -> bool:
         if target.startswith("/") or "\0" in target:
             return True
@@ -307,19 +404,22 @@ class TreeBuilder:
 
     def _resolve(self, parts: list[str]) -> list[str] | None:
         stack: list[str] = []
-        queue = list(parts)
+        keys: list[str] = []
+        queue = deque(parts)
         hops = 0
         while queue:
-            p = queue.pop(0)
+            p = queue.popleft()
             if p in ("", "."):
                 continue
             if p == "..":
                 if not stack:
                     return None
                 stack.pop()
+                keys.pop()
                 continue
             stack.append(p)
-            key = "/".join(stack)
+            key = f"{keys[-1]}/{p}" if keys else p
+            keys.append(key)
             if self.kinds.get(key) == "link":
                 hops += 1
                 if hops > 40:
@@ -328,7 +428,8 @@ class TreeBuilder:
                 if target.startswith("/"):
                     return None
                 stack.pop()
-                queue = target.split("/") + queue
+                keys.pop()
+                queue.extendleft(reversed(target.split("/")))
         return stack
 
     # -- writers -------------------------------------------------------------------
@@ -337,12 +438,14 @@ class TreeBuilder:
         self._parents(rel, layer)
         self._replace_existing(rel, layer, "dir")
         if self.kinds.get(rel) != "dir":
-            os.mkdir(self._abs(rel), 0o755)
-            self.kinds[rel] = "dir"
+            _mkdir(self._abs(rel), rel)
+            self._note(rel, "dir", layer)
         os.chmod(self._abs(rel), ((mode & 0o755) | 0o700) & ~self._umask)  # the layer's mode, under the umask
-        self.layer_of.setdefault(rel, layer)
 
     def _file(self, tar: tarfile.TarFile, m: tarfile.TarInfo, rel: str, layer: int) -> None:
+        sparse = getattr(m, "sparse", None)
+        if sparse:  # GNU or PAX sparse: the stream holds the data blocks; the file is written at its full size
+            self._charge_written(m.size - sum(size for _, size in sparse), rel)
         self._parents(rel, layer)
         self._replace_existing(rel, layer, "file")
         src = tar.extractfile(m)
@@ -351,8 +454,7 @@ class TreeBuilder:
         with os.fdopen(fd, "wb") as out:
             if src is not None:
                 copy_stream(cast(Readable, src), out.write, MEMBER_CHUNK)  # an ExFileObject: it has readinto
-        self.kinds[rel] = "file"
-        self.layer_of[rel] = layer
+        self._note(rel, "file", layer)
         self.files_written += 1
         try:
             os.utime(path, (m.mtime, m.mtime), follow_symlinks=False)
@@ -365,9 +467,7 @@ class TreeBuilder:
         self._parents(rel, layer)
         self._replace_existing(rel, layer, "link")
         os.symlink(target, self._abs(rel))
-        self.kinds[rel] = "link"
-        self.links[rel] = target
-        self.layer_of[rel] = layer
+        self._note(rel, "link", layer, target)
 
     def _link_target(self, linkname: str) -> str | None:
         return normalize_member(linkname)
@@ -384,25 +484,33 @@ class TreeBuilder:
         self._replace_existing(rel, layer, "file")
         try:
             os.link(self._abs(target), self._abs(rel), follow_symlinks=False)
-        except OSError:
+        except OSError:  # no hardlinks here (another filesystem, too many links): a copy, which takes space
+            self._charge_written(os.path.getsize(self._abs(target)), rel)
             shutil.copy2(self._abs(target), self._abs(rel), follow_symlinks=False)
-        self.kinds[rel] = "file"
-        self.layer_of[rel] = layer
+        self._note(rel, "file", layer)
 
     def _remove(self, rel: str) -> None:
+        """Remove what this extraction wrote at `rel` (a directory with all below it), in the model and on disk.
+
+        The cost is the size of what goes: the model knows each directory's entries.
+        """
         kind = self.kinds.get(rel)
         if kind is None:
             return
-        parts = rel.split("/")
-        for i in range(len(parts) - 1):
-            if self.kinds.get("/".join(parts[: i + 1])) == "link":
+        key = ""
+        for part in rel.split("/")[:-1]:
+            key = f"{key}/{part}" if key else part
+            if self.kinds.get(key) == "link":
                 raise UnsafeContentError(f"refusing to remove {rel!r} through a symlink")
         path = self._abs(rel)
         if kind == "dir":
-            shutil.rmtree(path)
-            prefix = rel + "/"
-            for key in [k for k in self.kinds if k.startswith(prefix)]:
-                self._forget(key)
+            remove_tree(path)
+            pending = [rel]
+            while pending:
+                below = self.children.pop(pending.pop(), set())
+                pending.extend(k for k in below if self.kinds.get(k) == "dir")
+                for k in below:
+                    self._forget(k)
         else:
             os.unlink(path)
         self._forget(rel)
@@ -411,13 +519,14 @@ class TreeBuilder:
         self.kinds.pop(rel, None)
         self.links.pop(rel, None)
         self.layer_of.pop(rel, None)
+        siblings = self.children.get(rel.rpartition("/")[0])
+        if siblings is not None:
+            siblings.discard(rel)
 
     def _opaque(self, parent: str, layer: int) -> None:
         """Opaque whiteout: hide what lower layers put in `parent`, keep this layer's."""
-        prefix = parent + "/" if parent else ""
-        lower = [k for k in self.kinds if k.startswith(prefix) and k != parent and self.layer_of.get(k, layer) < layer]
-        for key in sorted(lower, key=lambda k: k.count("/")):
-            if key in self.kinds and "/" not in key[len(prefix):]:
+        for key in sorted(self.children.get(parent, ())):
+            if self.layer_of.get(key, layer) < layer:
                 self._remove(key)
 
     def finish(self) -> None:
@@ -499,9 +608,7 @@ class ImageTreeBuilder(TreeBuilder):
         self._parents(rel, layer)  # a hardlink to a symlink: the same link, once more
         self._replace_existing(rel, layer, "link")
         os.link(self._abs(target), self._abs(rel), follow_symlinks=False)
-        self.kinds[rel] = "link"
-        self.links[rel] = self.links[target]
-        self.layer_of[rel] = layer
+        self._note(rel, "link", layer, self.links[target])
 
     def _symlink(self, rel: str, target: str, layer: int) -> None:
         """Kept exactly as written: a root filesystem's links point wherever its programs expect."""
@@ -510,12 +617,19 @@ class ImageTreeBuilder(TreeBuilder):
         self._parents(rel, layer)
         self._replace_existing(rel, layer, "link")
         os.symlink(target, self._abs(rel))
-        self.kinds[rel] = "link"
-        self.links[rel] = target
-        self.layer_of[rel] = layer
+        self._note(rel, "link", layer, target)
 
     def finish(self) -> None:
         """Links in a root filesystem may point anywhere: they were never followed while writing."""
+
+
+def _mkdir(path: str, rel: str) -> None:
+    try:
+        os.mkdir(path, 0o755)
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise UnsafeContentError(f"refusing {rel[:200]!r}…: the path is longer than this system allows") from None
+        raise
 
 
 def _check_digest_first(raw: VerifyingReader | ReadAhead) -> None:

@@ -91,7 +91,7 @@ _SAFE_NAME = re.compile(r"^[^/\\\0]+$")
 
 def safe_name(name: str, what: str = "name") -> str:
     """A single path component we are willing to create: no separators, no dot-dot."""
-    if not _SAFE_NAME.match(name) or name in (".", ".."):
+    if not _SAFE_NAME.fullmatch(name) or name in (".", ".."):
         raise UnsafeContentError(f"refusing {what} {name!r}: it must be a plain file name")
     return name
 

@@ -22,7 +22,7 @@ class Staging:
         self.root = tempfile.mkdtemp(prefix=".ocisift-staging-", dir=parent)
 
     def abort(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_tree_quietly(self.root)
 
     def commit(self) -> list[str]:
         """Move staged entries into the destination; checks everything before moving anything."""
@@ -39,7 +39,7 @@ class Staging:
                     os.mkdir(target, 0o755)
             else:
                 os.replace(os.path.join(self.root, rel), target)
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_tree_quietly(self.root)
         return [rel for rel, is_dir in moves if not is_dir]
 
     def _plan(self) -> list[tuple[str, bool]]:
@@ -69,15 +69,45 @@ class Staging:
 
 
 def _walk_rel(root: str, with_dirs: bool = False) -> list[str]:
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
-        rel_dir = "" if rel_dir == "." else rel_dir
-        for d in sorted(dirnames):  # directories themselves only when asked; links to them always
-            if with_dirs or os.path.islink(os.path.join(dirpath, d)):
-                out.append(os.path.join(rel_dir, d))
-        for f in sorted(filenames):
-            out.append(os.path.join(rel_dir, f))
-        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+    """Paths below root, parents first, sorted, never through a link; a loop, not recursion (os.walk recurses
+    in this Python, and a staged tree may be thousands of directories deep)."""
+    out: list[str] = []
+    pending = [""]
+    while pending:
+        rel_dir = pending.pop()
+        with os.scandir(os.path.join(root, rel_dir) if rel_dir else root) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        subdirs = [e for e in entries if e.is_dir(follow_symlinks=False)]
+        for e in entries:
+            rel = os.path.join(rel_dir, e.name) if rel_dir else e.name
+            if e.is_dir(follow_symlinks=False):
+                if with_dirs:
+                    out.append(rel)
+            else:
+                out.append(rel)  # files, and links (to directories too)
+        pending.extend(os.path.join(rel_dir, e.name) if rel_dir else e.name for e in reversed(subdirs))
     return out
 
+
+def remove_tree(path: str) -> None:
+    """shutil.rmtree without its recursion (a tree thousands of directories deep ends in RecursionError)."""
+    pending = [path]
+    dirs: list[str] = []
+    while pending:
+        current = pending.pop()
+        dirs.append(current)
+        with os.scandir(current) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                else:
+                    os.unlink(entry.path)
+    for d in reversed(dirs):
+        os.rmdir(d)
+
+
+def remove_tree_quietly(path: str) -> None:
+    try:
+        remove_tree(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)

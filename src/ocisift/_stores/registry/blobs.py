@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 import urllib3
 
 from ..._core.digest import Digest, VerifyingReader
-from ..._core.errors import IncompleteTransfer, IntegrityError, NotFoundError, OcisiftError
+from ..._core.errors import IncompleteTransfer, IntegrityError, NotFoundError, OcisiftError, TransferTimeout
 from ..._core.models import Descriptor
 from .repository import Repository
 from .session import discard, error_text
+from .watchdog import MIN_BYTES, WATCHDOG, Watch, socket_of
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -63,6 +64,8 @@ class ResumingBody(io.RawIOBase):
                  attempts: int = MAX_RESUMES) -> None:
         super().__init__()
         self.repo, self.url, self.size = repo, url, size
+        self.timeout = repo.session.options.timeout
+        self.watch: Watch | None = None
         self._use(resp)
         self.got = 0
         self.attempts = attempts
@@ -80,6 +83,10 @@ class ResumingBody(io.RawIOBase):
         urllib3, which decodes it.
         """
         self.resp = resp
+        if self.watch is not None:
+            WATCHDOG.done(self.watch)
+        # At least MIN_BYTES every two timeouts, or the transfer ends as a timeout: a drip is not a download.
+        self.watch = WATCHDOG.watch(socket_of(resp), window=2 * self.timeout)
         under = getattr(resp, "_fp", None)
         plain = resp.headers.get("Content-Encoding", "identity").lower() == "identity"
         self._reader: http.client.HTTPResponse | urllib3.BaseHTTPResponse = (
@@ -91,13 +98,22 @@ class ResumingBody(io.RawIOBase):
             try:
                 n = self._reader.readinto(memoryview(buffer).cast("B")) or 0
             except self._BROKEN as exc:
+                self._timed_out()
                 self._resume(exc)
                 continue
             if n == 0 and self.got < self.size:
+                self._timed_out()
                 self._resume(None)
                 continue
             self.got += n
+            if self.watch is not None:
+                self.watch.progress(n)
             return n
+
+    def _timed_out(self) -> None:
+        if self.watch is not None and self.watch.expired:
+            raise TransferTimeout(f"download of {self.url} trickled: under {MIN_BYTES // 1024} KiB in "
+                                  f"{2 * self.timeout:g} s after {self.got} of {self.size} bytes (--timeout)")
 
     def _resume(self, cause: BaseException | None) -> None:
         discard(self.resp)
@@ -128,6 +144,8 @@ class ResumingBody(io.RawIOBase):
         raise OcisiftError(f"registry answered {resp.status} when resuming {self.url}: {error_text(resp)}")
 
     def close(self) -> None:
+        if self.watch is not None:
+            WATCHDOG.done(self.watch)
         try:
             discard(self.resp)
         finally:

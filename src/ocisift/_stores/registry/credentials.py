@@ -48,7 +48,7 @@ def _config_keys(host: str) -> list[str]:
 
 def _helper(name: object, host: str) -> Credentials | None:
     """Ask `docker-credential-NAME` on PATH; NAME must be a plain name, never a path."""
-    if not isinstance(name, str) or not _HELPER_NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _HELPER_NAME.fullmatch(name) or ".." in name:
         raise AuthError(f"refusing credential helper name {name!r} from config.json: it must be a plain name")
     try:
         proc = subprocess.run([f"docker-credential-{name}", "get"], input=host.encode(), capture_output=True,

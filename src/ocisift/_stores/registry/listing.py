@@ -38,7 +38,8 @@ def list_tags(repo: Repository, page_size: int = TAG_PAGE_SIZE, limit: int | Non
         if resp.status != 200:
             raise OcisiftError(f"registry answered {resp.status} listing tags: {error_text(resp)}")
         link = resp.headers.get("Link", "")
-        body: Any = _json(read_capped(resp, MAX_TAG_PAGE_BYTES, "a page of the tag list"), "the tag list")
+        body: Any = _json(read_capped(resp, MAX_TAG_PAGE_BYTES, "a page of the tag list",
+                                      repo.session.options.timeout), "the tag list")
         page = body.get("tags") if isinstance(body, dict) else None
         if page is not None and (not isinstance(page, list) or not all(isinstance(t, str) for t in page)):
             raise MalformedDocument(f"{repo.host} sent a tag list whose tags are not strings")
@@ -64,7 +65,7 @@ def list_referrers(repo: Repository, desc: Descriptor) -> list[Descriptor]:
     resp = repo.request("GET", repo.url(f"referrers/{desc.digest}"), headers={"Accept": mt.OCI_INDEX})
     if resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(mt.OCI_INDEX):
         try:
-            raw = read_capped(resp, MAX_MANIFEST_BYTES, "the referrers list")
+            raw = read_capped(resp, MAX_MANIFEST_BYTES, "the referrers list", repo.session.options.timeout)
         except OcisiftError as exc:
             raise MalformedDocument(exc.message) from None
         doc = parse_document(raw, mt.OCI_INDEX, what="referrers")

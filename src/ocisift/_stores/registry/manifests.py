@@ -25,7 +25,7 @@ def get_manifest(repo: Repository, ident: str, pinned: Digest | None) -> tuple[b
     if resp.status != 200:
         raise OcisiftError(f"registry answered {resp.status} for manifest {ident}: {error_text(resp)}")
     try:
-        raw = read_capped(resp, MAX_MANIFEST_BYTES, f"manifest {ident}")
+        raw = read_capped(resp, MAX_MANIFEST_BYTES, f"manifest {ident}", repo.session.options.timeout)
     except OcisiftError as exc:
         raise MalformedDocument(exc.message) from None
     header = resp.headers.get("Docker-Content-Digest")

@@ -29,16 +29,18 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import urllib3
 
-from ..._core.errors import AuthError, OcisiftError
+from ..._core.errors import AuthError, OcisiftError, TransferTimeout
 from ..._core.options import RegistryOptions
 from .auth import MAX_TOKEN_BODY, Challenge, Token, parse_challenge, parse_token_response
 from .credentials import Credentials, lookup_credentials
+from .watchdog import WATCHDOG, headers_timed_out, socket_of, watched_pools
 
 Scope = tuple[str, ...]
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
 MAX_ERROR_BODY = 64 * 1024
+DEFAULT_TIMEOUT = 30.0
 _IDEMPOTENT = frozenset({"GET", "HEAD"})
 MAX_BACKOFF = 30.0
 _NOT_CONNECTED = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
@@ -111,18 +113,23 @@ def join_url(base: str, location: str) -> str:
     return joined
 
 
-def read_capped(resp: urllib3.BaseHTTPResponse, limit: int, what: str) -> bytes:
-    """A response body read into memory, refused when it is longer than `limit`."""
+def read_capped(resp: urllib3.BaseHTTPResponse, limit: int, what: str, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+    """A response body read into memory: refused when longer than `limit`, or not whole within `timeout`."""
     length = resp.headers.get("Content-Length")
     if length is not None and length.isdigit() and int(length) > limit:
         discard(resp)
         raise OcisiftError(f"{what} is {length} bytes, over the {limit}-byte limit")
+    watch = WATCHDOG.watch(socket_of(resp), whole=timeout)
     try:
         data = resp.read(limit + 1)
     except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
         resp.close()
         resp.release_conn()
+        if watch.expired:
+            raise TransferTimeout(f"{what} did not arrive whole within {timeout:g} s (--timeout)") from None
         raise OcisiftError(f"the connection broke while reading {what}: {exc}") from None
+    finally:
+        WATCHDOG.done(watch)  # a read that returned has the whole body, however late the watchdog looked
     if len(data) > limit:
         discard(resp)
         raise OcisiftError(f"{what} is over the {limit}-byte limit")
@@ -150,7 +157,7 @@ def discard(resp: urllib3.BaseHTTPResponse) -> None:
 def error_text(resp: urllib3.BaseHTTPResponse) -> str:
     """What a registry said when it refused, shortened, for a message."""
     try:
-        data = read_capped(resp, MAX_ERROR_BODY, "error body")
+        data = read_capped(resp, MAX_ERROR_BODY, "error body", timeout=5.0)
     except OcisiftError:
         return ""
     return data[:500].decode(errors="replace").strip()
@@ -183,6 +190,8 @@ class Session:
             cert_reqs="CERT_NONE" if options.insecure else "CERT_REQUIRED",
             ca_certs=options.ca_file,
         )
+        # Its connections bound the wait for a response's headers as a whole, not per byte.
+        self.pool.pool_classes_by_scheme = watched_pools(options.timeout)
         self._credentials = credentials
         self._credentials_known = credentials is not None
         self._basic: str | None = None
@@ -191,6 +200,7 @@ class Session:
         self._lock = threading.Lock()
         self._scope_locks: dict[Scope, threading.Lock] = {}
         self.token_requests = 0
+        self.withheld_from: str | None = None  # a realm the password was not sent to, for the error message
 
     # -- credentials ------------------------------------------------------------------
 
@@ -243,6 +253,11 @@ class Session:
         received = time.monotonic()
         self.token_requests += 1
         bound = Origin.of(realm)  # the password goes to the realm's origin only, never where it redirects
+        if creds is not None and not (bound.scheme == "https" or bound == self.origin):
+            # A secret crosses to another origin only encrypted: a plain-HTTP realm elsewhere gets no password
+            # (an anonymous request, which a public repository still answers).
+            self.withheld_from = realm
+            creds = None
         try:
             if creds is not None and creds.identity_token:
                 form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
@@ -258,9 +273,11 @@ class Session:
             raise AuthError(f"token service {realm} failed: {exc.message}") from None
         if resp.status != 200:
             discard(resp)
-            raise AuthError(f"token service {realm} refused ({resp.status})")
+            why = (" (its address is plain HTTP and not the registry's own, so ocisift sent it no password; "
+                   "a token service needs HTTPS to receive one)") if self.withheld_from == realm else ""
+            raise AuthError(f"token service {realm} refused ({resp.status}){why}")
         try:
-            body = read_capped(resp, MAX_TOKEN_BODY, f"the answer of token service {realm}")
+            body = read_capped(resp, MAX_TOKEN_BODY, f"the answer of token service {realm}", self.options.timeout)
         except OcisiftError as exc:
             raise AuthError(exc.message) from None
         return parse_token_response(body, realm, received)
@@ -287,6 +304,9 @@ class Session:
         if resp.status in (401, 403):
             discard(resp)
             hint = "" if self.credentials() else " (no credentials found: use ocisift login, docker login or DOCKER_CONFIG)"
+            if self.withheld_from is not None:
+                hint = (f" (the password was not sent to its token service {self.withheld_from}: plain HTTP on "
+                        "another origin receives none)")
             what = " ".join(s.split(":")[1] for s in scope if s.count(":") >= 2) or self.host
             raise AuthError(f"{self.host} refused access to {what} ({resp.status}){hint}")
         return resp
@@ -317,11 +337,13 @@ class Session:
                 resp = self.pool.request(method, url, headers=headers, body=body, preload_content=False,
                                          redirect=False, retries=False)
             except _NOT_CONNECTED as exc:  # nothing was sent: any method may try again
+                self._timed_out(url)
                 if last:
                     raise OcisiftError(f"registry {self.host} is unreachable: {_reason(exc)}") from None
                 time.sleep(self._backoff(attempt))
                 continue
             except _BROKEN_CONNECTION as exc:
+                self._timed_out(url)
                 if not replayable or last:
                     raise OcisiftError(f"registry {self.host} is unreachable: {_reason(exc)}") from None
                 time.sleep(self._backoff(attempt))
@@ -339,6 +361,11 @@ class Session:
                 continue
             return resp
         raise AssertionError("unreachable: the last attempt always returns or raises")
+
+    def _timed_out(self, url: str) -> None:
+        """A request whose headers the watchdog gave up on is a timeout, not a broken connection to retry."""
+        if headers_timed_out():
+            raise TransferTimeout(f"{self.host} did not answer {url} within {self.options.timeout:g} s (--timeout)")
 
     @staticmethod
     def _backoff(attempt: int) -> float:
