@@ -75,9 +75,10 @@ def collect_garbage(store: Reader, *, grace_seconds: float = DEFAULT_GRACE_SECON
             if digest in reachable or age < grace_seconds:
                 kept += 1
                 continue
-            removed.append(str(digest))
-            if not dry_run:
-                sweeper.remove_blob(digest)
+            if dry_run or sweeper.remove_blob(digest, grace_seconds):
+                removed.append(str(digest))
+            else:
+                kept += 1  # a writer reused it since the inventory
     return GcResult(tuple(removed), kept, dry_run)
 
 

@@ -145,7 +145,12 @@ class BlobSweeper(Protocol):
         """Every blob held: its digest, its size, and seconds since it was last written or reused."""
         ...
 
-    def remove_blob(self, digest: Digest) -> None: ...
+    def remove_blob(self, digest: Digest, older_than: float) -> bool:
+        """Remove the blob unless it was written or reused less than `older_than` seconds ago; True if removed.
+
+        Writers mark a blob they reuse (its `exists` does), so a blob a push is about to reference survives.
+        """
+        ...
 
     def exclusive(self) -> AbstractContextManager[None]:
         """Held while roots are read and blobs removed; writers recording roots wait for it."""

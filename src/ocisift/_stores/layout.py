@@ -205,10 +205,22 @@ class LayoutStore(LayoutReader):
 
     # -- blobs -------------------------------------------------------------------
 
+    def exists(self, desc: Descriptor) -> bool:
+        """Present, and marked as reused: a writer asks before it skips a blob, and a blob it is about to
+        reference must look young to a gc running meanwhile (gc spares what was touched)."""
+        path = self.directory.path(blob_name(desc.digest))
+        try:
+            os.utime(path)
+        except PermissionError:  # another user's blob: present, but this writer cannot mark it
+            return os.path.isfile(path)
+        except OSError:
+            return False
+        return True
+
     def push(self, desc: Descriptor, stream: ByteSource) -> None:
-        """Write a blob through a verified temporary file; an existing blob is kept."""
+        """Write a blob through a verified temporary file; an existing blob is kept (and marked reused)."""
         final = self.directory.path(blob_name(desc.digest))
-        if os.path.exists(final):
+        if self.exists(desc):
             return
         os.makedirs(os.path.dirname(final), exist_ok=True)
         reader = verified(stream, desc.digest, desc.size, what=f"blob {desc.digest.short}")
@@ -307,8 +319,28 @@ class LayoutStore(LayoutReader):
                     continue  # not a blob we know how to name, or gone meanwhile
                 yield digest, info.st_size, now - info.st_mtime
 
-    def remove_blob(self, digest: Digest) -> None:
-        unlink_quietly(self.directory.path(blob_name(digest)))
+    def remove_blob(self, digest: Digest, older_than: float) -> bool:
+        """Remove a blob unless a writer reused it meanwhile.
+
+        The blob is first renamed out of the way (a writer's reuse mark then
+        fails and it writes the blob again), then its age is read once more: a
+        mark that came before the rename restores it.
+        """
+        path = self.directory.path(blob_name(digest))
+        tomb = os.path.join(os.path.dirname(path), f".gc-{digest.hex}")
+        try:
+            os.rename(path, tomb)
+        except FileNotFoundError:
+            return False
+        if time.time() - os.stat(tomb).st_mtime < older_than:
+            try:
+                os.link(tomb, path)  # back in place, unless a writer has written it again meanwhile
+            except FileExistsError:
+                pass
+            unlink_quietly(tomb)
+            return False
+        unlink_quietly(tomb)
+        return True
 
     def exclusive(self) -> AbstractContextManager[None]:
         @contextmanager

@@ -69,7 +69,12 @@ class MemoryStore:
         return verify_bytes(data, desc.digest, desc.size, what=f"manifest {desc.digest.short}")
 
     def exists(self, desc: Descriptor) -> bool:
-        return desc.digest in self.blobs
+        """Present, and marked as reused (a gc running meanwhile spares it), as in a layout."""
+        with self._lock:
+            if desc.digest not in self.blobs:
+                return False
+            self.written[desc.digest] = time.time()
+        return True
 
     def pinned(self, desc: Descriptor) -> str:
         return f"{self.location}@{desc.digest}"
@@ -157,9 +162,11 @@ class MemoryStore:
             held = [(d, len(data), now - self.written.get(d, now)) for d, data in self.blobs.items()]
         yield from held
 
-    def remove_blob(self, digest: Digest) -> None:
+    def remove_blob(self, digest: Digest, older_than: float) -> bool:
         with self._lock:
-            self.blobs.pop(digest, None)
+            if time.time() - self.written.get(digest, 0.0) < older_than:
+                return False
+            return self.blobs.pop(digest, None) is not None
 
     def exclusive(self) -> AbstractContextManager[None]:
         @contextmanager

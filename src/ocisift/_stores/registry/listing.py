@@ -15,9 +15,10 @@ from ..._core.models import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, par
 from ..._core.names import referrers_tag
 from .manifests import get_manifest, put_manifest
 from .repository import Repository
-from .session import discard, error_text, read_capped
+from .session import BodyTooLarge, discard, error_text, read_capped
 
 MAX_TAG_PAGES = 1000
+MAX_TAGS = 1_000_000  # in all, over every page: the pages' byte cap alone would allow gigabytes
 MAX_TAG_PAGE_BYTES = 4 * 1024 * 1024
 TAG_PAGE_SIZE = 1000
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
@@ -44,6 +45,8 @@ def list_tags(repo: Repository, page_size: int = TAG_PAGE_SIZE, limit: int | Non
         if page is not None and (not isinstance(page, list) or not all(isinstance(t, str) for t in page)):
             raise MalformedDocument(f"{repo.host} sent a tag list whose tags are not strings")
         out.extend(page or [])
+        if len(out) > MAX_TAGS:
+            raise OcisiftError(f"{repo.image.name} lists more than {MAX_TAGS} tags; refusing to read more")
         match = _LINK_NEXT.search(link)
         url = repo.absolute(match.group(1)) if match else None
     raise OcisiftError(f"tag listing of {repo.image.name} exceeded {MAX_TAG_PAGES} pages")
@@ -66,7 +69,7 @@ def list_referrers(repo: Repository, desc: Descriptor) -> list[Descriptor]:
     if resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(mt.OCI_INDEX):
         try:
             raw = read_capped(resp, MAX_MANIFEST_BYTES, "the referrers list", repo.session.options.timeout)
-        except OcisiftError as exc:
+        except BodyTooLarge as exc:
             raise MalformedDocument(exc.message) from None
         doc = parse_document(raw, mt.OCI_INDEX, what="referrers")
         return list(doc.manifests) if isinstance(doc, Index) else []

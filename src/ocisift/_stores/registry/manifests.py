@@ -7,7 +7,7 @@ from ..._core.digest import Digest, verify_bytes
 from ..._core.errors import IntegrityError, MalformedDocument, NotFoundError, OcisiftError
 from ..._core.models import MAX_MANIFEST_BYTES, parse_document
 from .repository import Repository
-from .session import discard, error_text, read_capped
+from .session import BodyTooLarge, discard, error_text, read_capped
 
 ACCEPT = ", ".join([mt.OCI_INDEX, mt.OCI_MANIFEST, mt.DOCKER_LIST, mt.DOCKER_MANIFEST])
 
@@ -26,7 +26,7 @@ def get_manifest(repo: Repository, ident: str, pinned: Digest | None) -> tuple[b
         raise OcisiftError(f"registry answered {resp.status} for manifest {ident}: {error_text(resp)}")
     try:
         raw = read_capped(resp, MAX_MANIFEST_BYTES, f"manifest {ident}", repo.session.options.timeout)
-    except OcisiftError as exc:
+    except BodyTooLarge as exc:
         raise MalformedDocument(exc.message) from None
     header = resp.headers.get("Docker-Content-Digest")
     if pinned is not None:

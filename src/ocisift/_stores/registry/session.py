@@ -113,12 +113,16 @@ def join_url(base: str, location: str) -> str:
     return joined
 
 
+class BodyTooLarge(OcisiftError):
+    """A body longer than what ocisift holds in memory for it (a manifest turns this into exit 5)."""
+
+
 def read_capped(resp: urllib3.BaseHTTPResponse, limit: int, what: str, timeout: float = DEFAULT_TIMEOUT) -> bytes:
     """A response body read into memory: refused when longer than `limit`, or not whole within `timeout`."""
     length = resp.headers.get("Content-Length")
     if length is not None and length.isdigit() and int(length) > limit:
         discard(resp)
-        raise OcisiftError(f"{what} is {length} bytes, over the {limit}-byte limit")
+        raise BodyTooLarge(f"{what} is {length} bytes, over the {limit}-byte limit")
     watch = WATCHDOG.watch(socket_of(resp), whole=timeout)
     try:
         data = resp.read(limit + 1)
@@ -132,7 +136,7 @@ def read_capped(resp: urllib3.BaseHTTPResponse, limit: int, what: str, timeout: 
         WATCHDOG.done(watch)  # a read that returned has the whole body, however late the watchdog looked
     if len(data) > limit:
         discard(resp)
-        raise OcisiftError(f"{what} is over the {limit}-byte limit")
+        raise BodyTooLarge(f"{what} is over the {limit}-byte limit")
     resp.release_conn()
     return data
 
@@ -336,6 +340,9 @@ class Session:
             try:
                 resp = self.pool.request(method, url, headers=headers, body=body, preload_content=False,
                                          redirect=False, retries=False)
+            except TransferTimeout:  # the watchdog ended a wait for headers that never came whole
+                raise TransferTimeout(f"{self.host} did not answer {url} within {self.options.timeout:g} s "
+                                      "(--timeout)") from None
             except _NOT_CONNECTED as exc:  # nothing was sent: any method may try again
                 self._timed_out(url)
                 if last:

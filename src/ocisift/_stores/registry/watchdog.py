@@ -20,6 +20,8 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from ..._core.errors import TransferTimeout
+
 TICK = 0.2
 MIN_BYTES = 64 * 1024  # per window of two timeouts: about 1 KiB/s at the default 30 s
 
@@ -110,10 +112,13 @@ class _Watched:
         w = WATCHDOG.watch(getattr(self, "sock", None), whole=self.whole_timeout)
         _local.expired = False
         try:
-            return super().getresponse()  # type: ignore[misc]
+            resp = super().getresponse()  # type: ignore[misc]
         finally:
             WATCHDOG.done(w)
             _local.expired = w.expired
+        if w.expired:  # headers that came whole only because the socket was shut: no answer to trust
+            raise TransferTimeout(f"no whole answer within {self.whole_timeout:g} s (--timeout)")
+        return resp
 
 
 def watched_pools(timeout: float) -> dict[str, type[HTTPConnectionPool]]:
