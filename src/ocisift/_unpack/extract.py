@@ -24,6 +24,7 @@ import fnmatch
 import io
 import os
 import shutil
+import stat
 import tarfile
 import threading
 import zlib
@@ -264,6 +265,7 @@ class TreeBuilder:
         self.links: dict[str, str] = {}
         self.layer_of: dict[str, int] = {}
         self.children: dict[str, set[str]] = {}  # directory -> the entries directly in it ("" is the root)
+        self._confirmed: set[str] = set()  # directories the OS said are real ones (see _confirm_dirs)
         self.entries = 0
         self.files_written = 0
         self._umask = umask()
@@ -322,14 +324,23 @@ class TreeBuilder:
             raise UnsafeContentError(f"refusing {rel!r}: device nodes, FIFOs and special files are not extracted")
         if not self.filter.allows(written):
             return
-        if m.isdir():
-            self._dir(rel, m.mode, layer)
-        elif m.issym():
-            self._symlink(rel, m.linkname, layer)
-        elif m.islnk():
-            self._hardlink(rel, m.linkname, layer)
-        else:
-            self._file(tar, m, rel, layer)
+        try:
+            if m.isdir():
+                self._dir(rel, m.mode, layer)
+            elif m.issym():
+                self._symlink(rel, m.linkname, layer)
+            elif m.islnk():
+                self._hardlink(rel, m.linkname, layer)
+            else:
+                self._file(tar, m, rel, layer)
+        except OSError as exc:
+            # A name, a path or a link target longer than this system allows is the layer's doing: refused
+            # as such, not reported as an archive that does not decode (nor with the whole name repeated).
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            what = "its path or link target" if m.issym() or m.islnk() else "its path"
+            raise UnsafeContentError(f"refusing {rel[:200]!r}{'…' if len(rel) > 200 else ''}: {what} is longer "
+                                     "than this system allows") from None
 
     # -- checks ------------------------------------------------------------------
 
@@ -364,9 +375,25 @@ class TreeBuilder:
                 _mkdir(self._abs(key), rel)
                 self._note(key, "dir", layer)
         if "/" in rel:  # every parent was made or checked above as a real directory; say so to the OS too
-            parent_abs = os.path.realpath(os.path.dirname(self._abs(rel)))
-            if parent_abs != self.root and not parent_abs.startswith(self.root + os.sep):
-                raise UnsafeContentError(f"refusing {rel!r}: it would land outside the output directory")
+            self._confirm_dirs(rel.rpartition("/")[0], rel)
+
+    def _confirm_dirs(self, key: str, rel: str) -> None:
+        """The OS agrees that `key` and every directory above it is a real directory, not a symlink: what is
+        written below lands inside the output directory.
+
+        Each directory is looked at once (one lstat), when something is first written below it, and again
+        after it was removed. Resolving the whole parent path for every entry (realpath) cost one lstat per
+        level per entry, each walking the whole path: cubic in the depth, a minute for a tree 2,000 deep.
+        """
+        unconfirmed: list[str] = []
+        while key and key not in self._confirmed:
+            unconfirmed.append(key)
+            key = key.rpartition("/")[0]
+        for key in reversed(unconfirmed):
+            if not stat.S_ISDIR(os.lstat(self._abs(key)).st_mode):
+                raise UnsafeContentError(f"refusing {rel!r}: {key!r} is not a directory on disk, and what is "
+                                         "written through it could land outside the output directory")
+            self._confirmed.add(key)
 
     def _conflict(self, rel: str, layer: int, why: str) -> None:
         owner = self.layer_of.get(rel)
@@ -443,9 +470,10 @@ class TreeBuilder:
         os.chmod(self._abs(rel), ((mode & 0o755) | 0o700) & ~self._umask)  # the layer's mode, under the umask
 
     def _file(self, tar: tarfile.TarFile, m: tarfile.TarInfo, rel: str, layer: int) -> None:
-        sparse = getattr(m, "sparse", None)
-        if sparse:  # GNU or PAX sparse: the stream holds the data blocks; the file is written at its full size
-            self._charge_written(m.size - sum(size for _, size in sparse), rel)
+        sparse = checked_sparse_map(m, rel)
+        if sparse is not None:  # GNU or PAX sparse: the stream holds the data; the holes are written as zeros
+            m.sparse = sparse  # type: ignore[assignment]  # typeshed says bytes
+            self._charge_written(m.size - sum(length for _, length in sparse), rel)
         self._parents(rel, layer)
         self._replace_existing(rel, layer, "file")
         src = tar.extractfile(m)
@@ -516,6 +544,7 @@ class TreeBuilder:
         self._forget(rel)
 
     def _forget(self, rel: str) -> None:
+        self._confirmed.discard(rel)
         self.kinds.pop(rel, None)
         self.links.pop(rel, None)
         self.layer_of.pop(rel, None)
@@ -539,6 +568,8 @@ class TreeBuilder:
 MAX_SYMLINK_HOPS = 255  # as filepath-securejoin allows
 # Resolving paths through links costs steps; a layer gets a fixed allowance plus a few hundred per entry,
 # so links made to be walked over and over (long chains of long targets) cannot cost more than linear time.
+# A step is a component a link puts in the path: an entry's own components cost what reading its name
+# did (counting them too refused a tree 1,900 directories deep, without a link in it, as "symlinks").
 RESOLUTION_STEPS_BASE = 1_000_000
 RESOLUTION_STEPS_PER_ENTRY = 256
 
@@ -558,10 +589,6 @@ class ImageTreeBuilder(TreeBuilder):
         hops = 0
         allowance = RESOLUTION_STEPS_BASE + RESOLUTION_STEPS_PER_ENTRY * self.entries
         while pending:
-            self._steps += 1
-            if self._steps > allowance:
-                raise UnsafeContentError("the layer's symlinks take too much work to resolve paths through "
-                                         f"(more than {RESOLUTION_STEPS_PER_ENTRY} steps per entry); refusing it")
             part = pending.popleft()
             if part in ("", "."):
                 continue
@@ -579,7 +606,12 @@ class ImageTreeBuilder(TreeBuilder):
                 if target.startswith("/"):
                     stack.clear()
                     keys.clear()
-                pending.extendleft(reversed(target.split("/")))
+                target_parts = target.split("/")
+                self._steps += 1 + len(target_parts)
+                if self._steps > allowance:
+                    raise UnsafeContentError("the layer's symlinks take too much work to resolve paths through "
+                                             f"(more than {RESOLUTION_STEPS_PER_ENTRY} steps per entry); refusing it")
+                pending.extendleft(reversed(target_parts))
                 continue
             stack.append(part)
             keys.append(key)
@@ -607,7 +639,10 @@ class ImageTreeBuilder(TreeBuilder):
             return
         self._parents(rel, layer)  # a hardlink to a symlink: the same link, once more
         self._replace_existing(rel, layer, "link")
-        os.link(self._abs(target), self._abs(rel), follow_symlinks=False)
+        try:
+            os.link(self._abs(target), self._abs(rel), follow_symlinks=False)
+        except OSError:  # no hardlinks here (another filesystem, too many links): a link with the same target
+            os.symlink(self.links[target], self._abs(rel))
         self._note(rel, "link", layer, self.links[target])
 
     def _symlink(self, rel: str, target: str, layer: int) -> None:
@@ -640,6 +675,32 @@ def _check_digest_first(raw: VerifyingReader | ReadAhead) -> None:
         raise
     except Exception:
         pass
+
+
+def checked_sparse_map(m: tarfile.TarInfo, rel: str) -> list[tuple[int, int]] | None:
+    """A sparse member's data regions, checked as Go's archive/tar checks them: in order, not overlapping,
+    inside the file; None for a member that is not sparse.
+
+    tarfile takes any map and fills with zeros whatever the regions do not cover as it reads them, so a
+    map whose regions overlap or run past the end writes holes that `size - sum(lengths)` does not count:
+    one region claiming the whole file over a single stored byte is a TiB of zeros from a layer of a few
+    hundred bytes, none of it through the stream the caps meter. With the map checked, the holes are
+    exactly the size less the data. Empty regions (the unused slots of a GNU header, its end marker)
+    are dropped: they hold nothing, and left in they move tarfile's idea of where the last region ended.
+    """
+    if m.sparse is None:
+        return None
+    regions: list[tuple[int, int]] = []
+    end = 0
+    for offset, length in cast("list[tuple[int, int]]", m.sparse):
+        if length == 0:
+            continue
+        if offset < 0 or length < 0 or offset < end or offset + length > m.size:
+            raise UnsafeContentError(f"refusing sparse member {rel[:200]!r}: its regions are out of order, "
+                                     "overlap or run past its size")
+        regions.append((offset, length))
+        end = offset + length
+    return regions
 
 
 def normalize_member(name: str) -> str | None:

@@ -44,9 +44,18 @@ class Staging:
 
     def _plan(self) -> list[tuple[str, bool]]:
         moves: list[tuple[str, bool]] = []
+        path_max = _path_max(self.dest)
         for rel in _walk_rel(self.root, with_dirs=True):
             src = os.path.join(self.root, rel)
             dst = os.path.join(self.dest, rel)
+            if len(os.fsencode(dst)) >= path_max:
+                # The staging directory's name may be shorter than the destination's: a tree that fitted
+                # there may not fit here. Found now, before anything moved, not halfway through the moves.
+                raise UnsafeContentError(
+                    f"refusing {rel[:200]!r}{'…' if len(rel) > 200 else ''}: in {self.dest} its path is longer "
+                    "than this system allows; "
+                    "nothing was changed"
+                )
             parent = os.path.dirname(rel)
             if parent:
                 pdst = os.path.join(self.dest, parent)
@@ -66,6 +75,14 @@ class Staging:
                     )
             moves.append((rel, src_is_dir))
         return moves
+
+
+def _path_max(path: str) -> int:
+    """The longest path (with its NUL) the system takes at `path`; 4096, as on Linux, if it will not say."""
+    try:
+        return os.pathconf(path, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return 4096
 
 
 def _walk_rel(root: str, with_dirs: bool = False) -> list[str]:
