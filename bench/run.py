@@ -7,7 +7,8 @@ Starts Debian's docker-registry on a free loopback port, pushes an artifact of
 incompressible tar+gzip layers, then runs the jobs in rounds (the order
 rotating each round) and prints medians and best times, ratios (ocisift time /
 peer time; below 1 is faster), user and system CPU, and each process's peak
-resident memory.
+resident memory. Last, bench/complexity.py times each hostile-input family at
+n and 8n in-process and prints the ratios.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # the same registry runner the tests use
+
+import complexity  # noqa: E402  (bench/complexity.py)
 
 import ocisift  # noqa: E402
 from ocisift._core import mediatypes as mt  # noqa: E402
@@ -208,6 +211,9 @@ def main() -> int:
     print()
     for name, ratio in ratios.items():
         print(f"ratio {name}: {ratio} (medians), {best_ratios[name]} (best runs)")
+    print("complexity with hostile input ...", file=sys.stderr)
+    report["complexity"] = complexity.measure()
+    complexity.print_table(report["complexity"])
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report))

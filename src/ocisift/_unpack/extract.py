@@ -266,6 +266,11 @@ class TreeBuilder:
         self.layer_of: dict[str, int] = {}
         self.children: dict[str, set[str]] = {}  # directory -> the entries directly in it ("" is the root)
         self._confirmed: set[str] = set()  # directories the OS said are real ones (see _confirm_dirs)
+        self._root_length = len(os.fsencode(self.root)) + 1
+        try:
+            self._path_max = os.pathconf(self.root, "PC_PATH_MAX")
+        except (OSError, ValueError):
+            self._path_max = 4096
         self.entries = 0
         self.files_written = 0
         self._umask = umask()
@@ -312,6 +317,9 @@ class TreeBuilder:
         if written is None:
             return
         rel = self._place(written)
+        if len(rel) + self._root_length >= self._path_max:
+            raise UnsafeContentError(f"refusing {rel[:200]!r}…: its path is longer than this system allows "
+                                     f"({self._path_max} bytes)")
         base = rel.rsplit("/", 1)[-1]
         if image_layer and base.startswith(WHITEOUT_PREFIX):
             parent = rel[: -len(base)].rstrip("/")
@@ -345,7 +353,9 @@ class TreeBuilder:
     # -- checks ------------------------------------------------------------------
 
     def _abs(self, rel: str) -> str:
-        return os.path.join(self.root, *rel.split("/"))
+        """`rel` is normalised ('a/b', no '.', '..' or leading '/'): joining by hand is linear in its length,
+        where os.path.join over its parts costs a Python step per part (quadratic for deep trees)."""
+        return f"{self.root}/{rel}" if rel else self.root
 
     def _place(self, rel: str) -> str:
         """Where an entry lands: as written (artifact layers, which never write through links)."""
@@ -360,22 +370,47 @@ class TreeBuilder:
         self.children.setdefault(rel.rpartition("/")[0], set()).add(rel)
 
     def _parents(self, rel: str, layer: int) -> None:
-        """Create missing parents; refuse to go through a symlink or a file."""
-        key = ""
-        for part in rel.split("/")[:-1]:
-            key = f"{key}/{part}" if key else part  # built as it goes: no rejoining per level
+        """Create missing parents; refuse to go through a symlink or a file.
+
+        It walks up only to the nearest directory this extraction made (everything above one was checked
+        when it was made), then makes the missing ones downwards, each inside the one above through its
+        descriptor (mkdirat, then openat with O_NOFOLLOW): a chain of n new directories costs n system
+        calls, where a full path per level would make the kernel walk n² components.
+        """
+        parent = rel.rpartition("/")[0]
+        missing: list[str] = []
+        key = parent
+        while key and self.kinds.get(key) != "dir":
             kind = self.kinds.get(key)
             if kind == "link":
                 raise UnsafeContentError(f"refusing {rel!r}: {key!r} is a symlink and nothing is written through one")
             if kind == "file":
                 self._conflict(key, layer, "a file is in the way of a directory")
                 self._remove(key)
-                kind = None
-            if kind is None:
-                _mkdir(self._abs(key), rel)
+            missing.append(key)
+            key = key.rpartition("/")[0]
+        if key:
+            self._confirm_dirs(key, rel)
+        if missing:
+            self._make_dirs(key, missing[::-1], rel, layer)
+
+    def _make_dirs(self, base: str, chain: list[str], rel: str, layer: int) -> None:
+        fd = os.open(self._abs(base), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            for key in chain:
+                name = key.rpartition("/")[2]
+                try:
+                    os.mkdir(name, 0o755, dir_fd=fd)
+                except FileExistsError:  # not ours: should never happen in a fresh staging directory
+                    raise UnsafeContentError(f"refusing {rel!r}: unexpected entry {key!r} in the staging "
+                                             "directory") from None
+                child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = child
                 self._note(key, "dir", layer)
-        if "/" in rel:  # every parent was made or checked above as a real directory; say so to the OS too
-            self._confirm_dirs(rel.rpartition("/")[0], rel)
+                self._confirmed.add(key)  # made here and opened without following a link: real, by construction
+        finally:
+            os.close(fd)
 
     def _confirm_dirs(self, key: str, rel: str) -> None:
         """The OS agrees that `key` and every directory above it is a real directory, not a symlink: what is
