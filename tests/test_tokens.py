@@ -137,7 +137,9 @@ def test_two_second_tokens_are_renewed_while_a_long_pull_runs(token_registry, tm
         token = authorization.removeprefix("Bearer ")
         assert token in issued, "every token used was issued during this pull"
         age = at - issued[token]
-        assert age <= 2.0 + 0.3, f"{path} carried a token {age:.2f} s old, past its 2 s lifetime"
+        # Renewal is due at 1.8 s; a loaded machine may take a while from there to the proxy's clock. A
+        # client that did not renew would carry its first token for the whole six seconds.
+        assert age <= 2.0 + 1.0, f"{path} carried a token {age:.2f} s old, past its 2 s lifetime"
         assert status in (200, 206), (path, status)
 
 

@@ -148,10 +148,7 @@ def _optional_str(obj: dict[str, Any], key: str, what: str) -> str | None:
 def _load_json(raw: bytes, what: str, max_bytes: int = MAX_MANIFEST_BYTES) -> dict[str, Any]:
     if len(raw) > max_bytes:
         raise MalformedDocument(f"{what} is {len(raw)} bytes, over the {max_bytes}-byte limit for manifests")
-    try:
-        obj = jsontext.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedDocument(f"{what} is not valid JSON: {exc}") from None
+    obj = jsontext.document(raw, what)
     if not isinstance(obj, dict):
         raise MalformedDocument(f"{what} is not a JSON object")
     return obj

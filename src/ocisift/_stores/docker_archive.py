@@ -45,13 +45,13 @@ from .._core.names import full_name_of, match_index_entries, tags_of
 from .._core.permissions import file_mode
 from .._core.reference import Target, familiar, try_image_name
 from .._core.sources import CHUNK, ByteSource
+from .base import MAX_CONFIG_BYTES
 from .files import ArchiveFiles
 from .layout import LayoutReader, LayoutStore, unlink_quietly
 
 MAX_MANIFEST_JSON_BYTES = 16 * 1024 * 1024
 MAX_IMAGES = 10_000
 MAX_LAYERS = 1_000  # per image; Docker itself stops at 127
-MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
 def open_docker_archive(path: str) -> LayoutReader | DockerArchiveReader:
@@ -75,10 +75,7 @@ class DockerLayoutArchive(LayoutReader):
         if target.position is None:
             return super().resolve(target)
         raw = self.files.read("manifest.json", MAX_MANIFEST_JSON_BYTES)
-        try:
-            items = jsontext.loads(raw) if raw is not None else None
-        except (ValueError, UnicodeDecodeError):
-            raise MalformedDocument(f"{self.path}: manifest.json is not valid JSON") from None
+        items = jsontext.document(raw, f"{self.path}: manifest.json") if raw is not None else None
         if not isinstance(items, list):
             return super().resolve(target)  # no manifest.json: count index.json's entries
         if target.position >= len(items) or not isinstance(items[target.position], dict):
@@ -140,10 +137,7 @@ class DockerArchiveReader:
         raw = self.files.read("manifest.json", MAX_MANIFEST_JSON_BYTES)
         if raw is None:
             raise NotFoundError(f"{path} is not a docker archive: it has no manifest.json (nor an OCI layout)")
-        try:
-            items = jsontext.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise MalformedDocument(f"{path}: manifest.json is not valid JSON") from None
+        items = jsontext.document(raw, f"{path}: manifest.json")
         if not isinstance(items, list) or len(items) > MAX_IMAGES:
             raise MalformedDocument(f"{path}: manifest.json must be a list of at most {MAX_IMAGES} images")
         self._members: dict[Digest, str] = {}

@@ -33,7 +33,7 @@ from .._core.sources import ByteSource
 from .._core.streams import copy_stream
 from .files import DirectoryFiles, LayoutFiles
 
-MAX_INDEX_JSON_BYTES = 512 * 1024 * 1024
+MAX_INDEX_JSON_BYTES = jsontext.MAX_DECODED_BYTES  # read whole: no more than is ever parsed
 LOCK_TIMEOUT = 120.0
 LAYOUT_MARKER = b'{"imageLayoutVersion":"1.0.0"}'
 
@@ -245,10 +245,7 @@ class LayoutStore(LayoutReader):
         """The one way index.json changes: under the layout lock, read, change the entries, replace atomically."""
         with self._lock():
             raw = self.directory.read("index.json", MAX_INDEX_JSON_BYTES) or index_json_bytes({"manifests": []})
-            try:
-                current = jsontext.loads(raw)
-            except ValueError:
-                raise MalformedDocument(f"{self.path}/index.json is not valid JSON; not changing it") from None
+            current = jsontext.document(raw, f"{self.path}/index.json (not changed)")
             if not isinstance(current, dict):
                 raise MalformedDocument(f"{self.path}/index.json is not a JSON object; not changing it")
             entries = [m for m in current.get("manifests") or [] if isinstance(m, dict)]
