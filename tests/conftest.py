@@ -107,7 +107,9 @@ def pytest_collection_modifyitems(config, items):
 
     if os.environ.get("OCISIFT_SKIP_INTEROP"):
         return
-    missing = [t for t in ("skopeo", "umoci", "docker-registry") if shutil.which(t) is None]
+    peers = ("skopeo", "umoci", "docker-registry", "openssl", "squid", "tinyproxy")
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    missing = [t for t in peers if shutil.which(t, path=search) is None]
     try:
         import oras.client  # noqa: F401
     except ImportError:

@@ -1,10 +1,15 @@
-"""A real CNCF distribution registry (Debian's docker-registry) on a free loopback port."""
+"""A real CNCF distribution registry (Debian's docker-registry) on a free loopback port.
+
+Plain HTTP by default; with `tls` it serves HTTPS with a test CA's certificate, and with
+`client_ca` it also demands a client certificate signed by that CA (mutual TLS).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -18,9 +23,27 @@ from pathlib import Path
 class Registry:
     host: str
     log: Path
+    scheme: str = "http"  # "https" when started with tls
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+    @property
+    def port(self) -> int:
+        return int(self.host.rsplit(":", 1)[1])
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def wait_for_log(self, needle: str, timeout: float = 5.0) -> str:
+        """The registry's log once it contains `needle`: it writes from its own goroutines, a moment after."""
+        deadline = time.monotonic() + timeout
+        while needle not in (text := self.log_text()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{needle!r} not in the registry's log within {timeout}s:\n{text[-4000:]}")
+            time.sleep(0.05)
+        return text
 
 
 def free_port() -> int:
@@ -31,7 +54,18 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def run_registry(workdir: Path, timeout: float = 20.0, htpasswd: tuple[str, str] | None = None,
-                 token: dict[str, str] | None = None) -> Iterator[Registry]:
+                 token: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None,
+                 client_ca: Path | None = None, probe_client: tuple[Path, Path] | None = None,
+                 deletes: bool = True) -> Iterator[Registry]:
+    """Start the registry, wait (up to `timeout`) until /v2/ answers, yield it, and always stop it.
+
+    tls: (certificate, key) to serve HTTPS. client_ca: a CA certificate; the registry then requires
+    client certificates it signed (distribution's http.tls.clientcas), so the readiness probe has to
+    present one: probe_client, a (certificate, key) that CA issued. The probe does not verify the
+    server, since all it asks is whether the registry is up; tests verify it themselves.
+    """
+    if client_ca is not None and (tls is None or probe_client is None):
+        raise ValueError("client_ca needs tls and a probe_client certificate the registry will accept")
     binary = shutil.which("docker-registry") or shutil.which("registry")
     if binary is None:
         raise RuntimeError("docker-registry is not installed")
@@ -47,10 +81,27 @@ storage:
   filesystem:
     rootdirectory: {workdir / 'data'}
   delete:
-    enabled: true
+    enabled: {'true' if deletes else 'false'}
 http:
   addr: 127.0.0.1:{port}
 """)
+    if tls is not None:
+        cert, key = tls
+        section = f"""  tls:
+    certificate: {cert}
+    key: {key}
+"""
+        if client_ca is not None:
+            section += f"""    clientcas:
+      - {client_ca}
+"""
+        config.write_text(config.read_text() + section)
+    scheme = "http" if tls is None else "https"
+    probe_context = None
+    if tls is not None:
+        probe_context = ssl._create_unverified_context()
+        if probe_client is not None:
+            probe_context.load_cert_chain(str(probe_client[0]), str(probe_client[1]))
     if htpasswd is not None:
         import bcrypt
 
@@ -79,7 +130,8 @@ http:
             if proc.poll() is not None:
                 raise RuntimeError(f"registry exited early:\n{log.read_text()}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1) as resp:
+                with urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}/v2/", timeout=1,
+                                            context=probe_context) as resp:
                     if resp.status == 200:
                         break
             except urllib.error.HTTPError as exc:
@@ -88,9 +140,9 @@ http:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("registry did not start in time")
+                raise RuntimeError(f"registry did not start in time:\n{log.read_text(errors='replace')[-4000:]}")
             time.sleep(0.1)
-        yield Registry(f"127.0.0.1:{port}", log)
+        yield Registry(f"127.0.0.1:{port}", log, scheme)
     finally:
         proc.terminate()
         try:

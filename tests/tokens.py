@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import http.server
 import json
@@ -10,6 +11,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
+
+from registry import Registry, run_registry
+from tls import make_ca, server_context
 
 
 def _b64(data: bytes) -> str:
@@ -97,3 +102,21 @@ class Issuer:
             server.socket = tls.wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server
+
+
+@contextlib.contextmanager
+def run_token_registry(work: Path, user: tuple[str, str]) -> Iterator[tuple[Registry, Issuer, Path]]:
+    """A registry in `auth: token` mode and its token service on HTTPS (a test CA made by openssl, whose
+    certificate is yielded for the client to trust); both stopped however the block ends."""
+    issuer = Issuer({user[0]: user[1]})
+    issuer.write_bundle(work / "bundle.pem")
+    ca = make_ca(work / "ca")
+    server = issuer.serve(tls=server_context(*ca.issue("token-service")))
+    try:
+        realm = f"https://127.0.0.1:{server.server_address[1]}/token"
+        with run_registry(work, token={"realm": realm, "service": issuer.service, "issuer": issuer.name,
+                                       "bundle": str(work / "bundle.pem")}) as reg:
+            yield reg, issuer, ca.cert
+    finally:
+        server.shutdown()
+        server.server_close()
