@@ -29,10 +29,15 @@ class Faults:
     range_from_zero: bool = False         # every ranged blob GET: 206 with the whole blob from byte 0
     revoke_first_token_after: int | None = None  # the first bearer token seen: 401 after this many uses
     revoke_every_token: bool = False      # every request carrying a bearer token: 401
+    wrong_bytes_in: str | None = None     # GETs of the blob with this digest only: one byte flipped
+    trickle_blobs: float = 0.0            # every blob body: 64 KiB, then this long a pause, and so on
+    blob_gets_in_flight: int = 0          # blob GETs being answered now, and the most at once so far
+    max_blob_gets_in_flight: int = 0
     auth_log: list[tuple[float, str, str, int]] = field(default_factory=list)  # (monotonic, path, Authorization, status)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Range)
     seen: Counter = field(default_factory=Counter)
     tokens_seen: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _challenge_of(upstream: str) -> str:
@@ -47,6 +52,19 @@ def _challenge_of(upstream: str) -> str:
 def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServer:
     class Handler(http.server.BaseHTTPRequestHandler):
         def _forward(self, method: str) -> None:
+            counted = method == "GET" and "/blobs/" in self.path
+            if counted:
+                with faults.lock:
+                    faults.blob_gets_in_flight += 1
+                    faults.max_blob_gets_in_flight = max(faults.max_blob_gets_in_flight, faults.blob_gets_in_flight)
+            try:
+                self._answer(method)
+            finally:
+                if counted:
+                    with faults.lock:
+                        faults.blob_gets_in_flight -= 1
+
+        def _answer(self, method: str) -> None:
             faults.requests.append((method, self.path, self.headers.get("Range", "")))
             key = (method, self.path)
             faults.seen[key] += 1
@@ -99,7 +117,7 @@ def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServe
                    and ((faults.cut_blobs_once and first and status == 200)
                         or (faults.cut_every_time and status in (200, 206))))
             blob_get = method == "GET" and "/blobs/" in self.path and status in (200, 206) and len(body) > 200
-            if blob_get and faults.wrong_bytes:
+            if blob_get and (faults.wrong_bytes or (faults.wrong_bytes_in and self.path.endswith(faults.wrong_bytes_in))):
                 body = body[:-1] + bytes([body[-1] ^ 0xFF])
             declared = len(body)
             if blob_get and faults.short_length_once and first:
@@ -127,6 +145,12 @@ def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServe
                     self.wfile.flush()
                     time.sleep(faults.stall_blobs_once)
                     self.close_connection = True
+                    return
+                if blob_get and faults.trickle_blobs and not cut:
+                    for at in range(0, len(body), 64 * 1024):
+                        self.wfile.write(body[at : at + 64 * 1024])
+                        self.wfile.flush()
+                        time.sleep(faults.trickle_blobs)
                     return
                 self.wfile.write(body[: len(body) // 2] if cut else body)
             if cut:

@@ -87,7 +87,7 @@ def _commands(group: click.Group, prefix: str = "") -> list[str]:
 def test_every_command_has_a_typed_api_function():
     commands = _commands(main)
     assert {"pull", "copy", "untag", "gc", "login", "logout", "index create", "manifest get"} <= set(commands)
-    named = {"manifest get": "manifest"}
+    named = {"manifest get": "manifest", "blob get": "blob"}
     for command in commands:
         function = getattr(ocisift, named.get(command, command.replace(" ", "_")))
         assert function.__module__ == "ocisift._api", command

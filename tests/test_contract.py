@@ -35,6 +35,7 @@ from ocisift._stores.base import (
     Pusher,
     Reader,
     ReferrerLister,
+    RemoteReader,
     RootLister,
     RootRecorder,
     Tagger,
@@ -48,7 +49,7 @@ from ocisift._stores.registry.store import RegistryStore
 from registry import run_registry
 
 CAPABILITIES = (RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Mounter, Deleter,
-                Finisher, BlobSweeper)
+                Finisher, BlobSweeper, RemoteReader)
 # What each store can do: the table in ARCHITECTURE.md and in _stores/base.py, checked here.
 EXPECTED = {
     "memory": {RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Mounter, Deleter,
@@ -57,7 +58,7 @@ EXPECTED = {
     "archive-writer": {RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Deleter,
                        Finisher, BlobSweeper},
     "archive-reader": {RootLister, TagLister, ReferrerLister},
-    "registry": {Pusher, Tagger, TagLister, ReferrerLister, Mounter, Deleter},
+    "registry": {Pusher, Tagger, Untagger, TagLister, ReferrerLister, Mounter, Deleter, RemoteReader},
 }
 
 
@@ -252,7 +253,10 @@ def test_untag_where_the_store_can(subject):
         subject.writer.untag("gone")
     reading = subject.read_back()
     assert reading.resolve(Target(tag="gone")) == []
-    assert reading.exists(image)  # content stays until gc
+    if isinstance(reading, RootLister):
+        assert reading.exists(image)  # content stays until gc
+    # A registry that cannot delete a tag alone (distribution 2.x) deleted the manifest no other tag named;
+    # tests/test_network.py has the case where another tag names it.
 
 
 def test_referrers_are_listed_with_their_artifact_type(subject):

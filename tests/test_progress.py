@@ -6,7 +6,7 @@ import io
 from collections import Counter
 
 import ocisift
-from ocisift._cli.progress import RichProgress
+from ocisift._cli.progress import RichProgress, blob_label, short_media_type
 
 
 class Recorder:
@@ -43,4 +43,28 @@ def test_rich_bars_render_on_a_terminal(sample, tmp_path):
         result = ocisift.pull(f"oci:{sample}:7.2", str(tmp_path / "m"), mode="extract-all", progress=bars)
     text = out.getvalue()
     for p in result.plan:
-        assert f"unpack {p.descriptor.digest.hex[:12]}" in text
+        assert f"unpack {blob_label(p.descriptor)}" in text
+        assert blob_label(p.descriptor) != p.descriptor.digest.hex[:8]  # a name, not a bare digest
+
+
+def test_bars_are_named_by_title_or_short_media_type_and_show_text_as_data():
+    from rich.console import Console
+
+    from ocisift._core import mediatypes as mt
+    from ocisift._core.digest import Digest
+    from ocisift._core.models import Descriptor
+
+    digest = Digest.of(b"x")
+    titled = Descriptor("application/octet-stream", digest, 1, {mt.ANNOTATION_TITLE: "repo.tar.gz"})
+    assert blob_label(titled) == f"repo.tar.gz {digest.hex[:8]}"
+    for media_type, short in [(mt.OCI_LAYER_GZIP, "layer tar+gzip"), (mt.OCI_CONFIG, "config"),
+                              ("application/vnd.oci.image.layer.v1.tar", "layer tar"),
+                              ("application/spdx+json", "spdx+json"),
+                              ("application/vnd.cncf.helm.chart.content.v1.tar+gzip", "helm.chart.content.v1.tar+gzip")]:
+        assert short_media_type(media_type) == short, media_type
+    hostile = Descriptor("application/octet-stream", digest, 1, {mt.ANNOTATION_TITLE: "[bold red]x\x1b[2J"})
+    out = io.StringIO()
+    with RichProgress(Console(file=out, force_terminal=True, width=120)) as bars:
+        bars.begin(hostile, "fetch")(1)
+    text = out.getvalue()
+    assert "[bold red]x\\u001b[2J" in text and "\x1b[2J" not in text

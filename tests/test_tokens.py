@@ -85,8 +85,9 @@ def fresh_sessions():
     forget_sessions()
 
 
-def pull_all(host: str, out) -> ocisift.PullResult:
-    return ocisift.pull(f"{host}/acme/parts:v1", str(out), layers=LayerSelector.build(all=True))
+def pull_all(host: str, out, concurrency: int = 4) -> ocisift.PullResult:
+    return ocisift.pull(f"{host}/acme/parts:v1", str(out), layers=LayerSelector.build(all=True),
+                        concurrency=concurrency)
 
 
 def bearer_uses(faults: Faults, since: float) -> list[tuple[float, str, str, int]]:
@@ -121,12 +122,12 @@ def test_one_token_serves_a_whole_pull(token_registry, tmp_path, monkeypatch):
 def test_two_second_tokens_are_renewed_while_a_long_pull_runs(token_registry, tmp_path, monkeypatch):
     reg, issuer, _ = token_registry
     issuer.expires_in = 2
-    faults = Faults(delay_blobs=0.75)  # eight layers: the pull takes about six seconds
+    faults = Faults(delay_blobs=0.75)  # eight layers one at a time: the pull takes about six seconds
     with proxy(reg.host, faults) as front:
         monkeypatch.setenv("DOCKER_CONFIG", str(docker_config(tmp_path / "cfg", front)))
         started = time.monotonic()
         before = len(issuer.issued)
-        result = pull_all(front, tmp_path / "out")
+        result = pull_all(front, tmp_path / "out", concurrency=1)
         took = time.monotonic() - started
     assert len(result.files) == LAYERS
     issued = dict((token, at) for at, token in issuer.issued[before:])
@@ -156,10 +157,11 @@ def test_a_401_on_a_cached_token_is_renewed_once(token_registry, tmp_path, monke
     assert len(issuer.issued) - before == 2  # the first token, and one renewal
     uses = bearer_uses(faults, started)
     refused = [row for row in uses if row[3] == 401]
-    assert len(refused) == 1
     first, second = (token for _, token in issuer.issued[before:])
-    assert refused[0][2] == f"Bearer {first}"
-    after = uses[uses.index(refused[0]) + 1:]
+    # Up to four blobs were in flight with the first token when it was revoked: each is refused once,
+    # they share one renewal, and every request after the last refusal carries the new token.
+    assert 1 <= len(refused) <= 4 and all(row[2] == f"Bearer {first}" for row in refused)
+    after = uses[uses.index(refused[-1]) + 1:]
     assert after and all(row[2] == f"Bearer {second}" and row[3] in (200, 206) for row in after)
 
 

@@ -18,7 +18,7 @@ _EXPORTS = {
     "resolve": "_api", "pull": "_api", "tree": "_api", "tags": "_api", "manifest": "_api", "open": "_api",
     "copy": "_api", "push": "_api", "index_create": "_api", "index_add": "_api", "index_remove": "_api",
     "tag": "_api", "untag": "_api", "delete": "_api", "gc": "_api", "login": "_api", "logout": "_api",
-    "sample": "_api",
+    "sample": "_api", "blob": "_api", "cancel": "_core.cancel",
     # values taken and returned
     "Selector": "_graph.select", "Candidate": "_graph.select", "LayerSelector": "_unpack.layers",
     "ExtractLimits": "_unpack.limits", "RegistryOptions": "_core.options", "Resolved": "_graph.resolve",
@@ -31,12 +31,13 @@ _EXPORTS = {
     "RootLister": "_stores.base", "Pusher": "_stores.base", "Tagger": "_stores.base",
     "RootRecorder": "_stores.base", "Untagger": "_stores.base", "TagLister": "_stores.base",
     "ReferrerLister": "_stores.base", "Mounter": "_stores.base", "Deleter": "_stores.base",
-    "Finisher": "_stores.base", "BlobSweeper": "_stores.base",
+    "Finisher": "_stores.base", "BlobSweeper": "_stores.base", "BlobStatter": "_stores.base",
+    "RemoteReader": "_stores.base",
     # errors, each with its exit code
     "OcisiftError": "_core.errors", "UsageError": "_core.errors", "UnsupportedError": "_core.errors",
     "NotFoundError": "_core.errors", "AmbiguousError": "_core.errors", "IntegrityError": "_core.errors",
     "MalformedDocument": "_core.errors", "UnsafeContentError": "_core.errors", "ConflictError": "_core.errors",
-    "AuthError": "_core.errors",
+    "AuthError": "_core.errors", "Cancelled": "_core.cancel",
 }
 
 _MODULES = {"mediatypes": "_core.mediatypes"}  # the media type and annotation constants
@@ -59,6 +60,7 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:
     from ._api import (
+        blob,
         copy,
         delete,
         gc,
@@ -79,6 +81,7 @@ if TYPE_CHECKING:
         untag,
     )
     from ._core import mediatypes
+    from ._core.cancel import Cancelled, cancel
     from ._core.digest import Digest
     from ._core.errors import (
         AmbiguousError,
@@ -101,6 +104,7 @@ if TYPE_CHECKING:
     from ._graph.select import Candidate, Selector
     from ._graph.tree import TreeNode
     from ._stores.base import (
+        BlobStatter,
         BlobSweeper,
         Deleter,
         Finisher,
@@ -108,6 +112,7 @@ if TYPE_CHECKING:
         Pusher,
         Reader,
         ReferrerLister,
+        RemoteReader,
         RootLister,
         RootRecorder,
         Tagger,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import BinaryIO
 
 from ._core import jsontext
 from ._core.digest import Digest
@@ -109,8 +110,12 @@ def pull(
     limits: ExtractLimits | None = None,
     registry: RegistryOptions | None = None,
     progress: Progress | None = None,
+    concurrency: int = 4,
 ) -> PullResult:
-    """Select one manifest, then write or unpack the chosen layers into `dest`, all or nothing."""
+    """Select one manifest, then write or unpack the chosen layers into `dest`, all or nothing.
+
+    Up to `concurrency` blobs are fetched at once; layers are unpacked in manifest order while later
+    ones arrive."""
     from ._graph.pull import pull_from
 
     reference = _ref(ref)
@@ -118,8 +123,27 @@ def pull(
         return pull_from(
             store, reference.target, dest, selector=select, layers=layers, mode=mode, name=name,
             include=tuple(include), exclude=tuple(exclude), overwrite=overwrite, dry_run=dry_run, limits=limits,
-            progress=progress, reference=str(reference), hint=_hint(reference),
+            progress=progress, reference=str(reference), hint=_hint(reference), concurrency=concurrency,
         )
+
+
+def blob(ref: RefLike, output: str | BinaryIO, *, registry: RegistryOptions | None = None,
+         progress: Progress | None = None) -> Descriptor:
+    """The blob REF@DIGEST names, verified: to a file path (complete or not there at all) or a binary stream."""
+    from ._graph.blob import blob_descriptor, blob_to_file, blob_to_stream
+
+    reference = _ref(ref)
+    digest = reference.target.digest
+    if digest is None or reference.target.tag is not None or reference.target.name is not None:
+        raise UsageError(f"blob get takes a reference pinned by a blob's digest, such as "
+                         f"localhost:5000/acme/app@sha256:… (got {reference})")
+    with opened(reference, options=registry) as store:
+        desc = blob_descriptor(store, digest)
+        if isinstance(output, str):
+            blob_to_file(store, desc, output, progress)
+        else:
+            blob_to_stream(store, desc, output, progress)
+    return desc
 
 
 def tree(ref: RefLike, *, referrers: bool = False, max_depth: int = MAX_DEPTH,
@@ -215,6 +239,7 @@ def push(
     subject: RefLike | None = None,
     tags: Sequence[str] = (),
     registry: RegistryOptions | None = None,
+    progress: Progress | None = None,
 ) -> Pushed:
     """Push files and directories as an ORAS-compatible artifact to a registry, layout or archive."""
     from ._graph.push import push_artifact
@@ -229,7 +254,7 @@ def push(
     with _writing(reference, registry, create=True) as store:
         return push_artifact(store, target, files, artifact_type=artifact_type,
                              annotations=parse_annotations(annotations), file_annotations=per_file,
-                             config=config, platform=plat, subject=subject_desc, tags=tags)
+                             config=config, platform=plat, subject=subject_desc, tags=tags, progress=progress)
 
 
 def index_create(

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from .._core import cancel
 from .._core.errors import OcisiftError, UsageError
 from .._core.version import __version__
 from .text import printable, printable_lines
@@ -19,6 +22,11 @@ if TYPE_CHECKING:  # imported where used: `ocisift --version` and `--help` stay 
     from .._core.options import RegistryOptions
     from .._core.progress import Progress
     from .._graph.select import Selector
+
+CONCURRENCY = click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
+                           help="Blobs in flight at once.")
+QUIET = click.option("--quiet", "-q", is_flag=True,
+                     help="No progress bars; print only the pinned reference (as docker -q does).")
 
 FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -47,9 +55,14 @@ def selector_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--plain-http/--https", "plain_http", default=None,
-                     help="Talk HTTP or HTTPS to the registry (default: HTTP for loopback and localhost only)."),
+                     help="Talk HTTP or HTTPS to the registry (default: HTTPS, but HTTP for loopback and localhost "
+                          "unless --ca-file or a certs.d directory is there for it)."),
         click.option("--insecure", is_flag=True, help="Do not verify the registry's TLS certificate."),
-        click.option("--ca-file", type=click.Path(dir_okay=False, exists=True), help="Trust this CA bundle."),
+        click.option("--ca-file", type=click.Path(dir_okay=False, exists=True),
+                     help="Trust only this CA bundle (instead of the system's)."),
+        click.option("--certs-dir", "certs_dirs", multiple=True, type=click.Path(file_okay=False),
+                     help="Look for HOST:PORT/ certificate directories here (repeatable; instead of "
+                          "/etc/containers/certs.d, /etc/docker/certs.d and ~/.config/containers/certs.d)."),
         click.option("--username", "-u", help="Registry user (else Docker's config.json is used)."),
         click.option("--password-stdin", is_flag=True, help="Read the registry password from standard input."),
         click.option("--timeout", type=float, default=30.0, show_default=True, help="Network timeout in seconds."),
@@ -67,8 +80,10 @@ def _registry(kw: dict[str, Any]) -> RegistryOptions:
         password = sys.stdin.readline().rstrip("\r\n")
         if kw.get("username") is None:
             raise UsageError("--password-stdin needs --username")
+    certs_dirs = kw.pop("certs_dirs")
     return RegistryOptions(plain_http=kw.pop("plain_http"), insecure=kw.pop("insecure"), ca_file=kw.pop("ca_file"),
-                           username=kw.pop("username"), password=password, timeout=kw.pop("timeout"))
+                           certs_dirs=tuple(certs_dirs) if certs_dirs else None, username=kw.pop("username"),
+                           password=password, timeout=kw.pop("timeout"))
 
 
 def _selector(platform: tuple[str, ...], artifact_type: str | None, media_type: str | None,
@@ -79,9 +94,9 @@ def _selector(platform: tuple[str, ...], artifact_type: str | None, media_type: 
                           max_depth)
 
 
-def _progress(fmt: str) -> AbstractContextManager[Progress | None]:
-    """Bars on a terminal for people; nothing for scripts or pipes."""
-    if fmt == "text" and sys.stderr.isatty():
+def _progress(fmt: str, quiet: bool = False) -> AbstractContextManager[Progress | None]:
+    """Bars on a terminal for people; nothing for scripts, pipes or --quiet."""
+    if fmt == "text" and not quiet and sys.stderr.isatty():
         from .progress import RichProgress
 
         return RichProgress()
@@ -106,7 +121,9 @@ def _emit_json(obj: Any) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ocisift")
-def main() -> None:
+@click.option("--debug", is_flag=True,
+              help="Trace every registry request and response on stderr (secrets redacted).")
+def main(debug: bool) -> None:
     """Find, select and move content inside OCI artifacts: registries, layouts and layout archives.
 
     \b
@@ -114,6 +131,10 @@ def main() -> None:
       ocisift tree oci:./layout
       ocisift pull oci:./layout:1.2 --platform linux/arm64:el9 -o out
     """
+    if debug:
+        from .debug import http_trace
+
+        click.get_current_context().with_resource(http_trace())
 
 
 @main.command()
@@ -241,12 +262,14 @@ def tags(reference: str, show_all: bool, fmt: str, **kw: Any) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan; fetch no blob and write nothing.")
 @click.option("--max-extract-size", type=int, metavar="BYTES", help="Cap on unpacked bytes (default 16 GiB).")
 @click.option("--max-ratio", type=float, help="Cap on decompression ratio (default 250).")
+@CONCURRENCY
 @registry_options
+@QUIET
 @FORMAT
 def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, layer_index: int | None,
          all_layers: bool, layer_annotation: tuple[str, ...], title: str | None, mode: str, name: str | None,
          include: tuple[str, ...], exclude: tuple[str, ...], overwrite: bool, dry_run: bool,
-         max_extract_size: int | None, max_ratio: float | None, **sel: Any) -> None:
+         max_extract_size: int | None, max_ratio: float | None, concurrency: int, quiet: bool, **sel: Any) -> None:
     """Select one manifest under REFERENCE and write the chosen layers to OUTPUT.
 
     Only the selected blobs are read; nothing reaches OUTPUT unless everything succeeded.
@@ -270,16 +293,19 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
             max_ratio=max_ratio if max_ratio is not None else limits.max_ratio,
         )
     registry = _registry(sel)
-    with _progress(fmt) as progress:
+    with _progress(fmt, quiet) as progress:
         result = api.pull(
             reference, output, _selector(**sel), registry=registry,
             layers=LayerSelector.build(layer_media_type, layer_index, all_layers, layer_annotation, title),
             mode=mode,  # type: ignore[arg-type]
             name=name, include=include, exclude=exclude, overwrite=overwrite, dry_run=dry_run, limits=limits,
-            progress=progress,
+            progress=progress, concurrency=concurrency,
         )
     if fmt == "json":
         _emit_json(result.to_json())
+        return
+    if quiet:
+        click.echo(printable(result.resolved.pinned))
         return
     from .render import render_pull
 
@@ -291,11 +317,12 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
 @click.argument("destination")
 @click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH[/VARIANT][:OS.VERSION]",
               help="Copy only these platforms (repeatable; several make a new index of just them).")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Blobs in flight at once.")
+@CONCURRENCY
 @registry_options
+@QUIET
 @FORMAT
-def copy(source: str, destination: str, platforms: tuple[str, ...], concurrency: int, fmt: str, **kw: Any) -> None:
+def copy(source: str, destination: str, platforms: tuple[str, ...], concurrency: int, quiet: bool, fmt: str,
+         **kw: Any) -> None:
     """Copy the graph SOURCE names into DESTINATION (registry or layout), skipping blobs already there.
 
     \b
@@ -307,11 +334,13 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], concurrency:
     from .. import _api as api
 
     registry = _registry(kw)
-    with _progress(fmt) as progress:
+    with _progress(fmt, quiet) as progress:
         result = api.copy(source, destination, platforms=platforms, concurrency=concurrency, registry=registry,
                           progress=progress)
     if fmt == "json":
         _emit_json(result.to_json())
+    elif quiet:
+        click.echo(result.destination)
     else:
         click.echo(f"copied {len(result.copied)}, mounted {len(result.mounted)}, skipped {len(result.skipped)} "
                    f"({_size(result.bytes_copied)} moved): {result.destination}")
@@ -330,10 +359,11 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], concurrency:
 @click.option("--subject", metavar="REF", help="Attach the artifact to this manifest (a referrer).")
 @click.option("--tag", "tags", multiple=True, help="Further tags (repeatable).")
 @registry_options
+@QUIET
 @FORMAT
 def push(reference: str, files: tuple[str, ...], artifact_type: str | None, annotations: tuple[str, ...],
          annotation_file: str | None, config: str | None, platform: str | None, subject: str | None,
-         tags: tuple[str, ...], fmt: str, **kw: Any) -> None:
+         tags: tuple[str, ...], quiet: bool, fmt: str, **kw: Any) -> None:
     """Push FILE[:MEDIATYPE] and DIR arguments as one ORAS-compatible artifact.
 
     Files become layers titled by their names; a directory is packed as a
@@ -348,13 +378,51 @@ def push(reference: str, files: tuple[str, ...], artifact_type: str | None, anno
     """
     from .. import _api as api
 
-    result = api.push(reference, files, artifact_type=artifact_type, annotations=annotations,
-                      annotation_file=annotation_file, config=config, platform=platform, subject=subject,
-                      tags=tags, registry=_registry(kw))
+    registry = _registry(kw)
+    with _progress(fmt, quiet) as progress:
+        result = api.push(reference, files, artifact_type=artifact_type, annotations=annotations,
+                          annotation_file=annotation_file, config=config, platform=platform, subject=subject,
+                          tags=tags, registry=registry, progress=progress)
     if fmt == "json":
         _emit_json(result.to_json())
     else:
-        click.echo(result.reference)
+        click.echo(result.reference)  # all --quiet leaves, as with docker push -q
+
+
+@main.group()
+def blob() -> None:
+    """Read single blobs by digest."""
+
+
+@blob.command("get")
+@click.argument("reference")
+@click.option("-o", "--output", required=True, metavar="FILE|-", help="File to write (replaced whole), or - for stdout.")
+@registry_options
+@QUIET
+@FORMAT
+def blob_get(reference: str, output: str, quiet: bool, fmt: str, **kw: Any) -> None:
+    """Write the blob REFERENCE@DIGEST names, verified, to FILE or stdout.
+
+    A file appears only once every byte matched the digest. On stdout bytes go
+    out as they arrive; a mismatch is exit 5 after the last of them.
+
+    \b
+    Example:
+      ocisift blob get localhost:5000/acme/app@sha256:… -o layer.tar.gz
+      ocisift blob get oci:./layout@sha256:… -o - | tar -xz
+    """
+    from .. import _api as api
+
+    registry = _registry(kw)
+    to_stdout = output == "-"
+    if to_stdout and fmt == "json":
+        raise UsageError("--format json prints a summary on stdout; write the blob to a file (-o FILE)")
+    with _progress(fmt, quiet) as progress:
+        desc = api.blob(reference, sys.stdout.buffer if to_stdout else output, registry=registry, progress=progress)
+    if fmt == "json":
+        _emit_json({"descriptor": desc.to_json(), "output": output})
+    elif not to_stdout and not quiet:
+        click.echo(f"wrote {desc.digest} ({_size(desc.size)}) to {output}")
 
 
 @main.group()
@@ -457,12 +525,16 @@ def tag_command(source: str, tags: tuple[str, ...], fmt: str, **kw: Any) -> None
 @registry_options
 @FORMAT
 def untag(reference: str, fmt: str, **kw: Any) -> None:
-    """Remove a tag from a layout or archive (the content stays until gc).
+    """Remove a tag from a layout, archive or registry.
+
+    In layouts the content stays until gc. A registry that cannot delete a tag
+    alone (distribution 2.x) has the manifest deleted instead, but only when no
+    other tag names it.
 
     \b
     Example:
       ocisift untag oci:./layout:old
-      ocisift untag oci-archive:./bundle.tar:old
+      ocisift untag localhost:5000/acme/app:rc1
     """
     from .. import _api as api
 
@@ -586,10 +658,27 @@ def _wants_json(argv: list[str]) -> bool:
 def run(argv: list[str] | None = None) -> int:
     """Entry point: maps every error to the SPEC's exit codes and, with --format json, to JSON."""
     _end_of_command()  # a command starts with no session of an earlier one (as a new process would)
+    cancel.reset()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, _interrupted)
     try:
         return _run(argv)
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         _end_of_command()
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    """Ctrl-C: every transfer stops now (sockets shut, workers stop at their next chunk), then the main
+    thread unwinds, removing staging and temporary files on its way. Inside a shielded step (moving
+    staged files into place) it waits for the step to end."""
+    if cancel.in_shield():
+        cancel.defer()
+        return
+    cancel.cancel()
+    raise KeyboardInterrupt
 
 
 def _run(argv: list[str] | None) -> int:

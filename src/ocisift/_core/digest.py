@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
+from . import cancel
 from .errors import IntegrityError, UsageError
 from .sources import CHUNK, ByteSource
 
@@ -89,6 +90,7 @@ class VerifyingReader(io.RawIOBase):
     def readinto(self, buffer: WriteableBuffer) -> int:
         if self._done:
             return 0
+        cancel.check()  # Ctrl-C stops every transfer within a chunk, local files too
         view = memoryview(buffer).cast("B")
         # Read at most one byte past the declared size to detect overlong bodies.
         room = self._size - self._seen + 1

@@ -12,6 +12,7 @@ class RegistryOptions:
     plain_http: bool | None = None
     insecure: bool = False
     ca_file: str | None = None
+    certs_dirs: tuple[str, ...] | None = None  # certs.d roots searched for HOST:PORT/; None: the environment's
     username: str | None = None
     password: str | None = None
     timeout: float = 30.0

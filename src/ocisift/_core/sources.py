@@ -20,3 +20,9 @@ class ByteSource(Readable, Protocol):
     """What a store's push reads from: a file, BytesIO, a verifying reader, a read-ahead."""
 
     def read(self, size: int = -1, /) -> bytes: ...
+
+
+class CheckedStream(Readable, Protocol):
+    """A blob's bytes whose check (digest and size) has run, or runs by the time `drain()` returns."""
+
+    def drain(self) -> None: ...

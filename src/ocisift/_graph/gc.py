@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .._core import mediatypes as mt
 from .._core.digest import Digest
 from .._core.errors import MalformedDocument, NotFoundError, OcisiftError
 from .._core.models import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_document
@@ -54,7 +55,7 @@ def _young_documents(store: Reader, young: list[tuple[Digest, int]]) -> list[Des
         if size > MAX_MANIFEST_BYTES:
             continue
         try:
-            raw = store.fetch_manifest(Descriptor("application/octet-stream", digest, size))
+            raw = store.fetch_manifest(Descriptor(mt.OCTET_STREAM, digest, size))
             doc = parse_document(raw, None, what=f"blob {digest}")
         except OcisiftError:
             continue  # not a document: a layer or a config

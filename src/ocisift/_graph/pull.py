@@ -6,15 +6,15 @@ import os
 
 from .._core import mediatypes as mt
 from .._core.errors import NotFoundError, UsageError
-from .._core.models import Descriptor, Manifest
+from .._core.models import Manifest
 from .._core.progress import NoProgress, Progress
 from .._core.reference import Target
-from .._core.streams import ReadAhead, copy_stream
-from .._stores.base import Reader
+from .._stores.base import Reader, RemoteReader
 from .._unpack.extract import ImageTreeBuilder, PathFilter, TreeBuilder
 from .._unpack.layers import MODES, LayerSelector, Mode, blob_file_name, layer_dir_name, select_layers
 from .._unpack.limits import ExtractLimits
 from .._unpack.staging import Staging
+from .fetch import Prefetcher, fetch_all
 from .resolve import resolve_in
 from .results import PlannedBlob, PullResult
 from .select import Selector
@@ -61,7 +61,9 @@ def pull_from(
     progress: Progress | None = None,
     reference: str | None = None,
     hint: str = "",
+    concurrency: int = 4,
 ) -> PullResult:
+    """Select, plan, then fetch the chosen blobs `concurrency` at a time while unpacking goes on (fetch.py)."""
     progress = progress or NoProgress()
     if mode not in MODES:
         raise UsageError(f"unknown mode {mode!r}: copy, extract, extract-all or layer-per-dir")
@@ -75,19 +77,26 @@ def pull_from(
         return PullResult(resolved, mode, output, tuple(plan), (), True)
     limits = limits or ExtractLimits()
     path_filter = PathFilter(include, exclude)
+    # Several at once, and ahead of unpacking, where fetching waits on a network; one at a time from disk.
+    concurrency = max(1, concurrency) if isinstance(store, RemoteReader) else 1
     staging = Staging(output)
     try:
         if mode == "copy":
-            for p in plan:
-                _copy_blob(store, p.descriptor, os.path.join(staging.root, os.path.basename(p.destination)), progress)
-        elif mode == "layer-per-dir":
-            budget = [limits.max_bytes]
-            for p in plan:
-                sub = os.path.join(staging.root, os.path.basename(p.destination))
-                os.mkdir(sub)
-                _unpack(store, [p], sub, limits, path_filter, overwrite, budget, progress)
+            fetch_all(store, [(p.descriptor, os.path.join(staging.root, os.path.basename(p.destination)))
+                              for p in plan], concurrency, progress)
         else:
-            _unpack(store, plan, staging.root, limits, path_filter, overwrite, [limits.max_bytes], progress)
+            blobs = Prefetcher(store, [p.descriptor for p in plan], staging.scratch, concurrency, progress)
+            try:
+                if mode == "layer-per-dir":
+                    budget = [limits.max_bytes]
+                    for p in plan:
+                        sub = os.path.join(staging.root, os.path.basename(p.destination))
+                        os.mkdir(sub)
+                        _unpack(blobs, [p], sub, limits, path_filter, overwrite, budget)
+                else:
+                    _unpack(blobs, plan, staging.root, limits, path_filter, overwrite, [limits.max_bytes])
+            finally:
+                blobs.close()
         missing = path_filter.unmatched()
         if missing:
             raise NotFoundError(f"--include {' '.join(missing)} matched nothing in the selected layer(s); "
@@ -100,33 +109,19 @@ def pull_from(
 
 
 def _unpack(
-    store: Reader,
+    blobs: Prefetcher,
     plan: list[PlannedBlob],
     root: str,
     limits: ExtractLimits,
     path_filter: PathFilter,
     overwrite: bool,
     budget: list[int],
-    progress: Progress,
 ) -> None:
     image = all(mt.is_image_layer(p.descriptor.media_type) for p in plan)
     builder_cls = ImageTreeBuilder if image else TreeBuilder
     builder = builder_cls(root, limits=limits, path_filter=path_filter, overwrite=overwrite, budget=budget)
     for p in plan:
-        advance = progress.begin(p.descriptor, "unpack")
-        with store.fetch(p.descriptor) as raw:
-            raw.on_read = advance
-            with ReadAhead(raw) as ahead:  # receive and verify on one core, unpack on the other
-                builder.apply(ahead, p.descriptor.media_type, p.position,
-                              image_layer=mt.is_image_layer(p.descriptor.media_type))
-        progress.end(p.descriptor)
+        with blobs.open(p.descriptor) as stream:
+            builder.apply(stream, p.descriptor.media_type, p.position,
+                          image_layer=mt.is_image_layer(p.descriptor.media_type))
     builder.finish()
-
-
-def _copy_blob(store: Reader, desc: Descriptor, path: str, progress: Progress) -> None:
-    advance = progress.begin(desc, "fetch")
-    with store.fetch(desc) as raw, open(path, "xb") as out:
-        raw.on_read = advance
-        with ReadAhead(raw) as ahead:
-            copy_stream(ahead, out.write)
-    progress.end(desc)

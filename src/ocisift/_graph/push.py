@@ -21,6 +21,7 @@ from .._core.digest import Digest
 from .._core.errors import NotFoundError, UsageError
 from .._core.models import Descriptor
 from .._core.platform import Platform
+from .._core.progress import CountingReader, NoProgress, Progress
 from .._core.reference import Target
 from .._core.sources import CHUNK
 from .._stores.base import Pusher, Reader, require
@@ -75,12 +76,14 @@ def _tar_directory(path: str, out: str) -> None:
 
 
 def _push_file(store: Reader, pusher: Pusher, path: str, media_type: str,
-               annotations: Mapping[str, str]) -> Descriptor:
+               annotations: Mapping[str, str], progress: Progress) -> Descriptor:
     digest, size = _digest_file(path)
     desc = Descriptor(media_type, digest, size, dict(annotations))
     if not store.exists(desc):
+        advance = progress.begin(desc, "push")
         with open(path, "rb") as fh:
-            pusher.push(desc, fh)
+            pusher.push(desc, CountingReader(fh, advance))
+        progress.end(desc)
     return desc
 
 
@@ -105,10 +108,12 @@ def push_artifact(
     platform: Platform | None = None,
     subject: Descriptor | None = None,
     tags: Sequence[str] = (),
+    progress: Progress | None = None,
 ) -> Pushed:
     if not files and config is None:
         raise UsageError("nothing to push: give at least one FILE or DIR, or --config")
     pusher = require(store, Pusher, "be pushed to")
+    progress = progress or NoProgress()
     file_annotations = file_annotations or {}
     layers: list[Descriptor] = []
     titles: set[str] = set()
@@ -126,9 +131,9 @@ def push_artifact(
                 packed = os.path.join(tmp, f"{len(layers)}.tar.gz")
                 _tar_directory(path, packed)
                 ann[mt.ANNOTATION_ORAS_UNPACK] = "true"
-                layers.append(_push_file(store, pusher, packed, media_type or mt.OCI_LAYER_GZIP, ann))
+                layers.append(_push_file(store, pusher, packed, media_type or mt.OCI_LAYER_GZIP, ann, progress))
             else:
-                layers.append(_push_file(store, pusher, path, media_type or DEFAULT_FILE_TYPE, ann))
+                layers.append(_push_file(store, pusher, path, media_type or DEFAULT_FILE_TYPE, ann, progress))
         if config is not None:
             cpath, ctype = split_file_arg(config)
             with open(cpath, "rb") as fh:

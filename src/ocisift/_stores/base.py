@@ -13,12 +13,14 @@ Optional capabilities (mounting) are tested with `isinstance` and skipped.
 | Pusher         | yes    | yes        | -              | yes             | yes      | -             | yes            |
 | Tagger         | yes    | yes        | -              | yes             | yes      | -             | yes            |
 | RootRecorder   | yes    | yes        | -              | yes             | -        | -             | yes            |
-| Untagger       | yes    | yes        | -              | yes             | -        | -             | -              |
+| Untagger       | yes    | yes        | -              | yes             | yes      | -             | -              |
 | TagLister      | yes    | yes        | yes            | yes             | yes      | yes           | -              |
 | ReferrerLister | yes    | yes        | yes            | yes             | yes      | -             | -              |
 | Mounter        | yes    | -          | -              | -               | yes      | -             | -              |
 | Deleter        | yes    | yes        | -              | yes             | yes      | -             | -              |
 | Finisher       | -      | -          | -              | yes             | -        | -             | yes            |
+| BlobStatter    | yes    | yes        | yes            | yes             | yes      | -             | -              |
+| RemoteReader   | -      | -          | -              | -               | yes      | -             | -              |
 | BlobSweeper    | yes    | yes        | -              | yes             | -        | -             | -              |
 """
 
@@ -96,7 +98,11 @@ class RootRecorder(Protocol):
 @runtime_checkable
 class Untagger(Protocol):
     def untag(self, tag: str) -> int:
-        """Remove the name; returns how many entries it named. NotFoundError when none."""
+        """Remove the name; returns how many entries it named. NotFoundError when none.
+
+        Layouts keep the content until gc. A registry that cannot delete a tag alone deletes the manifest
+        instead, and only when no other tag names it (ConflictError naming that tag otherwise).
+        """
         ...
 
 
@@ -126,6 +132,26 @@ class Deleter(Protocol):
     def delete(self, desc: Descriptor) -> None:
         """Remove a manifest or index (and, in layouts, the entries naming it)."""
         ...
+
+
+@runtime_checkable
+class BlobStatter(Protocol):
+    def stat_blob(self, digest: Digest) -> Descriptor | None:
+        """A descriptor (size, and `application/octet-stream`) for a blob known only by digest; None when absent.
+
+        What `blob get REF@DIGEST` needs before it can fetch: every fetch is checked against a size."""
+        ...
+
+
+@runtime_checkable
+class RemoteReader(Protocol):
+    """A reader whose fetches wait on a network, so fetching several at once, and ahead, pays.
+
+    Local stores do not claim it: for them a blob fetched ahead into a file is
+    only a second write and read of the same bytes.
+    """
+
+    remote: bool
 
 
 @runtime_checkable

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import posixpath
+import stat
 import tarfile
 from typing import IO, TYPE_CHECKING, NamedTuple, Protocol
 
@@ -25,6 +26,8 @@ class LayoutFiles(Protocol):
     def open(self, name: str) -> io.BufferedReader | None: ...
 
     def exists(self, name: str) -> bool: ...
+
+    def size(self, name: str) -> int | None: ...
 
 
 class DirectoryFiles:
@@ -56,6 +59,13 @@ class DirectoryFiles:
 
     def exists(self, name: str) -> bool:
         return os.path.isfile(self.path(name))
+
+    def size(self, name: str) -> int | None:
+        try:
+            st = os.stat(self.path(name))
+        except FileNotFoundError:
+            return None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 class _Slice(io.RawIOBase):
@@ -171,3 +181,7 @@ class ArchiveFiles:
 
     def exists(self, name: str) -> bool:
         return self.resolve(name) is not None
+
+    def size(self, name: str) -> int | None:
+        entry = self.member(name)
+        return entry.size if entry is not None else None

@@ -139,6 +139,10 @@ class LayoutReader:
     def exists(self, desc: Descriptor) -> bool:
         return self.files.exists(blob_name(desc.digest))
 
+    def stat_blob(self, digest: Digest) -> Descriptor | None:
+        size = self.files.size(blob_name(digest))
+        return Descriptor(mt.OCTET_STREAM, digest, size) if size is not None else None
+
     def tags(self, limit: int | None = None) -> list[str]:
         return tags_of(self.roots())[:limit]
 

@@ -76,6 +76,11 @@ class MemoryStore:
             self.written[desc.digest] = time.time()
         return True
 
+    def stat_blob(self, digest: Digest) -> Descriptor | None:
+        with self._lock:
+            data = self.blobs.get(digest)
+        return Descriptor(mt.OCTET_STREAM, digest, len(data)) if data is not None else None
+
     def pinned(self, desc: Descriptor) -> str:
         return f"{self.location}@{desc.digest}"
 

@@ -32,12 +32,11 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
-from .._core.digest import VerifyingReader
 from .._core.errors import ConflictError, IntegrityError, OcisiftError, UnsafeContentError, UsageError
 from .._core.mediatypes import compression_of
 from .._core.permissions import umask
-from .._core.sources import CHUNK, Readable
-from .._core.streams import ReadAhead, copy_stream
+from .._core.sources import CHUNK, CheckedStream, Readable
+from .._core.streams import copy_stream
 from .limits import ExtractLimits
 from .staging import remove_tree
 
@@ -278,7 +277,7 @@ class TreeBuilder:
 
     # -- one layer ---------------------------------------------------------------
 
-    def apply(self, raw: VerifyingReader | ReadAhead, media_type: str, layer: int, *, image_layer: bool) -> None:
+    def apply(self, raw: CheckedStream, media_type: str, layer: int, *, image_layer: bool) -> None:
         """Unpack one verified stream; the digest is checked before this returns."""
         try:
             stream, _ = open_tar_stream(raw, media_type, self.limits, self.budget)
@@ -702,7 +701,7 @@ def _mkdir(path: str, rel: str) -> None:
         raise
 
 
-def _check_digest_first(raw: VerifyingReader | ReadAhead) -> None:
+def _check_digest_first(raw: CheckedStream) -> None:
     """A corrupted blob must be reported as such, not as the tar error it causes."""
     try:
         raw.drain()

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 
+from .._core import cancel
 from .._core.errors import ConflictError, UnsafeContentError, UsageError
 from .._core.permissions import dir_mode
 
@@ -20,12 +21,36 @@ class Staging:
         if os.path.lexists(self.dest) and not os.path.isdir(self.dest):
             raise UsageError(f"output {dest} exists and is not a directory")
         self.root = tempfile.mkdtemp(prefix=".ocisift-staging-", dir=parent)
+        self._scratch: str | None = None
+
+    def scratch(self) -> str:
+        """A second private directory beside the first, for what is staged but never published (blobs
+        downloaded ahead of unpacking); removed with the staging however it ends."""
+        if self._scratch is None:
+            self._scratch = tempfile.mkdtemp(prefix=".ocisift-staging-", suffix="-blobs",
+                                             dir=os.path.dirname(self.root))
+        return self._scratch
 
     def abort(self) -> None:
         remove_tree_quietly(self.root)
+        self.drop_scratch()
+
+    def drop_scratch(self) -> None:
+        if self._scratch is not None:
+            remove_tree_quietly(self._scratch)
+            self._scratch = None
 
     def commit(self) -> list[str]:
-        """Move staged entries into the destination; checks everything before moving anything."""
+        """Move staged entries into the destination; checks everything before moving anything.
+
+        Shielded: a Ctrl-C during the moves takes effect after the last one, so the destination is
+        never left half old, half new.
+        """
+        self.drop_scratch()
+        with cancel.shielded():
+            return self._commit()
+
+    def _commit(self) -> list[str]:
         if not os.path.exists(self.dest):
             written = _walk_rel(self.root)
             os.chmod(self.root, dir_mode())  # private while it was filled; the user's directory from now on

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import urllib3
 
+from ..._core import cancel
 from ..._core.digest import Digest, VerifyingReader
 from ..._core.errors import IncompleteTransfer, IntegrityError, NotFoundError, OcisiftError, TransferTimeout
 from ..._core.models import Descriptor
@@ -44,6 +45,18 @@ def blob_exists(repo: Repository, digest: Digest) -> bool:
     resp = repo.request("HEAD", repo.url(f"blobs/{digest}"))
     discard(resp)
     return resp.status == 200
+
+
+def blob_size(repo: Repository, digest: Digest) -> int | None:
+    """The size a registry gives for a blob (HEAD's Content-Length); None when it has no such blob."""
+    resp = repo.request("HEAD", repo.url(f"blobs/{digest}"))
+    discard(resp)
+    if resp.status == 404:
+        return None
+    length = (resp.headers.get("Content-Length") or "").strip()
+    if resp.status != 200 or not length.isdigit():
+        raise OcisiftError(f"registry answered {resp.status} without a size for blob {digest}")
+    return int(length)
 
 
 def _range_start(header: str | None) -> int | None:
@@ -98,10 +111,12 @@ class ResumingBody(io.RawIOBase):
             try:
                 n = self._reader.readinto(memoryview(buffer).cast("B")) or 0
             except self._BROKEN as exc:
+                cancel.check()  # broken because the transfer was cancelled: not a timeout, not resumed
                 self._timed_out()
                 self._resume(exc)
                 continue
             if n == 0 and self.got < self.size:
+                cancel.check()
                 self._timed_out()
                 self._resume(None)
                 continue

@@ -54,6 +54,40 @@ def put_manifest(repo: Repository, ident: str, raw: bytes, media_type: str) -> b
     return subject_seen
 
 
+def manifest_digest(repo: Repository, ident: str) -> Digest | None:
+    """What a tag names, by HEAD (Docker-Content-Digest), else by GET; None when the registry has no such tag."""
+    resp = repo.request("HEAD", repo.url(f"manifests/{ident}"), headers={"Accept": ACCEPT})
+    discard(resp)
+    if resp.status == 404:
+        return None
+    header = (resp.headers.get("Docker-Content-Digest") or "").strip()
+    if resp.status == 200 and header:
+        try:
+            return Digest.parse(header)
+        except OcisiftError:
+            pass  # a registry's odd header: the bytes say it for sure
+    found = get_manifest(repo, ident, None)
+    return Digest.of(found[0]) if found is not None else None
+
+
+def delete_tag(repo: Repository, tag: str) -> bool:
+    """DELETE of the tag itself (OCI distribution 1.1); False when the registry cannot delete a tag alone.
+
+    Distribution 2.x answers 400 DIGEST_INVALID (it takes the tag for a digest); others answer 405
+    UNSUPPORTED or 400 with a tag-invalid code. A registry with deletes disabled answers 405 too, which
+    the caller learns from deleting by digest instead.
+    """
+    resp = repo.request("DELETE", repo.url(f"manifests/{tag}"), push=True)
+    status, text = resp.status, error_text(resp)
+    if status in (200, 202):
+        return True
+    if status == 404:
+        raise NotFoundError(f"tag {tag} is not in {repo.image.name}")
+    if status in (400, 405):
+        return False
+    raise OcisiftError(f"registry refused to delete tag {tag} ({status}): {text}")
+
+
 def manifest_exists(repo: Repository, digest: Digest) -> bool:
     resp = repo.request("HEAD", repo.url(f"manifests/{digest}"), headers={"Accept": ACCEPT})
     discard(resp)

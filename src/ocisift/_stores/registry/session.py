@@ -29,11 +29,14 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import urllib3
 
+from ..._core import cancel
 from ..._core.errors import AuthError, OcisiftError, TransferTimeout
 from ..._core.options import RegistryOptions
 from .auth import MAX_TOKEN_BODY, Challenge, Token, parse_challenge, parse_token_response
 from .credentials import Credentials, lookup_credentials
-from .watchdog import WATCHDOG, headers_timed_out, socket_of, watched_pools
+from .tls import certs_search_path, host_directory
+from .transport import ProxyAuthError, Transport
+from .watchdog import WATCHDOG, headers_timed_out, socket_of
 
 Scope = tuple[str, ...]
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -87,12 +90,24 @@ class Origin:
         return f"{self.scheme}://{host}:{self.port}"
 
 
-def registry_origin(host: str, plain_http: bool | None) -> tuple[Origin, str]:
-    """The origin and base URL (`scheme://host[:port]`) of a registry host as users write it."""
+def registry_origin(host: str, options: RegistryOptions) -> tuple[Origin, str]:
+    """The origin and base URL (`scheme://host[:port]`) of a registry host as users write it.
+
+    HTTPS, but plain HTTP for loopback hosts unless TLS was set up for them (`--ca-file`, or a certs.d
+    directory for that host and port): whoever put a CA there means the registry to be spoken to in TLS.
+    `--plain-http`/`--https` decide outright.
+    """
     host = "registry-1.docker.io" if host == "docker.io" else host
-    scheme = "http" if (plain_http if plain_http is not None else is_loopback(host)) else "https"
-    base = f"{scheme}://{host}"
+    plain = options.plain_http
+    if plain is None:
+        plain = is_loopback(host) and options.ca_file is None and not _has_certs_dir(host, options)
+    base = f"{'http' if plain else 'https'}://{host}"
     return Origin.of(base), base
+
+
+def _has_certs_dir(host: str, options: RegistryOptions) -> bool:
+    origin = Origin.of(f"https://{host}")
+    return host_directory(certs_search_path(options), origin.host, origin.port) is not None
 
 
 def repository_scope(repository: str, actions: str, *also_pull: str) -> Scope:
@@ -129,6 +144,7 @@ def read_capped(resp: urllib3.BaseHTTPResponse, limit: int, what: str, timeout: 
     except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
         resp.close()
         resp.release_conn()
+        cancel.check()
         if watch.expired:
             raise TransferTimeout(f"{what} did not arrive whole within {timeout:g} s (--timeout)") from None
         raise OcisiftError(f"the connection broke while reading {what}: {exc}") from None
@@ -188,14 +204,7 @@ class Session:
         self.origin = origin
         self.host = host
         self.options = options
-        self.pool = urllib3.PoolManager(
-            num_pools=8, maxsize=16, retries=False,
-            timeout=urllib3.Timeout(connect=min(options.timeout, 10.0), read=options.timeout),
-            cert_reqs="CERT_NONE" if options.insecure else "CERT_REQUIRED",
-            ca_certs=options.ca_file,
-        )
-        # Its connections bound the wait for a response's headers as a whole, not per byte.
-        self.pool.pool_classes_by_scheme = watched_pools(options.timeout)
+        self.transport = Transport(options)
         self._credentials = credentials
         self._credentials_known = credentials is not None
         self._basic: str | None = None
@@ -324,6 +333,10 @@ class Session:
             if authorization is not None and Origin.of(current) == bound_to:
                 sent["Authorization"] = authorization
             resp = self._send_with_retries(method, current, sent, body)
+            if resp.status == 407:  # a proxy on the way (plain HTTP: no CONNECT) wants credentials
+                discard(resp)
+                raise ProxyAuthError(f"the proxy for {current.split('?')[0]} wants credentials (407): put them in "
+                                     "the proxy URL, http://USER:PASSWORD@HOST:PORT")
             location = resp.headers.get("Location")
             if resp.status not in REDIRECT_STATUSES or method not in _IDEMPOTENT or not location:
                 return resp, current
@@ -337,23 +350,24 @@ class Session:
         replayable = method in _IDEMPOTENT and (body is None or isinstance(body, bytes))
         for attempt in range(attempts):
             last = attempt == attempts - 1
+            cancel.check()
             try:
-                resp = self.pool.request(method, url, headers=headers, body=body, preload_content=False,
-                                         redirect=False, retries=False)
+                resp = self.transport.request(method, url, headers, body)
             except TransferTimeout:  # the watchdog ended a wait for headers that never came whole
+                cancel.check()  # or the transfers were cancelled
                 raise TransferTimeout(f"{self.host} did not answer {url} within {self.options.timeout:g} s "
                                       "(--timeout)") from None
             except _NOT_CONNECTED as exc:  # nothing was sent: any method may try again
                 self._timed_out(url)
                 if last:
                     raise OcisiftError(f"registry {self.host} is unreachable: {_reason(exc)}") from None
-                time.sleep(self._backoff(attempt))
+                cancel.sleep(self._backoff(attempt))
                 continue
             except _BROKEN_CONNECTION as exc:
                 self._timed_out(url)
                 if not replayable or last:
                     raise OcisiftError(f"registry {self.host} is unreachable: {_reason(exc)}") from None
-                time.sleep(self._backoff(attempt))
+                cancel.sleep(self._backoff(attempt))
                 continue
             except urllib3.exceptions.HTTPError as exc:
                 raise OcisiftError(f"registry {self.host} failed: {exc}") from None
@@ -364,13 +378,14 @@ class Session:
                     raise OcisiftError(f"{self.host} asked to wait {wait:.0f} s before retrying (Retry-After), "
                                        f"more than the {self.options.max_retry_wait:g} s ocisift waits")
                 discard(resp)
-                time.sleep(wait if wait is not None else self._backoff(attempt))
+                cancel.sleep(wait if wait is not None else self._backoff(attempt))
                 continue
             return resp
         raise AssertionError("unreachable: the last attempt always returns or raises")
 
     def _timed_out(self, url: str) -> None:
         """A request whose headers the watchdog gave up on is a timeout, not a broken connection to retry."""
+        cancel.check()
         if headers_timed_out():
             raise TransferTimeout(f"{self.host} did not answer {url} within {self.options.timeout:g} s (--timeout)")
 
@@ -380,7 +395,7 @@ class Session:
         return min(0.25 * float(2 ** min(attempt, 16)), MAX_BACKOFF) + random.uniform(0.0, 0.25)
 
     def close(self) -> None:
-        self.pool.clear()
+        self.transport.close()
 
 
 def _reason(exc: BaseException) -> str:
@@ -393,7 +408,7 @@ _SESSIONS_LOCK = threading.Lock()
 
 def session_for(host: str, options: RegistryOptions) -> tuple[Session, str]:
     """The process's session for a registry host, and the base URL to build request URLs from."""
-    origin, base = registry_origin(host, options.plain_http)
+    origin, base = registry_origin(host, options)
     key = (origin, host, options)
     with _SESSIONS_LOCK:
         session = _SESSIONS.get(key)
@@ -415,7 +430,7 @@ def check_login(host: str, credentials: Credentials, options: RegistryOptions) -
 
     A fresh session, not the cached one: credentials that fail must not be remembered.
     """
-    origin, base = registry_origin(host, options.plain_http)
+    origin, base = registry_origin(host, options)
     session = Session(origin, host, options, credentials)
     root = base + "/v2/"
     try:

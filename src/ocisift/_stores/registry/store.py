@@ -13,15 +13,15 @@ from contextlib import contextmanager
 
 from ..._core import mediatypes as mt
 from ..._core.digest import Digest, VerifyingReader, verify_bytes
-from ..._core.errors import MalformedDocument, NotFoundError, UsageError
+from ..._core.errors import ConflictError, MalformedDocument, NotFoundError, UsageError
 from ..._core.models import MAX_MANIFEST_BYTES, Descriptor, parse_document
 from ..._core.options import RegistryOptions
 from ..._core.reference import ImageName, Target
 from ..._core.sources import ByteSource
 from ..base import Reader
-from .blobs import blob_exists, fetch_blob
+from .blobs import blob_exists, blob_size, fetch_blob
 from .listing import TAG_PAGE_SIZE, add_fallback_referrer, list_referrers, list_tags
-from .manifests import delete_manifest, get_manifest, manifest_exists, put_manifest
+from .manifests import delete_manifest, delete_tag, get_manifest, manifest_digest, manifest_exists, put_manifest
 from .repository import Repository
 from .uploads import mount_blob, single_upload, upload_blob
 
@@ -30,6 +30,7 @@ class RegistryStore:
     """One repository of one registry."""
 
     kind = "a registry"
+    remote = True  # RemoteReader: pulls fetch several blobs at once, and ahead of unpacking
 
     def __init__(self, image: ImageName, options: RegistryOptions | None = None) -> None:
         self.options = options or RegistryOptions()
@@ -76,6 +77,10 @@ class RegistryStore:
         if mt.is_manifest(desc.media_type) or mt.is_index(desc.media_type):
             return manifest_exists(self.repo, desc.digest)
         return blob_exists(self.repo, desc.digest)
+
+    def stat_blob(self, digest: Digest) -> Descriptor | None:
+        size = blob_size(self.repo, digest)
+        return Descriptor(mt.OCTET_STREAM, digest, size) if size is not None else None
 
     def pinned(self, desc: Descriptor) -> str:
         return f"{self.image.name}@{desc.digest}"
@@ -124,4 +129,25 @@ class RegistryStore:
     def delete(self, desc: Descriptor) -> None:
         delete_manifest(self.repo, desc.digest)
         self._manifests.pop(desc.digest, None)
+
+    def untag(self, tag: str) -> int:
+        """Delete the tag itself where the registry can; else its manifest, when no other tag names it.
+
+        A registry that cannot delete a tag alone (distribution 2.x) removes a tag only with its manifest,
+        which would take every other tag of that manifest along: then this refuses, naming that tag.
+        """
+        digest = manifest_digest(self.repo, tag)
+        if digest is None:
+            raise NotFoundError(f"tag {tag} is not in {self.location}")
+        if delete_tag(self.repo, tag):
+            return 1
+        for other in self.tags():
+            if other != tag and manifest_digest(self.repo, other) == digest:
+                raise ConflictError(
+                    f"{self.repo.host} cannot delete a tag alone (it refused DELETE of the tag), and deleting the "
+                    f"manifest {digest} would remove tag {other} too; move {other} first, or delete both with "
+                    f"ocisift delete {self.location}@{digest}")
+        delete_manifest(self.repo, digest)
+        self._manifests.pop(digest, None)
+        return 1
 

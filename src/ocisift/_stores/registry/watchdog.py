@@ -20,6 +20,7 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from ..._core import cancel
 from ..._core.errors import TransferTimeout
 
 TICK = 0.2
@@ -76,6 +77,14 @@ class Watchdog:
         with self._lock:
             self._watches.discard(w)
 
+    def expire_all(self) -> None:
+        """End every watched response now (transfers are cancelled): their blocked reads return at once."""
+        with self._lock:
+            due = list(self._watches)
+            self._watches.clear()
+        for w in due:
+            w._expire()
+
     def _run(self) -> None:
         while True:
             time.sleep(TICK)
@@ -89,6 +98,7 @@ class Watchdog:
 
 
 WATCHDOG = Watchdog()
+cancel.on_cancel(WATCHDOG.expire_all)
 
 
 def socket_of(resp: urllib3.BaseHTTPResponse) -> Any:
