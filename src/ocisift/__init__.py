@@ -23,7 +23,8 @@ _EXPORTS = {
     "Selector": "_graph.select", "Candidate": "_graph.select", "LayerSelector": "_unpack.layers",
     "ExtractLimits": "_unpack.limits", "RegistryOptions": "_core.options", "Resolved": "_graph.resolve",
     "PullResult": "_graph.results", "CopyResult": "_graph.results", "Pushed": "_graph.results", "TreeNode": "_graph.tree",
-    "GcResult": "_graph.results", "Platform": "_core.platform", "Descriptor": "_core.models", "Manifest": "_core.models",
+    "GcResult": "_graph.results", "Deleted": "_graph.results", "Platform": "_core.platform",
+    "Descriptor": "_core.models", "Manifest": "_core.models",
     "Index": "_core.models", "parse_document": "_core.models", "Digest": "_core.digest",
     "parse_reference": "_core.reference", "Target": "_core.reference",
     # stores and their capabilities
@@ -100,7 +101,7 @@ if TYPE_CHECKING:
     from ._core.platform import Platform
     from ._core.reference import Target, parse_reference
     from ._graph.resolve import Resolved
-    from ._graph.results import CopyResult, GcResult, PullResult, Pushed
+    from ._graph.results import CopyResult, Deleted, GcResult, PullResult, Pushed
     from ._graph.select import Candidate, Selector
     from ._graph.tree import TreeNode
     from ._stores.base import (

@@ -30,15 +30,25 @@ from ._core.names import is_referrers_tag, unnamed
 from ._core.options import RegistryOptions
 from ._core.platform import Platform
 from ._core.progress import Progress
-from ._core.reference import LayoutReference, Reference, Target, parse_reference
+from ._core.reference import LayoutReference, Reference, RegistryReference, Target, parse_reference
 from ._graph.gc import DEFAULT_GRACE_SECONDS, collect_garbage, referencing_indexes
 from ._graph.naming import check_tags
 from ._graph.resolve import Resolved, resolve_in
-from ._graph.results import CopyResult, GcResult, PullResult, Pushed
+from ._graph.results import CopyResult, Deleted, GcResult, PullResult, Pushed
 from ._graph.select import Selector
 from ._graph.tree import TreeNode, build_tree
 from ._graph.walk import MAX_DEPTH
-from ._stores.base import Deleter, Finisher, Reader, RootLister, Tagger, TagLister, Untagger, require
+from ._stores.base import (
+    BlobSweeper,
+    Deleter,
+    Finisher,
+    Reader,
+    RootLister,
+    Tagger,
+    TagLister,
+    Untagger,
+    require,
+)
 from ._stores.open import open_store, opened
 from ._unpack.layers import LayerSelector, Mode
 from ._unpack.limits import ExtractLimits
@@ -341,7 +351,7 @@ def untag(ref: RefLike, *, registry: RegistryOptions | None = None) -> int:
         return require(store, Untagger, "remove tags").untag(name)
 
 
-def delete(ref: RefLike, *, registry: RegistryOptions | None = None) -> Descriptor:
+def delete(ref: RefLike, *, registry: RegistryOptions | None = None) -> Deleted:
     """Remove the manifest or index REF@DIGEST names (a layout then needs gc to drop its blobs)."""
     reference = _ref(ref)
     digest = reference.target.digest
@@ -358,7 +368,18 @@ def delete(ref: RefLike, *, registry: RegistryOptions | None = None) -> Descript
                 f"{digest} is listed by the index {parents[0]} that {store.location} still holds; "
                 f"remove it from there first (ocisift index remove REF {digest}) or delete that index")
         deleter.delete(roots[0])
-        return roots[0]
+        # a store whose blobs are swept by gc keeps them; a registry collects its own
+        return Deleted(roots[0], blobs_stay=isinstance(store, BlobSweeper))
+
+
+def store_location(ref: RefLike) -> str:
+    """The store REF lives in, without tag or digest: `oci:./layout`, `docker-archive:FILE`, `host/repo`."""
+    reference = _ref(ref)
+    if isinstance(reference, RegistryReference):
+        return reference.image.name
+    if isinstance(reference, LayoutReference):
+        return f"{reference.scheme}:{reference.path}"
+    return f"docker-archive:{reference.path}"
 
 
 def gc(ref: RefLike, *, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False) -> GcResult:

@@ -567,6 +567,8 @@ def delete(reference: str, fmt: str, **kw: Any) -> None:
         _emit_json({"deleted": gone.to_json()})
     else:
         click.echo(f"deleted {gone.digest}")
+        if gone.blobs_stay:
+            click.echo(f"its blobs stay until: ocisift gc {api.store_location(reference)}", err=True)
 
 
 @main.command()

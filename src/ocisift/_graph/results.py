@@ -26,6 +26,21 @@ class PlannedBlob:
 
 
 @dataclass(frozen=True, slots=True)
+class Deleted:
+    """A deleted manifest, and whether its blobs stay behind until `gc` (stores that collect their own)."""
+
+    descriptor: Descriptor
+    blobs_stay: bool
+
+    @property
+    def digest(self) -> str:
+        return str(self.descriptor.digest)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.descriptor.to_json(), "blobsNeedGc": self.blobs_stay}
+
+
+@dataclass(frozen=True, slots=True)
 class PullResult:
     resolved: Resolved
     mode: str
