@@ -40,6 +40,7 @@ from ocisift._stores.base import (
     RootRecorder,
     Tagger,
     TagLister,
+    TagPeeker,
     Untagger,
     require,
 )
@@ -49,7 +50,7 @@ from ocisift._stores.registry.store import RegistryStore
 from registry import run_registry
 
 CAPABILITIES = (RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Mounter, Deleter,
-                Finisher, BlobSweeper, RemoteReader)
+                Finisher, BlobSweeper, RemoteReader, TagPeeker)
 # What each store can do: the table in ARCHITECTURE.md and in _stores/base.py, checked here.
 EXPECTED = {
     "memory": {RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Mounter, Deleter,
@@ -58,7 +59,7 @@ EXPECTED = {
     "archive-writer": {RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Deleter,
                        Finisher, BlobSweeper},
     "archive-reader": {RootLister, TagLister, ReferrerLister},
-    "registry": {Pusher, Tagger, Untagger, TagLister, ReferrerLister, Mounter, Deleter, RemoteReader},
+    "registry": {Pusher, Tagger, Untagger, TagLister, ReferrerLister, Mounter, Deleter, RemoteReader, TagPeeker},
 }
 
 

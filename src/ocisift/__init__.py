@@ -18,12 +18,15 @@ _EXPORTS = {
     "resolve": "_api", "pull": "_api", "tree": "_api", "tags": "_api", "manifest": "_api", "open": "_api",
     "copy": "_api", "push": "_api", "index_create": "_api", "index_add": "_api", "index_remove": "_api",
     "tag": "_api", "untag": "_api", "delete": "_api", "gc": "_api", "login": "_api", "logout": "_api",
-    "sample": "_api", "blob": "_api", "cancel": "_core.cancel",
+    "sample": "_api", "blob": "_api", "cancel": "_core.cancel", "copy_tags": "_api", "referrers": "_api",
+    "sync": "_api",
     # values taken and returned
     "Selector": "_graph.select", "Candidate": "_graph.select", "LayerSelector": "_unpack.layers",
     "ExtractLimits": "_unpack.limits", "RegistryOptions": "_core.options", "Resolved": "_graph.resolve",
     "PullResult": "_graph.results", "CopyResult": "_graph.results", "Pushed": "_graph.results", "TreeNode": "_graph.tree",
     "GcResult": "_graph.results", "Deleted": "_graph.results", "Platform": "_core.platform",
+    "SyncResult": "_graph.sync", "ReferrerNode": "_graph.referrers", "SyncSpec": "_core.syncspec",
+    "TagFilter": "_core.versions",
     "Descriptor": "_core.models", "Manifest": "_core.models",
     "Index": "_core.models", "parse_document": "_core.models", "Digest": "_core.digest",
     "parse_reference": "_core.reference", "Target": "_core.reference",
@@ -33,7 +36,7 @@ _EXPORTS = {
     "RootRecorder": "_stores.base", "Untagger": "_stores.base", "TagLister": "_stores.base",
     "ReferrerLister": "_stores.base", "Mounter": "_stores.base", "Deleter": "_stores.base",
     "Finisher": "_stores.base", "BlobSweeper": "_stores.base", "BlobStatter": "_stores.base",
-    "RemoteReader": "_stores.base",
+    "RemoteReader": "_stores.base", "TagPeeker": "_stores.base",
     # errors, each with its exit code
     "OcisiftError": "_core.errors", "UsageError": "_core.errors", "UnsupportedError": "_core.errors",
     "NotFoundError": "_core.errors", "AmbiguousError": "_core.errors", "IntegrityError": "_core.errors",
@@ -63,6 +66,7 @@ if TYPE_CHECKING:
     from ._api import (
         blob,
         copy,
+        copy_tags,
         delete,
         gc,
         index_add,
@@ -74,8 +78,10 @@ if TYPE_CHECKING:
         open,
         pull,
         push,
+        referrers,
         resolve,
         sample,
+        sync,
         tag,
         tags,
         tree,
@@ -100,9 +106,13 @@ if TYPE_CHECKING:
     from ._core.options import RegistryOptions
     from ._core.platform import Platform
     from ._core.reference import Target, parse_reference
+    from ._core.syncspec import SyncSpec
+    from ._core.versions import TagFilter
+    from ._graph.referrers import ReferrerNode
     from ._graph.resolve import Resolved
     from ._graph.results import CopyResult, Deleted, GcResult, PullResult, Pushed
     from ._graph.select import Candidate, Selector
+    from ._graph.sync import SyncResult
     from ._graph.tree import TreeNode
     from ._stores.base import (
         BlobStatter,
@@ -118,6 +128,7 @@ if TYPE_CHECKING:
         RootRecorder,
         Tagger,
         TagLister,
+        TagPeeker,
         Untagger,
     )
     from ._stores.memory import MemoryStore

@@ -30,12 +30,25 @@ from ._core.names import is_referrers_tag, unnamed
 from ._core.options import RegistryOptions
 from ._core.platform import Platform
 from ._core.progress import Progress
-from ._core.reference import LayoutReference, Reference, RegistryReference, Target, parse_reference
+from ._core.reference import (
+    LayoutReference,
+    Reference,
+    RegistryReference,
+    Target,
+    is_repository,
+    parse_reference,
+    with_tag,
+)
+from ._core.syncspec import SyncSpec, load_spec
+from ._core.versions import TagFilter
 from ._graph.gc import DEFAULT_GRACE_SECONDS, collect_garbage, referencing_indexes
 from ._graph.naming import check_tags
+from ._graph.referrers import ReferrerNode, discover
 from ._graph.resolve import Resolved, resolve_in
 from ._graph.results import CopyResult, Deleted, GcResult, PullResult, Pushed
 from ._graph.select import Selector
+from ._graph.sync import SyncResult
+from ._graph.tags import pick_tag, repository_tags
 from ._graph.tree import TreeNode, build_tree
 from ._graph.walk import MAX_DEPTH
 from ._stores.base import (
@@ -49,6 +62,7 @@ from ._stores.base import (
     Untagger,
     require,
 )
+from ._stores.memory import MemoryStore
 from ._stores.open import open_store, opened
 from ._unpack.layers import LayerSelector, Mode
 from ._unpack.limits import ExtractLimits
@@ -78,10 +92,15 @@ def _writing(ref: Reference, registry: RegistryOptions | None, *, create: bool =
             store.finish()
 
 
-def resolve(ref: RefLike, select: Selector | None = None, *, registry: RegistryOptions | None = None) -> Resolved:
-    """What a reference names; with any selector, the one manifest selected under it."""
+def resolve(ref: RefLike, select: Selector | None = None, *, registry: RegistryOptions | None = None,
+            semver: str | None = None, tag_regex: str | None = None) -> Resolved:
+    """What a reference names; with any selector, the one manifest selected under it.
+
+    With `semver` (and `tag_regex` to filter first), REF names a repository and the highest tag inside
+    the range is the one resolved (Flux's `ref.semver`); `Resolved.target.tag` says which."""
     reference = _ref(ref)
     with opened(reference, options=registry) as store:
+        reference = pick_tag(reference, store, semver, tag_regex)
         return resolve_in(store, reference.target, select, reference=str(reference), hint=_hint(reference))
 
 
@@ -93,16 +112,21 @@ def manifest(ref: RefLike, select: Selector | None = None, *, registry: Registry
         return store.fetch_manifest(resolved.descriptor)
 
 
-def tags(ref: RefLike, *, referrer_tags: bool = False, registry: RegistryOptions | None = None) -> list[str]:
+def tags(ref: RefLike, *, referrer_tags: bool = False, registry: RegistryOptions | None = None,
+         semver: str | None = None, tag_regex: str | None = None) -> list[str]:
     """The tags of a repository, or the names and tags in a layout's index.json.
 
     The `sha256-<hex>` tags of the referrers tag schema list referrers rather
-    than name content; they are left out unless `referrer_tags`.
+    than name content; they are left out unless `referrer_tags`. With `semver`
+    and/or `tag_regex`, only the tags inside the range (ascending by version,
+    so the last is what `resolve --semver` picks) or matching the pattern.
     """
     reference = _ref(ref)
     with opened(reference, options=registry) as store:
         found = require(store, TagLister, "list tags").tags()
-    return found if referrer_tags else [t for t in found if not is_referrers_tag(t)]
+    if semver is None and tag_regex is None:
+        return found if referrer_tags else [t for t in found if not is_referrers_tag(t)]
+    return TagFilter.build(semver, tag_regex).matching(t for t in found if not is_referrers_tag(t))
 
 
 def pull(
@@ -121,15 +145,18 @@ def pull(
     registry: RegistryOptions | None = None,
     progress: Progress | None = None,
     concurrency: int = 4,
+    semver: str | None = None,
+    tag_regex: str | None = None,
 ) -> PullResult:
     """Select one manifest, then write or unpack the chosen layers into `dest`, all or nothing.
 
     Up to `concurrency` blobs are fetched at once; layers are unpacked in manifest order while later
-    ones arrive."""
+    ones arrive. `semver`/`tag_regex` choose the tag as in `resolve`."""
     from ._graph.pull import pull_from
 
     reference = _ref(ref)
     with opened(reference, options=registry) as store:
+        reference = pick_tag(reference, store, semver, tag_regex)
         return pull_from(
             store, reference.target, dest, selector=select, layers=layers, mode=mode, name=name,
             include=tuple(include), exclude=tuple(exclude), overwrite=overwrite, dry_run=dry_run, limits=limits,
@@ -166,19 +193,115 @@ def tree(ref: RefLike, *, referrers: bool = False, max_depth: int = MAX_DEPTH,
 
 
 def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurrency: int = 4,
-         registry: RegistryOptions | None = None, progress: Progress | None = None) -> CopyResult:
-    """The whole graph (or the chosen platforms) from one store to another; existing content is skipped."""
+         registry: RegistryOptions | None = None, progress: Progress | None = None, referrers: bool = False,
+         semver: str | None = None, tag_regex: str | None = None) -> CopyResult:
+    """The whole graph (or the chosen platforms) from one store to another; existing content is skipped.
+
+    `referrers` carries the referrers of every manifest copied, recursively. `semver`/`tag_regex`
+    choose the source's tag as in `resolve`; a destination without a tag then gets that tag."""
     from ._graph.copy import copy_between
 
     src_ref, dst_ref = _ref(src), _ref(dst)
     chosen = (platforms,) if isinstance(platforms, str) else tuple(platforms)  # one platform given bare
     try:
         with opened(src_ref, options=registry) as source, _writing(dst_ref, registry, create=True) as destination:
-            return copy_between(source, src_ref.target, destination, dst_ref.target, platforms=chosen,
-                                concurrency=concurrency, progress=progress, source_name=str(src_ref),
-                                destination_name=str(dst_ref))
+            picked = pick_tag(src_ref, source, semver, tag_regex)
+            if picked is not src_ref and picked.target.tag is not None and is_repository(dst_ref):
+                dst_ref = with_tag(dst_ref, picked.target.tag)
+            result = copy_between(source, picked.target, destination, dst_ref.target, platforms=chosen,
+                                  concurrency=concurrency, progress=progress, source_name=str(picked),
+                                  destination_name=str(dst_ref), referrers=referrers)
+            result.tag = picked.target.tag if picked is not src_ref else None
+            return result
     except OcisiftError as exc:
         raise _with_advice(exc, copy_advice(exc, str(src_ref), str(dst_ref))) from None
+
+
+def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurrency: int = 4,
+              registry: RegistryOptions | None = None, progress: Progress | None = None, referrers: bool = False,
+              semver: str | None = None, tag_regex: str | None = None,
+              tags: Sequence[str] | None = None) -> list[CopyResult]:
+    """Every tag of the repository SRC names (or `tags`, or those inside `semver` / matching `tag_regex`)
+    into the repository DST names, under the same tags, sharing what one copy moved with the next.
+
+    Referrer fallback tags (`sha256-<hex>`) are not copied as tags; `referrers` carries what they list.
+    A tag whose destination already names the same digest costs one HEAD at each end and nothing more.
+    """
+    from ._graph.copy import GraphCopier, copy_between
+
+    src_ref, dst_ref = _ref(src), _ref(dst)
+    for ref, role in ((src_ref, "source"), (dst_ref, "destination")):
+        if not is_repository(ref):
+            raise UsageError(f"copying many tags takes a {role} repository without a tag or digest (got {ref})")
+    chosen = (platforms,) if isinstance(platforms, str) else tuple(platforms)
+    results: list[CopyResult] = []
+    try:
+        with opened(src_ref, options=registry) as source, _writing(dst_ref, registry, create=True) as destination:
+            if tags is None:
+                listed = repository_tags(src_ref, source)
+                wanted = TagFilter.build(semver, tag_regex).matching(listed) if semver or tag_regex else listed
+            else:
+                check_tags(tags)
+                wanted = list(dict.fromkeys(tags))
+            if not wanted:
+                what = f" inside {semver!r}" if semver else f" matching {tag_regex!r}" if tag_regex else ""
+                raise NotFoundError(f"{src_ref} has no tags{what} to copy")
+            shared = GraphCopier(source, destination, CopyResult(str(src_ref), str(dst_ref)),
+                                 concurrency=concurrency, progress=progress, referrers=referrers)
+            for tag in wanted:
+                here, there = with_tag(src_ref, tag), with_tag(dst_ref, tag)
+                result = copy_between(source, here.target, destination, there.target, platforms=chosen,
+                                      source_name=str(here), destination_name=str(there), copier=shared)
+                result.tag = tag
+                results.append(result)
+    except OcisiftError as exc:
+        raise _with_advice(exc, copy_advice(exc, str(src_ref), str(dst_ref))) from None
+    return results
+
+
+def sync(spec: str | SyncSpec, *, dry_run: bool = False, images_at_once: int = 4, concurrency: int = 4,
+         registry: RegistryOptions | None = None, progress: Progress | None = None) -> SyncResult:
+    """Mirror every image of a sync spec (a YAML file's path, or a parsed SyncSpec); see the README's Mirroring.
+
+    The spec is checked whole before anything runs. An image that fails is recorded in the result
+    (`SyncResult.exit_code` is the highest among them) and the others go on.
+    """
+    from ._graph.sync import sync as run_sync
+
+    parsed = load_spec(spec) if isinstance(spec, str) else spec
+
+    @contextmanager
+    def open_source(ref: Reference) -> Iterator[Reader]:
+        with opened(ref, options=registry) as store:
+            yield store
+
+    @contextmanager
+    def open_destination(ref: Reference) -> Iterator[Reader]:
+        if not dry_run:
+            with _writing(ref, registry, create=True) as store:
+                yield store
+            return
+        try:
+            store = open_store(ref, options=registry)
+        except NotFoundError:  # a mirror not made yet: everything would be copied
+            store = MemoryStore(str(ref))
+        try:
+            yield store
+        finally:
+            store.close()
+
+    return run_sync(parsed, open_source, open_destination, destination_key=store_location,
+                    images_at_once=images_at_once, concurrency=concurrency, dry_run=dry_run, progress=progress)
+
+
+def referrers(ref: RefLike, *, artifact_type: str | None = None, recursive: bool = False,
+              registry: RegistryOptions | None = None) -> ReferrerNode:
+    """What refers to the manifest or index REF names (`oras discover`): by the registry's referrers API,
+    else the `sha256-<hex>` fallback tag; in a layout, index.json entries with that subject and the tag."""
+    reference = _ref(ref)
+    with opened(reference, options=registry) as store:
+        root = resolve_in(store, reference.target, reference=str(reference), hint=_hint(reference)).root
+        return discover(store, unnamed(root), artifact_type=artifact_type, recursive=recursive)
 
 
 def copy_advice(exc: OcisiftError, src: str, dst: str) -> str:

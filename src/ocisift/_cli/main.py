@@ -52,6 +52,15 @@ def selector_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def tag_choice(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--semver and --tag-regex: Flux's `ref.semver` and `semverFilter`."""
+    f = click.option("--tag-regex", metavar="RE",
+                     help="Only tags this regular expression matches (searched, as Flux's semverFilter).")(f)
+    return click.option("--semver", metavar="RANGE",
+                        help="The highest tag inside RANGE ('>=1.0.0 <2.0.0', '~1.2', '^1', '1.x'); "
+                             "REFERENCE then names a repository.")(f)
+
+
 def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--plain-http/--https", "plain_http", default=None,
@@ -140,9 +149,10 @@ def main(debug: bool) -> None:
 @main.command()
 @click.argument("reference")
 @selector_options
+@tag_choice
 @registry_options
 @FORMAT
-def resolve(reference: str, fmt: str, **sel: Any) -> None:
+def resolve(reference: str, fmt: str, semver: str | None, tag_regex: str | None, **sel: Any) -> None:
     """Print the digest a REFERENCE names (with selectors: the one manifest selected).
 
     \b
@@ -150,14 +160,17 @@ def resolve(reference: str, fmt: str, **sel: Any) -> None:
       ocisift resolve oci:./layout:1.2
       ocisift resolve oci:./layout:1.2 --platform linux/arm64:el9
       ocisift resolve oci:./store/alpine:3.16 --format json
+      ocisift resolve localhost:5000/acme/app --semver '>=1.0.0 <2.0.0'
     """
     from .. import _api as api
 
     registry = _registry(sel)
-    resolved = api.resolve(reference, _selector(**sel), registry=registry)
+    resolved = api.resolve(reference, _selector(**sel), registry=registry, semver=semver, tag_regex=tag_regex)
     if fmt == "json":
-        _emit_json(resolved.to_json())
+        _emit_json({**resolved.to_json(), **({"tag": resolved.target.tag} if semver else {})})
     else:
+        if semver:
+            click.echo(f"tag {printable(resolved.target.tag or '')}", err=True)
         click.echo(str(resolved.descriptor.digest))
 
 
@@ -221,24 +234,27 @@ def manifest_get(reference: str, fmt: str, **sel: Any) -> None:
 @main.command()
 @click.argument("reference")
 @click.option("--all", "show_all", is_flag=True, help="Also list the sha256-<hex> referrer fallback tags.")
+@tag_choice
 @registry_options
 @FORMAT
-def tags(reference: str, show_all: bool, fmt: str, **kw: Any) -> None:
+def tags(reference: str, show_all: bool, semver: str | None, tag_regex: str | None, fmt: str, **kw: Any) -> None:
     """List a repository's tags, or the names and tags a layout's index.json holds.
 
     The sha256-<hex> tags that list referrers (the referrers tag schema) are
-    shown only with --all.
+    shown only with --all. With --semver, the tags inside the range in version
+    order: the last is the one resolve, pull and copy --semver choose.
 
     \b
     Example:
       ocisift tags oci:./layout
       ocisift tags localhost:5000/acme/app --all --format json
+      ocisift tags localhost:5000/acme/app --semver '^1' --tag-regex '^v'
     """
     from .. import _api as api
 
-    names = api.tags(reference, referrer_tags=show_all, registry=_registry(kw))
+    names = api.tags(reference, referrer_tags=show_all, registry=_registry(kw), semver=semver, tag_regex=tag_regex)
     if fmt == "json":
-        _emit_json({"tags": names})
+        _emit_json({"tags": names, **({"chosen": names[-1] if names else None} if semver else {})})
     else:
         for name in names:
             click.echo(printable(name))
@@ -263,13 +279,15 @@ def tags(reference: str, show_all: bool, fmt: str, **kw: Any) -> None:
 @click.option("--max-extract-size", type=int, metavar="BYTES", help="Cap on unpacked bytes (default 16 GiB).")
 @click.option("--max-ratio", type=float, help="Cap on decompression ratio (default 250).")
 @CONCURRENCY
+@tag_choice
 @registry_options
 @QUIET
 @FORMAT
 def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, layer_index: int | None,
          all_layers: bool, layer_annotation: tuple[str, ...], title: str | None, mode: str, name: str | None,
          include: tuple[str, ...], exclude: tuple[str, ...], overwrite: bool, dry_run: bool,
-         max_extract_size: int | None, max_ratio: float | None, concurrency: int, quiet: bool, **sel: Any) -> None:
+         max_extract_size: int | None, max_ratio: float | None, concurrency: int, quiet: bool,
+         semver: str | None, tag_regex: str | None, **sel: Any) -> None:
     """Select one manifest under REFERENCE and write the chosen layers to OUTPUT.
 
     Only the selected blobs are read; nothing reaches OUTPUT unless everything succeeded.
@@ -299,7 +317,7 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
             layers=LayerSelector.build(layer_media_type, layer_index, all_layers, layer_annotation, title),
             mode=mode,  # type: ignore[arg-type]
             name=name, include=include, exclude=exclude, overwrite=overwrite, dry_run=dry_run, limits=limits,
-            progress=progress, concurrency=concurrency,
+            progress=progress, concurrency=concurrency, semver=semver, tag_regex=tag_regex,
         )
     if fmt == "json":
         _emit_json(result.to_json())
@@ -317,12 +335,17 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
 @click.argument("destination")
 @click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH[/VARIANT][:OS.VERSION]",
               help="Copy only these platforms (repeatable; several make a new index of just them).")
+@click.option("--referrers", is_flag=True,
+              help="Also copy the referrers (signatures, SBOMs, attestations) of every manifest, recursively.")
+@click.option("--all-tags", is_flag=True,
+              help="Copy every tag of the SOURCE repository (filtered by --semver/--tag-regex) to DESTINATION.")
+@tag_choice
 @CONCURRENCY
 @registry_options
 @QUIET
 @FORMAT
-def copy(source: str, destination: str, platforms: tuple[str, ...], concurrency: int, quiet: bool, fmt: str,
-         **kw: Any) -> None:
+def copy(source: str, destination: str, platforms: tuple[str, ...], referrers: bool, all_tags: bool,
+         semver: str | None, tag_regex: str | None, concurrency: int, quiet: bool, fmt: str, **kw: Any) -> None:
     """Copy the graph SOURCE names into DESTINATION (registry or layout), skipping blobs already there.
 
     \b
@@ -330,20 +353,111 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], concurrency:
       ocisift copy oci:./layout:1.2 localhost:5000/acme/yum-repo:1.2
       ocisift copy localhost:5000/acme/yum-repo:1.2 oci:./mirror:1.2 --platform linux/amd64:el9
       ocisift copy oci:./ci/el8 oci:./merged --format json
+      ocisift copy --all-tags --referrers localhost:5000/acme/app oci-archive:bundle.tar
+      ocisift copy localhost:5000/acme/app oci:./mirror --semver '~1.2'
     """
     from .. import _api as api
 
     registry = _registry(kw)
+    options: dict[str, Any] = dict(platforms=platforms, concurrency=concurrency, registry=registry,
+                                   referrers=referrers, semver=semver, tag_regex=tag_regex)
     with _progress(fmt, quiet) as progress:
-        result = api.copy(source, destination, platforms=platforms, concurrency=concurrency, registry=registry,
-                          progress=progress)
+        if all_tags:
+            results = api.copy_tags(source, destination, progress=progress, **options)
+        else:
+            results = [api.copy(source, destination, progress=progress, **options)]
+    if fmt == "json":
+        _emit_json(results[0].to_json() if not all_tags else {"tags": [r.to_json() for r in results]})
+        return
+    for result in results:
+        if quiet:
+            click.echo(result.destination)
+            continue
+        what = (f"copied {len(result.copied)}, mounted {len(result.mounted)}, skipped {len(result.skipped)}"
+                + (f", {len(result.referrers)} referrers" if referrers else ""))
+        chose = f"tag {printable(result.tag)}: " if result.tag else ""
+        state = "unchanged" if result.unchanged else f"{what} ({_size(result.bytes_copied)} moved)"
+        click.echo(f"{chose}{state}: {printable(result.destination)}")
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Say what would be copied (tags compared by HEAD); write nothing.")
+@click.option("--images", "images_at_once", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Images in flight at once (those writing one destination store go in turn).")
+@CONCURRENCY
+@registry_options
+@QUIET
+@FORMAT
+def sync(spec: str, dry_run: bool, images_at_once: int, concurrency: int, quiet: bool, fmt: str, **kw: Any) -> None:
+    """Mirror the images a SPEC file lists: tags, semver ranges, patterns or all tags, with referrers.
+
+    A second run over unchanged sources copies nothing and asks one HEAD per tag
+    at each end. An image that fails does not stop the others; the exit code is
+    the highest among the failures.
+
+    \b
+    Example:
+      ocisift sync mirror.yaml --dry-run
+      ocisift sync mirror.yaml --format json
+    \b
+    mirror.yaml:
+      defaults: {platforms: [linux/amd64], referrers: true}
+      images:
+        - source: registry.example/acme/app
+          tags: {semver: ">=1.0.0 <2.0.0"}
+          destination: oci-archive:bundle.tar/acme/app
+    """
+    from .. import _api as api
+
+    with _progress(fmt, quiet) as progress:
+        result = api.sync(spec, dry_run=dry_run, images_at_once=images_at_once, concurrency=concurrency,
+                          registry=_registry(kw), progress=progress)
     if fmt == "json":
         _emit_json(result.to_json())
-    elif quiet:
-        click.echo(result.destination)
     else:
-        click.echo(f"copied {len(result.copied)}, mounted {len(result.mounted)}, skipped {len(result.skipped)} "
-                   f"({_size(result.bytes_copied)} moved): {result.destination}")
+        verb = "would copy" if dry_run else "copied"
+        for outcome in result.images:
+            for ref in outcome.copied:
+                click.echo(f"{verb} {printable(ref)}")
+            if not quiet:
+                for ref in outcome.skipped:
+                    click.echo(f"unchanged {printable(ref)}")
+            if outcome.error is not None:
+                click.echo(f"error: {printable(str(outcome.image.source))} (line {outcome.image.line}): "
+                           f"{printable(outcome.error.message)}", err=True)
+        click.echo(f"{len(result.copied)} {verb}, {len(result.skipped)} unchanged, "
+                   f"{len(result.failed)} image(s) failed", err=True)
+    if result.exit_code:
+        raise click.exceptions.Exit(result.exit_code)  # the failures were reported with their images
+
+
+@main.command("referrers")
+@click.argument("reference")
+@click.option("--artifact-type", metavar="GLOB", help="Only referrers of this artifactType (at every level).")
+@click.option("--recursive", is_flag=True, help="Also the referrers of referrers (a signature on an SBOM).")
+@registry_options
+@FORMAT
+def referrers_command(reference: str, artifact_type: str | None, recursive: bool, fmt: str, **kw: Any) -> None:
+    """List what refers to the manifest or index REFERENCE names, as oras discover does.
+
+    Registries answer from their referrers API, else the sha256-<hex> fallback
+    tag; layouts from index.json entries with that subject and that tag.
+
+    \b
+    Example:
+      ocisift referrers localhost:5000/acme/app:1.0
+      ocisift referrers oci:./layout:1.0 --artifact-type 'application/vnd.dev.cosign.*' --recursive
+      ocisift referrers localhost:5000/acme/app@sha256:… --format json
+    """
+    from .. import _api as api
+    from .render import render_referrers
+
+    found = api.referrers(reference, artifact_type=artifact_type, recursive=recursive, registry=_registry(kw))
+    if fmt == "json":
+        _emit_json(found.to_json())
+    else:
+        render_referrers(found)
 
 
 @main.command()
@@ -687,8 +801,8 @@ def _run(argv: list[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = _wants_json(args)
     try:
-        main.main(args=args, prog_name="ocisift", standalone_mode=False)
-        return 0
+        code = main.main(args=args, prog_name="ocisift", standalone_mode=False)
+        return code if isinstance(code, int) else 0  # a command's own exit code (sync's worst failure)
     except OcisiftError as exc:
         return _fail(exc, as_json)
     except click.exceptions.Abort:

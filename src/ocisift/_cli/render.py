@@ -16,6 +16,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from .._core.models import Descriptor
+from .._graph.referrers import ReferrerNode
 from .._graph.results import PullResult
 from .._graph.tree import TreeNode
 from .text import printable
@@ -100,3 +101,29 @@ def render_pull(result: PullResult) -> None:
                         f"{p.descriptor.media_type}) -> {p.destination}"))
     if not result.dry_run:
         out.print(_data(f"revision {result.revision}; {len(result.files)} file(s) in {result.output}"))
+
+
+def _discovered(node: ReferrerNode) -> Text:
+    """One referrer as oras discover shows it: artifact type, digest; its title or creation time if any."""
+    text = _data(node.descriptor.artifact_type or node.descriptor.media_type, "yellow")
+    text.append(f" {node.descriptor.digest}")
+    for key in ("org.opencontainers.image.title", "org.opencontainers.image.created"):
+        value = node.descriptor.annotations.get(key)
+        if value:
+            text.append(" ")
+            text.append_text(_data(value, "dim"))
+            break
+    return text
+
+
+def render_referrers(subject: ReferrerNode) -> None:
+    def grow(branch: Tree, node: ReferrerNode) -> None:
+        for ref in node.referrers:
+            grow(branch.add(_discovered(ref)), ref)
+
+    root = Tree(_data(subject.reference, "bold"))
+    grow(root, subject)
+    out = console()
+    out.print(root)
+    if not subject.referrers:
+        out.print("(no referrers)")

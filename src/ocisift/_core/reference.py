@@ -325,6 +325,43 @@ _DOCKER_ARCHIVE = "docker-archive:"
 _DOCKER_REGISTRY = "docker://"
 
 
+def is_repository(ref: Reference) -> bool:
+    """Does REF name a repository rather than one tag or digest (a registry's `latest` filled in counts)?"""
+    if isinstance(ref, RegistryReference):
+        return ref.image.digest is None and (ref.implicit_tag or ref.image.tag is None)
+    if isinstance(ref, LayoutReference):
+        return ref.digest is None and ref.tag is None and (ref.image is None or ref.image.tag is None)
+    return ref.digest is None and ref.position is None and (ref.image is None or ref.image.tag is None)
+
+
+def with_tag(ref: Reference, tag: str) -> Reference:
+    """The same repository, naming `tag` (for a layout: a short tag, or the tag of its full name)."""
+    if isinstance(ref, RegistryReference):
+        return RegistryReference(ImageName(ref.image.host, ref.image.repository, tag))
+    if isinstance(ref, LayoutReference):
+        if ref.image is not None:
+            return LayoutReference(ref.path, ref.layout, image=ImageName(ref.image.host, ref.image.repository, tag))
+        return LayoutReference(ref.path, ref.layout, tag=tag)
+    image = ref.image or ImageName("docker.io", "library/unnamed")
+    return DockerArchiveReference(ref.path, ImageName(image.host, image.repository, tag))
+
+
+def tag_in(ref: Reference, name: str) -> str | None:
+    """The tag that a store's listed `name` gives the repository REF names, or None when it is another's.
+
+    A registry lists bare tags. A layout lists what its index.json entries are
+    called: short tags, and full names (`example.com/acme/app:1.0`), which
+    belong to a repository named in REF as `oci:DIR/example.com/acme/app`.
+    """
+    image = getattr(ref, "image", None) if not isinstance(ref, RegistryReference) else None
+    if image is None:
+        return name if is_tag(name) else None
+    full = try_image_name(name, default_tag=None)
+    if full is None or full.name != image.name or full.tag is None or full.digest is not None:
+        return None
+    return full.tag
+
+
 def parse_reference(text: str, probe: Probe = default_probe) -> Reference:
     """Parse any reference form of the grammar; raises ReferenceError_ (exit 2) on bad input."""
     if not isinstance(text, str) or not text or text != text.strip() or any(c in text for c in "\n\r\t\0"):

@@ -8,6 +8,13 @@
    the destination, mounted when the destination can mount from the source,
    else streamed through one verification (its source's) into the destination.
 3. Publish: manifests and indexes in plan order, each once all it needs is there.
+4. Referrers (when asked): every manifest and index of the source graph is a
+   subject; its referrers are copied the same way, then theirs, each made
+   findable at the destination (`record_referrer`).
+
+A copy whose destination tag already names what the source tag names does
+nothing more than ask both (`unchanged`): the destination never holds a
+manifest whose content is missing, so the graph under it is there.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ from .._core.progress import NoProgress, Progress
 from .._core.reference import Target
 from .._core.sources import CHUNK
 from .._core.streams import ReadAhead
-from .._stores.base import Mounter, Pusher, Reader, require
+from .._stores.base import Mounter, Pusher, Reader, ReferrerLister, TagPeeker, require
 from .naming import check_pin, record_name
+from .referrers import graph_manifests, record_referrer
 from .resolve import resolve_in
 from .results import CopyResult
 from .select import Selector
@@ -90,19 +98,48 @@ class GraphCopier:
     """Moves planned graphs from `src` to `dst`; one instance may copy several roots, sharing what it saw."""
 
     def __init__(self, src: Reader, dst: Reader, result: CopyResult, *, concurrency: int = 4,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, referrers: bool = False) -> None:
         self.src = src
         self.dst = dst
         self.pusher = require(dst, Pusher, "be written to")
         self.mounter = dst if isinstance(dst, Mounter) else None
+        self.lister = require(src, ReferrerLister, "list referrers (--referrers)") if referrers else None
         self.result = result
         self.concurrency = max(1, concurrency)
         self.progress = progress or NoProgress()
         self.load = document_loader(src)
         self._done: set[Digest] = set()
+        self._subjects: set[Digest] = set()  # whose referrers were listed already
         self._lock = threading.Lock()
 
     def copy(self, root: Descriptor) -> None:
+        """Copy the graph under `root`; with referrers, then theirs, breadth first, each graph once."""
+        queue = [root]
+        budget = MAX_NODES
+        while queue:
+            desc = queue.pop(0)
+            self._copy_graph(desc)
+            if desc is not root:
+                doc = self.load(desc)
+                record_referrer(self.dst, desc, doc)
+                with self._lock:
+                    self.result.referrers.append(str(desc.digest))
+            if self.lister is None:
+                continue
+            for subject in graph_manifests(desc, self.load):
+                if subject.digest in self._subjects:
+                    continue
+                self._subjects.add(subject.digest)
+                for ref in self.lister.referrers(subject):
+                    if ref.digest in self._subjects or any(q.digest == ref.digest for q in queue):
+                        continue  # a list naming an ancestor, or one already on its way
+                    budget -= 1
+                    if budget < 0:
+                        raise MalformedDocument(f"more than {MAX_NODES} referrers under {root.digest}; "
+                                                "refusing to copy them")
+                    queue.append(ref)
+
+    def _copy_graph(self, root: Descriptor) -> None:
         plan = plan_copy(root, self.load, self.dst)
         for desc in plan.present:
             self._count(self.result.skipped, desc)
@@ -154,10 +191,23 @@ class GraphCopier:
 
 def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Target, *,
                  platforms: tuple[str, ...] = (), concurrency: int = 4, progress: Progress | None = None,
-                 source_name: str | None = None, destination_name: str | None = None) -> CopyResult:
-    """Resolve SRC, copy its graph (or the chosen platforms, under a new index of them), name it as DST says."""
+                 source_name: str | None = None, destination_name: str | None = None,
+                 referrers: bool = False, copier: GraphCopier | None = None) -> CopyResult:
+    """Resolve SRC, copy its graph (or the chosen platforms, under a new index of them), name it as DST says.
+
+    `copier` lets several copies (every tag of a repository) share what they moved and listed.
+    """
     result = CopyResult(source_name or src.location, destination_name or dst.location)
-    copier = GraphCopier(src, dst, result, concurrency=concurrency, progress=progress)
+    if copier is None:
+        copier = GraphCopier(src, dst, result, concurrency=concurrency, progress=progress, referrers=referrers)
+    else:
+        copier.result = result
+    if not platforms and (root := unchanged(src, src_target, dst, dst_target)) is not None:
+        result.root = root
+        result.unchanged = True
+        result.skipped.append(str(root.digest))
+        result.destination = dst.pinned(root)
+        return result
     if platforms:
         chosen: list[Descriptor] = []
         for p in platforms:
@@ -170,14 +220,20 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
             if all(c.digest != entry.digest for c in chosen):
                 chosen.append(entry)
         if len(chosen) == 1:
-            check_pin(dst_target, chosen[0])
-        for entry in chosen:
-            copier.copy(entry)
-        if len(chosen) == 1:
             root = chosen[0]
+            check_pin(dst_target, root)
         else:  # a new index listing just these (a new digest, said in the summary)
             raw = build_index(chosen)
             root = Descriptor(mt.OCI_INDEX, Digest.of(raw), len(raw))
+        if _named(dst, dst_target, root):  # what an earlier run wrote: the same choice of the same source
+            result.root = root
+            result.unchanged = True
+            result.skipped.append(str(root.digest))
+            result.destination = dst.pinned(root)
+            return result
+        for entry in chosen:
+            copier.copy(entry)
+        if len(chosen) > 1:
             copier.publish(root, raw)
     else:
         root = unnamed(resolve_in(src, src_target, reference=source_name, load=copier.load).root)  # names stay
@@ -187,3 +243,41 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
     record_name(dst, dst_target, root)
     result.destination = dst.pinned(root)
     return result
+
+
+def unchanged(src: Reader, src_target: Target, dst: Reader, dst_target: Target) -> Descriptor | None:
+    """What SRC's tag names, when DST's tag names it already (asked without fetching a manifest); else None.
+
+    Only tags can be compared this way: a destination without a tag, or a
+    source pinned by digest, is planned as usual (the plan skips what is there).
+    """
+    if src_target.tag is None or src_target.digest is not None or dst_target.named_tag is None:
+        return None
+    there = peek(dst, dst_target)
+    if there is None:
+        return None
+    here = peek(src, src_target)
+    return here if here is not None and here.digest == there.digest else None
+
+
+def _named(dst: Reader, dst_target: Target, root: Descriptor) -> bool:
+    """Does DST's tag already name `root` (with its graph, since a destination never holds half of one)?"""
+    if dst_target.named_tag is None:
+        return False
+    there = peek(dst, dst_target)
+    return there is not None and there.digest == root.digest
+
+
+def peek(store: Reader, target: Target) -> Descriptor | None:
+    """What a tag names, without reading it where that costs (a registry's HEAD); None if nothing, or unsure.
+
+    A store without the capability resolves locally, which is as cheap; several
+    different entries under one name are unsure, and leave the decision to the plan.
+    """
+    if isinstance(store, TagPeeker):
+        return store.peek(target)
+    try:
+        found = store.resolve(target)
+    except NotFoundError:
+        return None
+    return found[0] if found and all(f.digest == found[0].digest for f in found) else None

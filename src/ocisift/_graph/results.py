@@ -81,12 +81,18 @@ class CopyResult:
     copied: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     mounted: list[str] = field(default_factory=list)
+    referrers: list[str] = field(default_factory=list)  # referrer manifests carried along (copied or there)
     bytes_copied: int = 0
+    unchanged: bool = False  # the destination's tag named the source's content already: nothing was read
+    tag: str | None = None  # the tag copied, when a range or a repository's tags chose it
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.source, "destination": self.destination,
                                "copied": self.copied, "skipped": self.skipped, "mounted": self.mounted,
-                               "bytesCopied": self.bytes_copied}
+                               "referrers": self.referrers, "bytesCopied": self.bytes_copied,
+                               "unchanged": self.unchanged}
+        if self.tag is not None:
+            out["tag"] = self.tag
         if self.root is not None:
             out.update({"digest": str(self.root.digest), "mediaType": self.root.media_type, "size": self.root.size})
         return out

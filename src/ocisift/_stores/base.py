@@ -21,6 +21,7 @@ Optional capabilities (mounting) are tested with `isinstance` and skipped.
 | Finisher       | -      | -          | -              | yes             | -        | -             | yes            |
 | BlobStatter    | yes    | yes        | yes            | yes             | yes      | -             | -              |
 | RemoteReader   | -      | -          | -              | -               | yes      | -             | -              |
+| TagPeeker      | -      | -          | -              | -               | yes      | -             | -              |
 | BlobSweeper    | yes    | yes        | -              | yes             | -        | -             | -              |
 """
 
@@ -117,6 +118,17 @@ class TagLister(Protocol):
 class ReferrerLister(Protocol):
     def referrers(self, desc: Descriptor) -> list[Descriptor]:
         """Manifests whose `subject` is `desc`, as descriptors carrying their artifactType and annotations."""
+        ...
+
+
+@runtime_checkable
+class TagPeeker(Protocol):
+    def peek(self, target: Target) -> Descriptor | None:
+        """What the tag names, without fetching the manifest (a registry's HEAD); None when it names nothing.
+
+        For stores where resolving costs a request per manifest read: a mirror asks this of the source
+        and the destination, and reads nothing more when they agree.
+        """
         ...
 
 

@@ -54,20 +54,32 @@ def put_manifest(repo: Repository, ident: str, raw: bytes, media_type: str) -> b
     return subject_seen
 
 
-def manifest_digest(repo: Repository, ident: str) -> Digest | None:
-    """What a tag names, by HEAD (Docker-Content-Digest), else by GET; None when the registry has no such tag."""
+def head_manifest(repo: Repository, ident: str) -> tuple[Digest, str, int] | None:
+    """Digest, media type and size of what a tag names, from one HEAD; None when the registry has no such tag.
+
+    A HEAD is what a mirror can afford per tag (registries that limit pulls count GETs of manifests, not
+    HEADs). A registry that answers without a usable Docker-Content-Digest is asked with a GET instead.
+    """
     resp = repo.request("HEAD", repo.url(f"manifests/{ident}"), headers={"Accept": ACCEPT})
     discard(resp)
     if resp.status == 404:
         return None
     header = (resp.headers.get("Docker-Content-Digest") or "").strip()
-    if resp.status == 200 and header:
+    content_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
+    length = (resp.headers.get("Content-Length") or "").strip()
+    if resp.status == 200 and header and content_type in mt.GRAPH_TYPES and length.isdigit():
         try:
-            return Digest.parse(header)
+            return Digest.parse(header), content_type, int(length)
         except OcisiftError:
             pass  # a registry's odd header: the bytes say it for sure
     found = get_manifest(repo, ident, None)
-    return Digest.of(found[0]) if found is not None else None
+    return (Digest.of(found[0]), found[1], len(found[0])) if found is not None else None
+
+
+def manifest_digest(repo: Repository, ident: str) -> Digest | None:
+    """What a tag names (by HEAD, else GET); None when the registry has no such tag."""
+    found = head_manifest(repo, ident)
+    return found[0] if found is not None else None
 
 
 def delete_tag(repo: Repository, tag: str) -> bool:

@@ -21,7 +21,15 @@ from ..._core.sources import ByteSource
 from ..base import Reader
 from .blobs import blob_exists, blob_size, fetch_blob
 from .listing import TAG_PAGE_SIZE, add_fallback_referrer, list_referrers, list_tags
-from .manifests import delete_manifest, delete_tag, get_manifest, manifest_digest, manifest_exists, put_manifest
+from .manifests import (
+    delete_manifest,
+    delete_tag,
+    get_manifest,
+    head_manifest,
+    manifest_digest,
+    manifest_exists,
+    put_manifest,
+)
 from .repository import Repository
 from .uploads import mount_blob, single_upload, upload_blob
 
@@ -55,6 +63,19 @@ class RegistryStore:
         digest = target.digest or Digest.of(raw)
         self._manifests[digest] = raw
         return [Descriptor(media_type, digest, len(raw))]
+
+    def peek(self, target: Target) -> Descriptor | None:
+        """One HEAD: what the tag (or digest) names, for a mirror that reads nothing when it has it already."""
+        ident = str(target.digest) if target.digest is not None else target.tag
+        if ident is None or target.name is not None:
+            return None
+        found = head_manifest(self.repo, ident)
+        if found is None:
+            return None
+        digest, media_type, size = found
+        if size > MAX_MANIFEST_BYTES or (target.digest is not None and digest != target.digest):
+            return None  # the plan reads it, and says what is wrong with it
+        return Descriptor(media_type, digest, size)
 
     def fetch_manifest(self, desc: Descriptor) -> bytes:
         if desc.size > MAX_MANIFEST_BYTES:

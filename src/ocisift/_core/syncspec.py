@@ -1,0 +1,462 @@
+"""The `sync SPEC.yaml` file: parsed and validated whole before anything is copied.
+
+A spec names images to mirror, each a source repository, the tags to take
+from it and a destination, with optional defaults for platforms and
+referrers::
+
+    defaults:
+      platforms: [linux/amd64]
+      referrers: true
+    images:
+      - source: registry.example/acme/app
+        tags: [1.0.0, latest]        # or {semver: RANGE}, {regex: RE}, both, or all
+        destination: oci:mirror/app
+
+Every mistake is found before the first copy and reported as a UsageError
+(exit 2) naming the file, the line and the key path, for example
+``mirror.yaml:7: images[1].tags: expected a list of tags, …``.
+
+The YAML is composed into nodes, not constructed into Python values, and the
+nodes are walked here, so that every value keeps its line and its text as
+written. That matters for tags: YAML reads ``1.0`` as the float 1.0 and
+``1.10`` as 1.1, but the user meant the tags ``1.0`` and ``1.10``, so a tag
+is the scalar's text, whatever type YAML would have given it.
+
+The file comes from outside, so it is bounded before and while it is read:
+at most MAX_SPEC_BYTES of UTF-8, anchors and aliases refused (the
+billion-laughs expansion needs them, and a spec does not), nesting at most
+MAX_DEPTH deep and at most MAX_NODES nodes. The limits are checked as nodes
+are composed, so a hostile text stops at the first node past a limit.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal, NoReturn
+
+import yaml
+from yaml.error import MarkedYAMLError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
+
+from .errors import ReferenceError_, UsageError
+from .platform import Platform
+from .reference import (
+    DockerArchiveReference,
+    LayoutReference,
+    Probe,
+    Reference,
+    RegistryReference,
+    default_probe,
+    is_tag,
+    parse_reference,
+    with_tag,
+)
+
+MAX_SPEC_BYTES = 1024 * 1024
+MAX_DEPTH = 16
+MAX_NODES = 100_000
+MAX_FILTER_CHARS = 1024  # a semver range or a regex
+MAX_REFERENCE_CHARS = 4096
+MAX_PLATFORM_CHARS = 256
+
+TAGS_EXPECTED = 'expected a list of tags, {semver: RANGE}, {regex: RE}, both, or "all"'
+
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_BOOLS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
+
+_TOP_KEYS = ("defaults", "images")
+_DEFAULT_KEYS = ("platforms", "referrers")
+_IMAGE_KEYS = ("source", "tags", "destination", "platforms", "referrers")
+_FILTER_KEYS = ("semver", "regex")
+_SIMPLE_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+TagKind = Literal["list", "semver", "regex", "all"]
+
+
+@dataclass(frozen=True, slots=True)
+class TagChoice:
+    """Which tags of a source to mirror.
+
+    - ``list``: exactly `tags`, in the order written.
+    - ``all``: every tag the source has.
+    - ``semver``: every tag that is a semantic version inside the range
+      `semver` (a mirror takes them all, not the highest); when `regex` is set
+      too, it filters the tags first.
+    - ``regex``: every tag `regex` matches (``re.search``: anchor it with
+      ``^`` and ``$`` to match whole tags).
+
+    `semver` is kept as written; the range grammar is checked where ranges
+    are evaluated, and `semver_line` says where to point when it is wrong.
+    `regex` is known to compile. `line` is where the `tags` value starts.
+    The lines are 1-based and left out of comparisons.
+    """
+
+    kind: TagKind
+    tags: tuple[str, ...] = ()
+    semver: str | None = None
+    regex: str | None = None
+    line: int = field(default=0, compare=False)
+    semver_line: int | None = field(default=None, compare=False)
+
+    def __str__(self) -> str:
+        if self.kind == "list":
+            return ", ".join(self.tags)
+        if self.kind == "all":
+            return "all"
+        parts = [f"regex {self.regex}"] if self.regex is not None else []
+        if self.semver is not None:
+            parts.append(f"semver {self.semver}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncImage:
+    """One entry of `images`: where from, which tags, where to.
+
+    `source` and `destination` name a repository, not a tag: a registry
+    reference has tag None (`implicit_tag` True), a layout or archive
+    reference has neither tag nor digest, and a full name inside a layout
+    (``oci:DIR/NAME``) has its tag None; `source_at` and `destination_at`
+    (reference.with_tag) name one tag in them. `platforms` None means every platform.
+    `line` is where the entry starts in the spec (1-based).
+    """
+
+    source: Reference
+    destination: Reference
+    tags: TagChoice
+    platforms: tuple[Platform, ...] | None
+    referrers: bool
+    line: int
+
+    def source_at(self, tag: str) -> Reference:
+        return with_tag(self.source, tag)
+
+    def destination_at(self, tag: str) -> Reference:
+        return with_tag(self.destination, tag)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSpec:
+    images: tuple[SyncImage, ...]
+    path: str
+
+
+def load_spec(path: str, probe: Probe = default_probe) -> SyncSpec:
+    """Read and parse a spec file; a missing, unreadable, oversized or non-UTF-8 file is a UsageError."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SPEC_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such sync spec file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory, not a sync spec file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the sync spec: {exc.strerror or exc}") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise UsageError(f"{path}: over {MAX_SPEC_BYTES >> 20} MiB, the largest sync spec ocisift reads")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UsageError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+    return parse_spec(text, path, probe)
+
+
+def parse_spec(text: str, name: str, probe: Probe = default_probe) -> SyncSpec:
+    """Parse and validate a spec's text; `name` is the file as the user knows it, for messages.
+
+    `probe` says what a path is on disk, as for parse_reference (it decides
+    where `oci:DIR/NAME` splits); nothing else looks outside the text.
+    """
+    return _Parser(name, probe).spec(text)
+
+
+class _Refused(Exception):
+    """A bound crossed while composing, at a line (0-based)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader composing at most MAX_NODES nodes, MAX_DEPTH deep, and no anchors or aliases.
+
+    The composer recurses once per level and the limits are checked before
+    each node, so the parser never reads far past the node that crosses one.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in the stubs
+        line = event.start_mark.line if event.start_mark is not None else 0
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _Refused(line, "YAML anchors and aliases (& and *) are not allowed in a sync spec")
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise _Refused(line, f"more than {MAX_NODES:,} YAML nodes, the most a sync spec may hold")
+        if self._depth >= MAX_DEPTH:
+            raise _Refused(line, f"nested more than {MAX_DEPTH} levels deep")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _line(node: Node) -> int:
+    return node.start_mark.line + 1 if node.start_mark is not None else 1
+
+
+def _show(text: str, limit: int = 80) -> str:
+    """User text in a message: quoted, escaped, and cut short when long."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
+
+
+def _describe(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if node.tag == _NULL:
+        return f"null (YAML reads {node.value} as null; quote it to mean the text)" if node.value else "nothing"
+    return _show(str(node.value))
+
+
+class _Parser:
+    def __init__(self, name: str, probe: Probe) -> None:
+        self.name = name
+        self.probe = probe
+
+    # -- errors -------------------------------------------------------------
+
+    def fail(self, line: int, path: str, message: str, cls: type[UsageError] = UsageError) -> NoReturn:
+        where = f"{self.name}:{line}: "
+        raise cls(where + (f"{path}: {message}" if path else message))
+
+    # -- document -----------------------------------------------------------
+
+    def spec(self, text: str) -> SyncSpec:
+        if len(text) > MAX_SPEC_BYTES:
+            raise UsageError(f"{self.name}: over {MAX_SPEC_BYTES >> 20} MiB, the largest sync spec ocisift reads")
+        root = self.compose(text)
+        if root is None:
+            self.fail(1, "", "the spec is empty: it needs an `images` list")
+        top = self.mapping(root, "", _TOP_KEYS, "expected a mapping with `images` (and optional `defaults`)")
+        platforms: tuple[Platform, ...] | None = None
+        referrers = False
+        if "defaults" in top:
+            node = top["defaults"][1]
+            defaults = self.mapping(node, "defaults", _DEFAULT_KEYS, "expected a mapping of platforms and referrers")
+            if "platforms" in defaults:
+                platforms = self.platforms(defaults["platforms"][1], "defaults.platforms")
+            if "referrers" in defaults:
+                referrers = self.boolean(defaults["referrers"][1], "defaults.referrers")
+        if "images" not in top:
+            self.fail(_line(root), "", "missing `images`: the list of images to mirror")
+        images_node = top["images"][1]
+        if not isinstance(images_node, SequenceNode):
+            self.fail(_line(images_node), "images",
+                      f"expected a list of images (source, tags, destination), not {_describe(images_node)}")
+        if not images_node.value:
+            self.fail(_line(images_node), "images", "the list is empty: name at least one image to mirror")
+        images = [self.image(node, f"images[{i}]", platforms, referrers) for i, node in enumerate(images_node.value)]
+        self.check_duplicates(images)
+        return SyncSpec(images=tuple(images), path=self.name)
+
+    def compose(self, text: str) -> Node | None:
+        try:
+            return yaml.compose(text, Loader=_BoundedLoader)
+        except _Refused as exc:
+            self.fail(exc.line + 1, "", exc.message)
+        except MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark is not None else 1
+            why = "; ".join(part for part in (exc.context, exc.problem) if part)
+            self.fail(line, "", f"not valid YAML: {why or 'cannot be parsed'}")
+        except ReaderError as exc:
+            line = text.count("\n", 0, max(exc.position, 0)) + 1
+            char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+            self.fail(line, "", f"character U+{char:04X} is not allowed in YAML")
+        except yaml.YAMLError as exc:
+            self.fail(1, "", f"not valid YAML: {exc}")
+
+    def check_duplicates(self, images: Iterable[SyncImage]) -> None:
+        seen: dict[tuple[Reference, Reference], int] = {}
+        for image in images:
+            key = (image.source, image.destination)
+            if key in seen:
+                self.fail(image.line, "images",
+                          f"{image.source} to {image.destination} is listed twice (lines {seen[key]} and {image.line}); "
+                          "merge the two entries")
+            seen[key] = image.line
+
+    # -- shapes -------------------------------------------------------------
+
+    def mapping(self, node: Node, path: str, allowed: tuple[str, ...], expected: str) -> dict[str, tuple[Node, Node]]:
+        """A mapping's entries by key (key node, value node), unknown and repeated keys refused."""
+        if not isinstance(node, MappingNode):
+            self.fail(_line(node), path, f"{expected}, not {_describe(node)}")
+        entries: dict[str, tuple[Node, Node]] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.tag == _NULL:
+                self.fail(_line(key_node), path, f"keys are names ({', '.join(allowed)}), not {_describe(key_node)}")
+            key = str(key_node.value)
+            where = f"{path}.{key}" if path else key
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) if len(key) <= 64 else []
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                self.fail(_line(key_node), where if _SIMPLE_KEY.fullmatch(key) else path,
+                          f"unknown key {_show(key)}{hint} (known keys: {', '.join(allowed)})")
+            if key in entries:
+                first = _line(entries[key][0])
+                self.fail(_line(key_node), where, f"given twice (lines {first} and {_line(key_node)})")
+            entries[key] = (key_node, value_node)
+        return entries
+
+    def text(self, node: Node, path: str, what: str) -> str:
+        """A scalar's text as written (quoted or not, whatever YAML would type it as)."""
+        if not isinstance(node, ScalarNode) or node.tag == _NULL:
+            self.fail(_line(node), path, f"expected {what}, not {_describe(node)}")
+        return str(node.value)
+
+    def boolean(self, node: Node, path: str) -> bool:
+        if isinstance(node, ScalarNode) and node.tag == _BOOL and str(node.value).lower() in _BOOLS:
+            return _BOOLS[str(node.value).lower()]
+        self.fail(_line(node), path, f"expected true or false, not {_describe(node)}")
+
+    # -- entries ------------------------------------------------------------
+
+    def image(self, node: Node, path: str, platforms: tuple[Platform, ...] | None, referrers: bool) -> SyncImage:
+        entries = self.mapping(node, path, _IMAGE_KEYS, "expected a mapping of source, tags and destination")
+        for key in ("source", "tags", "destination"):
+            if key not in entries:
+                self.fail(_line(node), path, f"missing `{key}`")
+        source = self.reference(entries["source"][1], f"{path}.source", "source")
+        destination = self.reference(entries["destination"][1], f"{path}.destination", "destination")
+        if source == destination:
+            self.fail(_line(entries["destination"][1]), f"{path}.destination", f"{destination} is the source itself")
+        tags = self.tags(entries["tags"][1], f"{path}.tags")
+        if "platforms" in entries:
+            platforms = self.platforms(entries["platforms"][1], f"{path}.platforms")
+        if "referrers" in entries:
+            referrers = self.boolean(entries["referrers"][1], f"{path}.referrers")
+        return SyncImage(source=source, destination=destination, tags=tags, platforms=platforms,
+                         referrers=referrers, line=_line(node))
+
+    def reference(self, node: Node, path: str, role: str) -> Reference:
+        text = self.text(node, path, "a reference")
+        line = _line(node)
+        if len(text) > MAX_REFERENCE_CHARS:
+            self.fail(line, path, f"a reference longer than {MAX_REFERENCE_CHARS} characters", ReferenceError_)
+        try:
+            ref = parse_reference(text, self.probe)
+        except UsageError as exc:
+            self.fail(line, path, exc.message, ReferenceError_)
+        pinned = f"the {role} names a repository, without a tag or digest (the tags come from `tags`): {_show(text)}"
+        if isinstance(ref, DockerArchiveReference):
+            self.fail(line, path, "docker-archive: cannot be mirrored with sync; use oci-archive:FILE or oci:DIR",
+                      ReferenceError_)
+        if isinstance(ref, RegistryReference):
+            if not ref.implicit_tag:
+                self.fail(line, path, pinned, ReferenceError_)
+            return RegistryReference(ref.image.with_tag(None), implicit_tag=True)
+        if ref.tag is not None or ref.digest is not None:
+            self.fail(line, path, pinned, ReferenceError_)
+        if ref.image is not None:
+            # oci:DIR/NAME fills in `latest` when NAME has no tag; a colon in the last component wrote one.
+            if ":" in text.rsplit("/", 1)[-1]:
+                self.fail(line, path, pinned, ReferenceError_)
+            return LayoutReference(ref.path, ref.layout, image=ref.image.with_tag(None))
+        return ref
+
+    def tags(self, node: Node, path: str) -> TagChoice:
+        line = _line(node)
+        if isinstance(node, ScalarNode) and node.tag != _NULL and node.value == "all":
+            return TagChoice(kind="all", line=line)
+        if isinstance(node, SequenceNode):
+            return TagChoice(kind="list", tags=self.tag_list(node, path), line=line)
+        if isinstance(node, MappingNode):
+            entries = self.mapping(node, path, _FILTER_KEYS, TAGS_EXPECTED)
+            if not entries:
+                self.fail(_line(node), path, f"{TAGS_EXPECTED}; give semver, regex or both")
+            semver = regex = semver_line = None
+            if "semver" in entries:
+                semver_node = entries["semver"][1]
+                semver = self.filter_text(semver_node, f"{path}.semver", "a semantic version range")
+                semver_line = _line(semver_node)
+            if "regex" in entries:
+                regex_node = entries["regex"][1]
+                regex = self.filter_text(regex_node, f"{path}.regex", "a regular expression")
+                self.compile(regex, regex_node, f"{path}.regex")
+            return TagChoice(kind="semver" if semver is not None else "regex", semver=semver, regex=regex,
+                             line=line, semver_line=semver_line)
+        self.fail(_line(node), path, f"{TAGS_EXPECTED}, not {_describe(node)}")
+
+    def tag_list(self, node: SequenceNode, path: str) -> tuple[str, ...]:
+        if not node.value:
+            self.fail(_line(node), path, 'the list is empty: name at least one tag, or write "all"')
+        seen: dict[str, int] = {}
+        for i, item in enumerate(node.value):
+            where = f"{path}[{i}]"
+            tag = self.text(item, where, "a tag")
+            if not is_tag(tag):
+                self.fail(_line(item), where, f"invalid tag {_show(tag)} (letters, digits, '_', '.', '-', "
+                                              "not starting with '.' or '-'; at most 128)")
+            if tag in seen:
+                self.fail(_line(item), where, f"tag {_show(tag)} is listed twice (lines {seen[tag]} and {_line(item)})")
+            seen[tag] = _line(item)
+        return tuple(seen)
+
+    def filter_text(self, node: Node, path: str, what: str) -> str:
+        value = self.text(node, path, what)
+        if not value.strip():
+            self.fail(_line(node), path, f"expected {what}, not an empty string")
+        if len(value) > MAX_FILTER_CHARS:
+            self.fail(_line(node), path, f"longer than {MAX_FILTER_CHARS} characters")
+        return value
+
+    def compile(self, regex: str, node: Node, path: str) -> None:
+        try:
+            with warnings.catch_warnings():  # "possible nested set" and friends: valid today, and not ours to say
+                warnings.simplefilter("ignore")
+                re.compile(regex)
+        except re.error as exc:
+            self.fail(_line(node), path, f"invalid regular expression {_show(regex)}: {exc.msg}")
+        except (RecursionError, OverflowError, ValueError) as exc:
+            self.fail(_line(node), path, f"invalid regular expression {_show(regex)}: {exc}")
+
+    def platforms(self, node: Node, path: str) -> tuple[Platform, ...] | None:
+        """A list of platforms, or "all" (every platform, which also undoes a default)."""
+        if isinstance(node, ScalarNode) and node.tag != _NULL and node.value == "all":
+            return None
+        if not isinstance(node, SequenceNode):
+            self.fail(_line(node), path,
+                      f'expected a list of platforms (for example [linux/amd64]) or "all", not {_describe(node)}')
+        if not node.value:
+            self.fail(_line(node), path, 'the list is empty: name at least one platform, or write "all"')
+        out: list[Platform] = []
+        for i, item in enumerate(node.value):
+            where = f"{path}[{i}]"
+            text = self.text(item, where, "a platform (os/arch[/variant])")
+            if len(text) > MAX_PLATFORM_CHARS:
+                self.fail(_line(item), where, f"a platform longer than {MAX_PLATFORM_CHARS} characters")
+            try:
+                platform = Platform.parse(text)
+            except UsageError as exc:
+                self.fail(_line(item), where, exc.message)
+            if platform in out:
+                self.fail(_line(item), where, f"platform {_show(text)} is listed twice")
+            out.append(platform)
+        return tuple(out)

@@ -1,0 +1,190 @@
+"""sync: many images from a spec in one run, several in flight, and again later copying only what changed.
+
+For each image of the spec: choose its tags (a list, every tag, or those
+inside a semver range or matching a pattern), then copy each tag as `copy`
+does, sharing one copier per image so blobs and referrers move once. A tag
+whose destination already names what the source names costs one HEAD at each
+end (`unchanged`), so a second run over unchanged sources reads no manifest.
+
+Images run in parallel, except those writing into one destination store (one
+archive, one layout directory, one repository), which run one after another in
+spec order: an archive is rebuilt whole when it is finished, so two writers of
+one archive would lose each other's work. One image failing does not stop the
+others; the run's exit code is the highest of the failures'.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._core import cancel
+from .._core.errors import NotFoundError, OcisiftError
+from .._core.progress import Progress
+from .._core.reference import Reference, Target, with_tag
+from .._core.syncspec import SyncImage, SyncSpec
+from .._core.versions import TagFilter
+from .._stores.base import Reader
+from .copy import GraphCopier, copy_between, peek
+from .results import CopyResult
+from .tags import repository_tags
+
+# a store opened from a reference; a destination is published when its block succeeds
+Opener = Callable[[Reference], AbstractContextManager[Reader]]
+
+
+@dataclass
+class ImageOutcome:
+    image: SyncImage
+    tags: list[str] = field(default_factory=list)
+    copied: list[str] = field(default_factory=list)  # destination references that changed
+    skipped: list[str] = field(default_factory=list)  # destination references that were already right
+    referrers: int = 0
+    bytes_copied: int = 0
+    error: OcisiftError | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": str(self.image.source), "destination": str(self.image.destination),
+                               "line": self.image.line, "tags": self.tags, "copied": self.copied,
+                               "skipped": self.skipped, "referrers": self.referrers,
+                               "bytesCopied": self.bytes_copied}
+        if self.error is not None:
+            out["error"] = {"code": self.error.exit_code, "kind": self.error.kind, "message": self.error.message}
+        return out
+
+
+@dataclass
+class SyncResult:
+    path: str
+    dry_run: bool
+    images: list[ImageOutcome]
+
+    @property
+    def copied(self) -> list[str]:
+        return [r for i in self.images for r in i.copied]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [r for i in self.images for r in i.skipped]
+
+    @property
+    def failed(self) -> list[ImageOutcome]:
+        return [i for i in self.images if i.error is not None]
+
+    @property
+    def exit_code(self) -> int:
+        """The highest exit code among the failed images (0 when none failed)."""
+        return max((i.error.exit_code for i in self.failed if i.error is not None), default=0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"spec": self.path, "dryRun": self.dry_run, "images": [i.to_json() for i in self.images],
+                "copied": self.copied, "skipped": self.skipped,
+                "failed": [{"source": str(i.image.source), "destination": str(i.image.destination),
+                            "line": i.image.line} for i in self.failed]}
+
+
+def tag_filters(spec: SyncSpec) -> dict[int, TagFilter]:
+    """Each image's semver/regex choice, checked before anything runs (a bad range names its line)."""
+    out: dict[int, TagFilter] = {}
+    for n, image in enumerate(spec.images):
+        choice = image.tags
+        if choice.semver is None and choice.regex is None:
+            continue
+        try:
+            out[n] = TagFilter.build(choice.semver, choice.regex)
+        except OcisiftError as exc:
+            line = choice.semver_line or choice.line or image.line
+            raise type(exc)(f"{spec.path}:{line}: {exc.message}") from None
+    return out
+
+
+def sync(spec: SyncSpec, open_source: Opener, open_destination: Opener, *,
+         destination_key: Callable[[Reference], str], images_at_once: int = 4, concurrency: int = 4,
+         dry_run: bool = False, progress: Progress | None = None) -> SyncResult:
+    """Run every image of the spec; images whose destinations share a `destination_key` share one opened
+    destination store and run in turn (an archive is then packed once, at the end of its group)."""
+    filters = tag_filters(spec)
+    outcomes = [ImageOutcome(image) for image in spec.images]
+    groups: dict[str, list[int]] = {}
+    for n, image in enumerate(spec.images):
+        groups.setdefault(destination_key(image.destination), []).append(n)
+    stop = threading.Event()
+
+    def run_group(members: list[int]) -> None:
+        try:
+            with open_destination(spec.images[members[0]].destination) as destination:
+                for n in members:
+                    if stop.is_set():
+                        return
+                    try:
+                        with open_source(outcomes[n].image.source) as source:
+                            _sync_image(outcomes[n], filters.get(n), source, destination, concurrency=concurrency,
+                                        dry_run=dry_run, progress=progress)
+                    except cancel.Cancelled:
+                        raise
+                    except OcisiftError as exc:
+                        outcomes[n].error = exc
+        except cancel.Cancelled:
+            stop.set()
+            raise
+        except OcisiftError as exc:  # the destination could not be opened or published: its whole group failed
+            for n in members:
+                if outcomes[n].error is None:
+                    outcomes[n].error = exc
+        except BaseException:
+            stop.set()
+            raise
+
+    with ThreadPoolExecutor(max_workers=max(1, images_at_once), thread_name_prefix="ocisift-sync") as pool:
+        futures = [pool.submit(run_group, members) for members in groups.values()]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            stop.set()
+            for future in futures:
+                future.cancel()
+            raise
+    return SyncResult(spec.path, dry_run, outcomes)
+
+
+def _sync_image(outcome: ImageOutcome, tag_filter: TagFilter | None, source: Reader, destination: Reader, *,
+                concurrency: int, dry_run: bool, progress: Progress | None) -> None:
+    image = outcome.image
+    platforms = tuple(str(p) for p in image.platforms or ())
+    outcome.tags = _chosen_tags(image, source, tag_filter)
+    copier = None if dry_run else GraphCopier(
+        source, destination, CopyResult(str(image.source), str(image.destination)),
+        concurrency=concurrency, progress=progress, referrers=image.referrers)
+    for tag in outcome.tags:
+        cancel.check()
+        here, there = with_tag(image.source, tag), with_tag(image.destination, tag)
+        if copier is None:
+            _plan_tag(outcome, source, destination, here.target, there.target, str(there))
+            continue
+        result = copy_between(source, here.target, destination, there.target, platforms=platforms,
+                              source_name=str(here), destination_name=str(there), copier=copier)
+        (outcome.skipped if result.unchanged else outcome.copied).append(str(there))
+        outcome.referrers += len(result.referrers)
+        outcome.bytes_copied += result.bytes_copied
+
+
+def _chosen_tags(image: SyncImage, source: Reader, tag_filter: TagFilter | None) -> list[str]:
+    if image.tags.kind == "list":
+        return list(image.tags.tags)
+    listed = repository_tags(image.source, source)
+    return tag_filter.matching(listed) if tag_filter is not None else listed
+
+
+def _plan_tag(outcome: ImageOutcome, source: Reader, destination: Reader, here: Target, there: Target,
+              name: str) -> None:
+    """--dry-run: would this tag be copied? Asked as a real run would ask, nothing read or written."""
+    src, dst = peek(source, here), peek(destination, there)
+    if src is None:
+        raise NotFoundError(f"{outcome.image.source} has no tag {here.tag}")
+    (outcome.skipped if dst is not None and dst.digest == src.digest else outcome.copied).append(name)
+

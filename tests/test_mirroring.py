@@ -1,0 +1,353 @@
+"""Mirroring against real distribution registries: referrers, every tag, semver, sync specs, bundles.
+
+Two registries run side by side (a source and a mirror, and for the air-gapped story an inside
+registry reached only through an archive). Request counts come from the registries' own access logs.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import ocisift
+from ocisift import Selector
+from ocisift._demo import build_sample_layout
+from registry import run_registry
+
+pytestmark = pytest.mark.skipif(shutil.which("docker-registry") is None, reason="docker-registry is needed")
+
+SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
+SBOM = "application/spdx+json"
+ATTESTATION = "application/vnd.in-toto+json"
+RELEASES = ("1.0.0", "1.2.0", "1.10.0", "v1.11.0-rc.1", "2.0.0", "latest")
+
+
+def _file(folder: Path, name: str, text: str) -> str:
+    path = folder / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """A registry with a multi-platform image under several release tags, each with referrers:
+    a signature and an SBOM on the index, a signature on the SBOM, an attestation on one platform."""
+    work = tmp_path_factory.mktemp("mirror-source")
+    layout = work / "layout"
+    build_sample_layout(str(layout))
+    with run_registry(work / "reg") as reg:
+        repo = f"{reg.host}/acme/app"
+        for n, tag in enumerate(RELEASES):
+            # each release its own content: an annotation on a fresh index over the same platforms
+            made = ocisift.index_create(f"oci:{work}/rel{n}:{tag}", [f"oci:{layout}:1.2"],
+                                        annotations=[f"org.opencontainers.image.version={tag}"])
+            ocisift.copy(f"oci:{work}/rel{n}:{tag}", f"{repo}:{tag}")
+            assert ocisift.resolve(f"{repo}:{tag}").descriptor.digest == made.descriptor.digest
+        subject = f"{repo}:1.10.0"
+        ocisift.push(repo, [_file(work, "sig.json", '{"sig": 1}')], artifact_type=SIG, subject=subject)
+        sbom = ocisift.push(repo, [_file(work, "sbom.json", '{"spdx": 1}')], artifact_type=SBOM, subject=subject)
+        ocisift.push(repo, [_file(work, "sbom-sig.json", '{"sig": 2}')], artifact_type=SIG,
+                     subject=sbom.reference)
+        child = ocisift.resolve(subject, Selector.build("linux/amd64:el8")).descriptor.digest
+        ocisift.push(repo, [_file(work, "att.json", '{"att": 1}')], artifact_type=ATTESTATION,
+                     subject=f"{repo}@{child}")
+        reg.repo = repo  # type: ignore[attr-defined]
+        reg.sbom = sbom  # type: ignore[attr-defined]
+        reg.child = child  # type: ignore[attr-defined]
+        yield reg
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    with run_registry(tmp_path / "mirror") as reg:
+        yield reg
+
+
+def _requests(log: str, method: str | None = None) -> list[str]:
+    """The access log's request lines (distribution logs each as `"METHOD /v2/… HTTP/1.1"`)."""
+    found = re.findall(r'"(GET|HEAD|PUT|POST|PATCH|DELETE) (/v2/[^ "]*) HTTP', log)
+    return [f"{m} {p}" for m, p in found if method is None or (m == method and p != "/v2/")]
+
+
+def _referrer_digests(node: dict) -> set[str]:
+    out = set()
+    for child in node["manifests"]:
+        out.add(child["digest"])
+        out |= _referrer_digests(child)
+    return out
+
+
+# -- referrers ---------------------------------------------------------------------------------------
+
+
+def test_referrers_lists_what_oras_discover_shows(source, cli):
+    res = cli("referrers", f"{source.repo}:1.10.0", "--format", "json")
+    assert res.code == 0, res.err
+    top = res.json()
+    assert top["reference"].startswith(f"{source.repo}@sha256:")
+    assert sorted(m["artifactType"] for m in top["manifests"]) == [SBOM, SIG]
+    assert all(m["manifests"] == [] for m in top["manifests"])  # not recursive: one level
+    deep = cli("referrers", f"{source.repo}:1.10.0", "--recursive", "--format", "json").json()
+    sbom = next(m for m in deep["manifests"] if m["artifactType"] == SBOM)
+    assert sbom["digest"] == str(source.sbom.descriptor.digest)
+    assert [m["artifactType"] for m in sbom["manifests"]] == [SIG]  # the signature on the SBOM
+    only = cli("referrers", f"{source.repo}:1.10.0", "--artifact-type", "application/spdx*", "--format", "json")
+    assert [m["artifactType"] for m in only.json()["manifests"]] == [SBOM]
+    text = cli("referrers", f"{source.repo}:1.10.0", "--recursive")
+    assert text.code == 0 and text.out.count(SIG) == 2 and SBOM in text.out
+    # one platform manifest has its own attestation
+    child = cli("referrers", f"{source.repo}@{source.child}", "--format", "json").json()
+    assert [m["artifactType"] for m in child["manifests"]] == [ATTESTATION]
+    none = cli("referrers", f"{source.repo}:1.0.0")
+    assert none.code == 0 and "(no referrers)" in none.out
+
+
+# -- copy --referrers ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["registry", "layout", "archive"])
+def test_copy_with_referrers_carries_every_level(source, mirror, tmp_path, kind, cli):
+    dst = {"registry": f"{mirror.host}/mirror/app:1.10.0", "layout": f"oci:{tmp_path}/layout:1.10.0",
+           "archive": f"oci-archive:{tmp_path}/bundle.tar:1.10.0"}[kind]
+    res = cli("copy", f"{source.repo}:1.10.0", dst, "--referrers", "--format", "json")
+    assert res.code == 0, res.err
+    assert len(res.json()["referrers"]) == 4  # signature, SBOM, the SBOM's signature, the attestation
+    want = cli("referrers", f"{source.repo}:1.10.0", "--recursive", "--format", "json").json()
+    got = cli("referrers", dst, "--recursive", "--format", "json").json()
+    assert got["digest"] == want["digest"]
+    assert _referrer_digests(got) == _referrer_digests(want)
+    dst_child = dst.rsplit(":", 1)[0] + f"@{source.child}"
+    assert [m["artifactType"] for m in cli("referrers", dst_child, "--format", "json").json()["manifests"]] \
+        == [ATTESTATION]
+    # selection by referrer works at the destination as at the source
+    sbom = ocisift.resolve(dst, Selector.build(artifact_type=SBOM, referrers=True))
+    assert sbom.descriptor.digest == source.sbom.descriptor.digest
+
+
+def test_copy_without_referrers_leaves_them(source, mirror, cli):
+    assert cli("copy", f"{source.repo}:1.10.0", f"{mirror.host}/plain/app:1.10.0").code == 0
+    assert cli("referrers", f"{mirror.host}/plain/app:1.10.0", "--format", "json").json()["manifests"] == []
+
+
+# -- every tag ----------------------------------------------------------------------------------------
+
+
+def test_copy_all_tags_excludes_fallback_tags_and_is_cheap_the_second_time(source, mirror, cli):
+    assert any(t.startswith("sha256-") for t in ocisift.tags(source.repo, referrer_tags=True))
+    dst = f"{mirror.host}/all/app"
+    first = cli("copy", "--all-tags", source.repo, dst, "--format", "json")
+    assert first.code == 0, first.err
+    assert sorted(ocisift.tags(dst)) == sorted(RELEASES)  # no sha256-… tag copied as a tag
+    copied_blobs = {d for t in first.json()["tags"] for d in t["copied"]}
+    assert len(copied_blobs) == sum(len(t["copied"]) for t in first.json()["tags"])  # each blob moved once
+    before_src, before_dst = len(source.log_text()), len(mirror.log_text())
+    again = cli("copy", "--all-tags", source.repo, dst, "--format", "json")
+    assert again.code == 0 and all(t["unchanged"] for t in again.json()["tags"])
+    src_requests = _requests(source.log_text()[before_src:])
+    dst_requests = _requests(mirror.log_text()[before_dst:])
+    manifest_requests = [r for r in src_requests if "/manifests/" in r]
+    assert all(r.startswith("HEAD ") for r in manifest_requests), src_requests
+    assert len(manifest_requests) == len(RELEASES), src_requests  # one HEAD per tag, no manifest read
+    assert not any("/blobs/" in r for r in src_requests + dst_requests)
+    assert len([r for r in dst_requests if "/manifests/" in r]) == len(RELEASES), dst_requests
+
+
+def test_copy_all_tags_with_a_semver_range(source, mirror, cli):
+    dst = f"{mirror.host}/ranged/app"
+    res = cli("copy", "--all-tags", source.repo, dst, "--semver", ">=1.0.0 <2.0.0", "--format", "json")
+    assert res.code == 0, res.err
+    assert sorted(ocisift.tags(dst)) == sorted(["1.0.0", "1.2.0", "1.10.0"])
+
+
+# -- semver -------------------------------------------------------------------------------------------
+
+
+def test_semver_picks_the_highest_release_inside_the_range(source, tmp_path, cli):
+    res = cli("resolve", source.repo, "--semver", ">=1.0.0 <2.0.0")
+    assert res.code == 0, res.err
+    assert res.out.strip() == str(ocisift.resolve(f"{source.repo}:1.10.0").descriptor.digest)
+    assert "tag 1.10.0" in res.err  # 1.10.0, not 1.2.0: versions, not strings
+    assert cli("resolve", source.repo, "--semver", ">=1.0.0 <2.0.0", "--format", "json").json()["tag"] == "1.10.0"
+    # a pre-release only when the range names one
+    pre = cli("resolve", source.repo, "--semver", ">=1.11.0-0 <2.0.0", "--format", "json")
+    assert pre.json()["tag"] == "v1.11.0-rc.1"
+    assert cli("resolve", source.repo, "--semver", "^2", "--format", "json").json()["tag"] == "2.0.0"
+    assert cli("resolve", source.repo, "--semver", "~1.2", "--format", "json").json()["tag"] == "1.2.0"
+    pulled = cli("pull", source.repo, "--semver", "1.x", "--platform", "linux/amd64:el8", "-o", str(tmp_path / "o"),
+                 "--format", "json")
+    assert pulled.code == 0, pulled.err
+    assert pulled.json()["revision"].startswith("1.10.0@sha256:")
+    listed = cli("tags", source.repo, "--semver", ">=1", "--format", "json").json()
+    assert listed["tags"] == ["1.0.0", "1.2.0", "1.10.0", "2.0.0"] and listed["chosen"] == "2.0.0"
+    filtered = cli("tags", source.repo, "--semver", ">=1", "--tag-regex", r"^1\.1", "--format", "json").json()
+    assert filtered["tags"] == ["1.10.0"]
+
+
+def test_semver_without_a_match_lists_the_closest_tags(source, cli):
+    res = cli("resolve", source.repo, "--semver", ">=3.0.0", "--format", "json")
+    assert res.code == 3
+    assert "2.0.0" in res.json()["error"]["message"]
+    assert cli("resolve", f"{source.repo}:1.0.0", "--semver", "^1").code == 2  # a tag and a range: which?
+    assert cli("resolve", source.repo, "--semver", "not a range").code == 2
+
+
+def test_copy_with_semver_names_the_destination_by_the_chosen_tag(source, mirror, cli):
+    res = cli("copy", source.repo, f"{mirror.host}/picked/app", "--semver", "<2", "--format", "json")
+    assert res.code == 0, res.err
+    assert res.json()["tag"] == "1.10.0"
+    assert ocisift.tags(f"{mirror.host}/picked/app") == ["1.10.0"]
+
+
+# -- docker:// --------------------------------------------------------------------------------------
+
+
+def test_docker_scheme_is_accepted_wherever_a_registry_reference_is(source, mirror, cli):
+    digest = cli("resolve", f"docker://{source.repo}:1.0.0").out.strip()
+    assert digest == str(ocisift.resolve(f"{source.repo}:1.0.0").descriptor.digest)
+    assert cli("copy", f"docker://{source.repo}:1.0.0", f"docker://{mirror.host}/dockerscheme/app:1.0.0").code == 0
+    assert cli("resolve", f"{mirror.host}/dockerscheme/app:1.0.0").out.strip() == digest
+
+
+# -- sync ---------------------------------------------------------------------------------------------
+
+
+def _spec(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "mirror.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_sync_runs_every_form_and_a_failing_source_does_not_stop_the_others(source, mirror, tmp_path, cli):
+    spec = _spec(tmp_path, f"""
+defaults:
+  referrers: true
+images:
+  - source: {source.repo}
+    tags: [1.0.0, latest]
+    destination: {mirror.host}/list/app
+  - source: docker://{source.repo}
+    tags: {{semver: ">=1.0.0 <2.0.0"}}
+    destination: oci:{tmp_path}/semver
+    platforms: [linux/amd64:el8]
+  - source: {source.repo}
+    tags: {{regex: "^2\\\\."}}
+    destination: oci-archive:{tmp_path}/regex.tar
+    referrers: false
+  - source: {source.repo}
+    tags: all
+    destination: {mirror.host}/everything/app
+  - source: {source.host}/acme/missing
+    tags: [1.0.0]
+    destination: {mirror.host}/missing/app
+""")
+    res = cli("sync", spec, "--format", "json")
+    assert res.code == 3, res.out + res.err  # the missing source: not found, the worst failure
+    out = res.json()
+    images = out["images"]
+    assert [i["tags"] for i in images[:3]] == [["1.0.0", "latest"], ["1.0.0", "1.2.0", "1.10.0"], ["2.0.0"]]
+    assert sorted(images[3]["tags"]) == sorted(RELEASES)
+    assert images[4]["error"]["code"] == 3 and [f["line"] for f in out["failed"]] == [images[4]["line"]]
+    assert f"{mirror.host}/list/app:latest" in out["copied"]
+    assert sorted(ocisift.tags(f"{mirror.host}/everything/app")) == sorted(RELEASES)
+    # the platform filter: the layout holds the one el8 manifest under each tag, with its attestation
+    el8 = ocisift.resolve(f"oci:{tmp_path}/semver:1.10.0")
+    assert el8.descriptor.digest == source.child
+    atts = ocisift.referrers(f"oci:{tmp_path}/semver@{source.child}")
+    assert [r.descriptor.artifact_type for r in atts.referrers] == [ATTESTATION]
+    # referrers: true by default, false for the archive
+    sigs = ocisift.referrers(f"{mirror.host}/everything/app:1.10.0")
+    assert sorted(r.descriptor.artifact_type or "" for r in sigs.referrers) == [SBOM, SIG]
+    assert ocisift.referrers(f"oci-archive:{tmp_path}/regex.tar:2.0.0").referrers == []
+    with tarfile.open(tmp_path / "regex.tar") as archive:
+        assert "index.json" in archive.getnames()
+
+    before_src, before_dst = len(source.log_text()), len(mirror.log_text())
+    again = cli("sync", spec, "--format", "json")
+    assert again.code == 3
+    assert again.json()["copied"] == []  # nothing changed at the sources
+    assert set(again.json()["skipped"]) >= set(out["copied"])
+    src_manifests = [r for r in _requests(source.log_text()[before_src:]) if "/manifests/" in r]
+    # one HEAD per tag of each unfiltered image, and nothing else for them
+    unfiltered = [t for i in (images[0], images[2], images[3]) for t in i["tags"]]
+    heads = sorted(r.rsplit("/", 1)[1] for r in src_manifests if r.startswith("HEAD"))
+    assert heads == sorted(unfiltered), src_manifests
+    # the platform-filtered image reads each tag (and, once, the manifests it chooses among); the
+    # missing source is asked once
+    by_tag = sorted(r.rsplit("/", 1)[1] for r in src_manifests if r.startswith("GET") and "sha256:" not in r)
+    assert by_tag == sorted([*images[1]["tags"], "1.0.0"]), src_manifests
+    assert not [r for r in _requests(source.log_text()[before_src:]) if "/blobs/" in r]
+    assert not [r for r in _requests(mirror.log_text()[before_dst:]) if r.startswith(("PUT", "POST", "PATCH"))]
+
+
+def test_sync_dry_run_writes_nothing(source, mirror, tmp_path, cli):
+    spec = _spec(tmp_path, f"""
+images:
+  - source: {source.repo}
+    tags: [1.0.0, 1.2.0]
+    destination: {mirror.host}/dry/app
+  - source: {source.repo}
+    tags: [2.0.0]
+    destination: oci:{tmp_path}/never
+""")
+    res = cli("sync", spec, "--dry-run", "--format", "json")
+    assert res.code == 0, res.err
+    assert res.json()["copied"] == [f"{mirror.host}/dry/app:1.0.0", f"{mirror.host}/dry/app:1.2.0",
+                                    f"oci:{tmp_path}/never:2.0.0"]
+    assert not (tmp_path / "never").exists()
+    assert cli("tags", f"{mirror.host}/dry/app").code == 3
+    assert cli("sync", spec).code == 0
+    later = cli("sync", spec, "--dry-run", "--format", "json").json()
+    assert later["copied"] == [] and len(later["skipped"]) == 3
+
+
+def test_a_bad_spec_is_refused_before_anything_runs_naming_its_line(source, mirror, tmp_path, cli):
+    spec = _spec(tmp_path, f"""images:
+  - source: {source.repo}
+    tags: [1.0.0]
+    destination: {mirror.host}/early/app
+  - source: {source.repo}
+    tags: {{semver: ">=>=1"}}
+    destination: {mirror.host}/late/app
+""")
+    res = cli("sync", spec)
+    assert res.code == 2 and "mirror.yaml:6" in res.err, res.err
+    assert cli("tags", f"{mirror.host}/early/app").code == 3  # the good image did not run either
+
+
+# -- the air-gapped story ------------------------------------------------------------------------------
+
+
+def test_air_gapped_bundle_from_one_registry_to_another(source, tmp_path, cli):
+    """README's story: sync into one archive, carry the file, copy it into the inside registry."""
+    bundle = tmp_path / "bundle.tar"
+    spec = _spec(tmp_path, f"""
+defaults: {{referrers: true}}
+images:
+  - source: {source.repo}
+    tags: {{semver: "^1"}}
+    destination: oci-archive:{bundle}
+""")
+    assert cli("sync", spec).code == 0
+    carried = tmp_path / "carried" / "bundle.tar"
+    carried.parent.mkdir()
+    shutil.copyfile(bundle, carried)  # the file is all that crosses the gap
+    with run_registry(tmp_path / "inside") as inside:
+        res = cli("copy", "--all-tags", "--referrers", f"oci-archive:{carried}", f"{inside.host}/acme/app",
+                  "--format", "json")
+        assert res.code == 0, res.err
+        assert sorted(ocisift.tags(f"{inside.host}/acme/app")) == ["1.0.0", "1.10.0", "1.2.0"]
+        for tag in ("1.0.0", "1.2.0", "1.10.0"):
+            assert ocisift.resolve(f"{inside.host}/acme/app:{tag}").descriptor.digest == \
+                ocisift.resolve(f"{source.repo}:{tag}").descriptor.digest
+        want = ocisift.referrers(f"{source.repo}:1.10.0", recursive=True)
+        got = ocisift.referrers(f"{inside.host}/acme/app:1.10.0", recursive=True)
+        assert _referrer_digests(got.to_json()) == _referrer_digests(want.to_json()) != set()
+        # and a peer reads what arrived inside
+        raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                              f"docker://{inside.host}/acme/app:1.10.0"], capture_output=True, timeout=60, check=True)
+        assert ocisift.Digest.of(raw.stdout) == ocisift.resolve(f"{source.repo}:1.10.0").descriptor.digest
