@@ -33,6 +33,9 @@ class Faults:
     trickle_blobs: float = 0.0            # every blob body: 64 KiB, then this long a pause, and so on
     blob_gets_in_flight: int = 0          # blob GETs being answered now, and the most at once so far
     max_blob_gets_in_flight: int = 0
+    trickled: int = 0                     # blob body bytes trickle_blobs has sent so far
+    head_length: bool = False             # HEAD answers declare the registry's Content-Length (else 0)
+    keep_alive: bool = False              # answer in HTTP/1.1 and keep connections open (else HTTP/1.0: close)
     auth_log: list[tuple[float, str, str, int]] = field(default_factory=list)  # (monotonic, path, Authorization, status)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Range)
     seen: Counter = field(default_factory=Counter)
@@ -120,6 +123,8 @@ def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServe
             if blob_get and (faults.wrong_bytes or (faults.wrong_bytes_in and self.path.endswith(faults.wrong_bytes_in))):
                 body = body[:-1] + bytes([body[-1] ^ 0xFF])
             declared = len(body)
+            if method == "HEAD" and faults.head_length and headers.get("Content-Length"):
+                declared = int(headers["Content-Length"])
             if blob_get and faults.short_length_once and first:
                 declared = len(body) - 100
                 body = body[:declared]
@@ -150,6 +155,8 @@ def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServe
                     for at in range(0, len(body), 64 * 1024):
                         self.wfile.write(body[at : at + 64 * 1024])
                         self.wfile.flush()
+                        with faults.lock:
+                            faults.trickled += len(body[at : at + 64 * 1024])
                         time.sleep(faults.trickle_blobs)
                     return
                 self.wfile.write(body[: len(body) // 2] if cut else body)
@@ -185,6 +192,8 @@ def start_proxy(upstream: str, faults: Faults) -> http.server.ThreadingHTTPServe
         def log_message(self, *args):
             pass
 
+    if faults.keep_alive:
+        Handler.protocol_version = "HTTP/1.1"
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server

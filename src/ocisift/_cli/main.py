@@ -805,7 +805,10 @@ def _run(argv: list[str] | None) -> int:
         return code if isinstance(code, int) else 0  # a command's own exit code (sync's worst failure)
     except OcisiftError as exc:
         return _fail(exc, as_json)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):
+            click.echo("interrupted", err=True)  # click turns Ctrl-C into Abort; it is still an interrupt
+            return 130
         click.echo("aborted", err=True)
         return 1
     except click.ClickException as exc:

@@ -102,8 +102,18 @@ cancel.on_cancel(WATCHDOG.expire_all)
 
 
 def socket_of(resp: urllib3.BaseHTTPResponse) -> Any:
+    """The socket a response body arrives on, for the watchdog to shut.
+
+    Usually the connection's. A response that ends its connection (HTTP/1.0, `Connection: close`) has
+    been handed the socket by http.client, which already cleared `connection.sock`: it is then only
+    reachable through the response's own file object, and without it a stalled read could not be cut.
+    """
     connection = getattr(resp, "connection", None) or getattr(resp, "_connection", None)
-    return getattr(connection, "sock", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        return sock
+    raw = getattr(getattr(getattr(resp, "_fp", None), "fp", None), "raw", None)  # http.client's SocketIO
+    return getattr(raw, "_sock", None)
 
 
 def headers_timed_out() -> bool:
