@@ -62,6 +62,9 @@ def test_pull_fetches_only_the_selected_blob(registry, tmp_path):
     fetched = set(re.findall(r'"GET /v2/acme/yum-repo/blobs/(sha256:[0-9a-f]{64})', log))
     wanted = {p.descriptor.digest for p in result.plan}
     assert {str(d) for d in wanted} == fetched, log
+    # and of the index's manifests, only the selected one was read: the index entries ruled out the others
+    manifests = re.findall(r'"GET /v2/acme/yum-repo/manifests/(sha256:[0-9a-f]{64})', log)
+    assert manifests == [str(result.resolved.descriptor.digest)], log
     # Every other platform's layer stayed on the server.
     index = parse_document(ocisift.manifest(f"{registry.host}/acme/yum-repo:1.2"))
     others = [d for d in index.manifests if d.digest != result.resolved.descriptor.digest]

@@ -16,7 +16,7 @@ from .._core.errors import AmbiguousError, NotFoundError, UsageError
 from .._core.matching import annotations_match, glob_match, parse_annotation_filters
 from .._core.models import Descriptor, Manifest
 from .._core.platform import Platform, platform_matches
-from .walk import MAX_DEPTH, Loader, walk
+from .walk import MAX_DEPTH, Loader, walk_lazily
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +87,44 @@ ConfigPlatform = Callable[[Manifest], "Platform | None"]
 Referrers = Callable[[Descriptor], list[Descriptor]]
 
 
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """A leaf manifest's index entry and where it was reached; read only when its entry cannot decide."""
+
+    descriptor: Descriptor
+    path: tuple[Descriptor, ...]
+    manifest: Manifest | None  # read already (a root, or an entry whose media type did not say manifest)
+
+
+def leaf_entries(roots: Sequence[Descriptor], load: Loader, *, max_depth: int = MAX_DEPTH,
+                 absent: list[Descriptor] | None = None) -> list[Leaf]:
+    """The leaf manifests under the roots, in graph order, mostly unread."""
+    out = []
+    on_absent = (lambda desc, path: absent.append(desc)) if absent is not None else None
+    for root in roots:
+        for desc, doc, path in walk_lazily(root, load, max_depth=max_depth, on_absent=on_absent):
+            if doc is None or isinstance(doc, Manifest):
+                out.append(Leaf(desc, path, doc))
+    return out
+
+
+def read_leaf(leaf: Leaf, load: Loader, absent: list[Descriptor] | None) -> Candidate | None:
+    """The leaf as a candidate, its manifest read; None when the store does not hold it (then `absent`)."""
+    manifest = leaf.manifest
+    if manifest is None:
+        try:
+            doc = load(leaf.descriptor)
+        except NotFoundError:
+            if absent is None or not leaf.path:
+                raise
+            absent.append(leaf.descriptor)
+            return None
+        if not isinstance(doc, Manifest):  # an entry that says manifest over an index's bytes: not a leaf
+            return None
+        manifest = doc
+    return Candidate(leaf.descriptor, manifest, leaf.descriptor.platform, leaf.path)
+
+
 def leaves(
     roots: Sequence[Descriptor],
     load: Loader,
@@ -94,14 +132,22 @@ def leaves(
     max_depth: int = MAX_DEPTH,
     absent: list[Descriptor] | None = None,
 ) -> list[Candidate]:
-    """The leaf manifests under the roots; children the store does not hold go to `absent`, when given."""
-    out = []
-    on_absent = (lambda desc, path: absent.append(desc)) if absent is not None else None
-    for root in roots:
-        for desc, doc, path in walk(root, load, max_depth=max_depth, on_absent=on_absent):
-            if isinstance(doc, Manifest):
-                out.append(Candidate(desc, doc, desc.platform, path))
-    return out
+    """The leaf manifests under the roots, every one read; children the store does not hold go to `absent`."""
+    read = (read_leaf(leaf, load, absent) for leaf in leaf_entries(roots, load, max_depth=max_depth, absent=absent))
+    return [c for c in read if c is not None]
+
+
+def ruled_out_by_entry(desc: Descriptor, selector: Selector) -> bool:
+    """Does the index entry alone rule the manifest out? Only what the entry says for sure counts: a
+    platform or artifactType on the entry is the candidate's (the manifest's own is asked only when the
+    entry has none), and a media type is the entry's."""
+    if not glob_match(selector.media_type, desc.media_type):
+        return True
+    if selector.artifact_type is not None and desc.artifact_type is not None \
+            and not glob_match(selector.artifact_type, desc.artifact_type):
+        return True
+    return bool(selector.platforms) and desc.platform is not None \
+        and not any(platform_matches(w, desc.platform) for w in selector.platforms)
 
 
 def absent_matches(desc: Descriptor, selector: Selector) -> bool:
@@ -161,12 +207,23 @@ def select(
     matched, the not-found says it is absent rather than that nothing matched.
     """
     absent: list[Descriptor] = []
-    all_leaves = leaves(roots, load, max_depth=max_depth if max_depth is not None else selector.max_depth,
-                        absent=absent)
-    pool = list(all_leaves)
+    entries = leaf_entries(roots, load, max_depth=max_depth if max_depth is not None else selector.max_depth,
+                           absent=absent)
+    # Read only the manifests the index entries cannot rule out: selecting one platform of many
+    # costs one manifest read, not one per platform. The others are read only to list them when
+    # nothing or several match.
+    pool: list[Candidate] = []
+    passed_over = False
+    for leaf in entries:
+        if selector.active and not selector.referrers and ruled_out_by_entry(leaf.descriptor, selector):
+            passed_over = True
+            continue
+        candidate = read_leaf(leaf, load, absent)
+        if candidate is not None:
+            pool.append(candidate)
     if selector.referrers and referrers is not None:
         # Artifacts may hang off a leaf manifest (they inherit its platform) or off a root index.
-        subjects = [(leaf.descriptor, leaf.platform, leaf.path) for leaf in all_leaves]
+        subjects = [(leaf.descriptor, leaf.descriptor.platform, leaf.path) for leaf in entries]
         subjects += [(r, None, ()) for r in roots if mt.is_index(r.media_type)]
         for subject, platform, path in subjects:
             for ref_desc in referrers(subject):
@@ -186,6 +243,16 @@ def select(
     if len(unique) == 1 or (unique and selector.first):
         return unique[0]
     if not unique:
+        if passed_over:  # list the whole graph, in its order: read what the entries ruled out too
+            referred = [c for c in pool if c.referrer_of is not None]
+            known_absent = {d.digest for d in absent}
+            everything = []
+            for leaf in entries:
+                if leaf.descriptor.digest not in known_absent:
+                    candidate = read_leaf(leaf, load, absent)
+                    if candidate is not None:
+                        everything.append(candidate)
+            pool = everything + referred
         listing = [describe(c) for c in with_config_platforms(pool, config_platform)]
         wanted = [d for d in absent if absent_matches(d, selector)] if selector.active else []
         if wanted:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 
+from .._core import mediatypes as mt
 from .._core.errors import MalformedDocument, NotFoundError
 from .._core.models import Descriptor, Document, Index
 from .._stores.base import Reader, load_document
@@ -49,9 +50,26 @@ def walk(root: Descriptor, load: Loader, *, max_depth: int = MAX_DEPTH, max_node
     export of one platform keeps the index that lists them all) is reported to
     `on_absent` and passed over; without it, it is the NotFoundError it was.
     """
+    for desc, doc, path in _walk(root, load, max_depth, max_nodes, on_absent, lazy_manifests=False):
+        assert doc is not None
+        yield desc, doc, path
+
+
+def walk_lazily(root: Descriptor, load: Loader, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES,
+                on_absent: OnAbsent | None = None) -> Iterator[tuple[Descriptor, Document | None,
+                                                                      tuple[Descriptor, ...]]]:
+    """As `walk`, but a child whose index entry says it is an image manifest is not read: it comes with
+    None, for the caller to read only if the entry alone cannot rule it out (a registry serves each
+    manifest by its own request; a pull by platform needs one of them, not all)."""
+    yield from _walk(root, load, max_depth, max_nodes, on_absent, lazy_manifests=True)
+
+
+def _walk(root: Descriptor, load: Loader, max_depth: int, max_nodes: int, on_absent: OnAbsent | None, *,
+          lazy_manifests: bool) -> Iterator[tuple[Descriptor, Document | None, tuple[Descriptor, ...]]]:
     budget = [max_nodes]
 
-    def visit(desc: Descriptor, path: tuple[Descriptor, ...]) -> Iterator[Visit]:
+    def visit(desc: Descriptor, path: tuple[Descriptor, ...]) -> Iterator[tuple[Descriptor, Document | None,
+                                                                             tuple[Descriptor, ...]]]:
         if any(p.digest == desc.digest for p in path):
             raise MalformedDocument(f"cycle in the graph: {desc.digest} is its own ancestor")
         if len(path) > max_depth:
@@ -59,6 +77,9 @@ def walk(root: Descriptor, load: Loader, *, max_depth: int = MAX_DEPTH, max_node
         budget[0] -= 1
         if budget[0] < 0:
             raise MalformedDocument(f"graph has more than {max_nodes} manifests; refusing to walk it")
+        if lazy_manifests and path and mt.is_manifest(desc.media_type):
+            yield desc, None, path
+            return
         try:
             doc = load(desc)
         except NotFoundError:
