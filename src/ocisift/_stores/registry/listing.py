@@ -64,16 +64,21 @@ def fallback_tag(subject: Descriptor) -> str:
 
 
 def list_referrers(repo: Repository, desc: Descriptor) -> list[Descriptor]:
-    """The referrers API, else the `sha256-<hex>` fallback tag index."""
-    resp = repo.request("GET", repo.url(f"referrers/{desc.digest}"), headers={"Accept": mt.OCI_INDEX})
-    if resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(mt.OCI_INDEX):
-        try:
-            raw = read_capped(resp, MAX_MANIFEST_BYTES, "the referrers list", repo.session.options.timeout)
-        except BodyTooLarge as exc:
-            raise MalformedDocument(exc.message) from None
-        doc = parse_document(raw, mt.OCI_INDEX, what="referrers")
-        return list(doc.manifests) if isinstance(doc, Index) else []
-    discard(resp)
+    """The referrers API, else the `sha256-<hex>` fallback tag index (straight away, once the registry
+    has answered 404 to the API: it does not have one)."""
+    if repo.session.referrers_api is not False:
+        resp = repo.request("GET", repo.url(f"referrers/{desc.digest}"), headers={"Accept": mt.OCI_INDEX})
+        if resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(mt.OCI_INDEX):
+            try:
+                raw = read_capped(resp, MAX_MANIFEST_BYTES, "the referrers list", repo.session.options.timeout)
+            except BodyTooLarge as exc:
+                raise MalformedDocument(exc.message) from None
+            repo.session.referrers_api = True
+            doc = parse_document(raw, mt.OCI_INDEX, what="referrers")
+            return list(doc.manifests) if isinstance(doc, Index) else []
+        discard(resp)
+        if resp.status == 404:
+            repo.session.referrers_api = False
     found = get_manifest(repo, fallback_tag(desc), None)
     if found is None:
         return []

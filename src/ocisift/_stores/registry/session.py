@@ -213,6 +213,9 @@ class Session:
         self._lock = threading.Lock()
         self._scope_locks: dict[Scope, threading.Lock] = {}
         self.token_requests = 0
+        # Learnt from the first answer, for the whole process: a registry with the referrers API never
+        # answers 404 to it (distribution-spec 1.1), so one 404 means every subject's list is the fallback tag.
+        self.referrers_api: bool | None = None
         self.withheld_from: str | None = None  # a realm the password was not sent to, for the error message
 
     # -- credentials ------------------------------------------------------------------
