@@ -24,8 +24,10 @@ default, being short), three comparisons on smaller images:
   files from an OCI layout, against `tar -xzf` of the same blob (goal: at most
   twice tar's). User CPU varies little from run to run, so three rounds do.
 
-Last, bench/complexity.py times each hostile-input family at n and 8n
-in-process and prints the ratios.
+Then bench/complexity.py times each hostile-input family at n and 8n
+in-process and prints the ratios, and bench/mirror.py times `ocisift sync` of
+many small images (2 platforms and a referrer each) against `skopeo sync`,
+then the no-change run, counting its requests from both registries' logs.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # the same registry runner and test CA the tests use
 
 import complexity  # noqa: E402  (bench/complexity.py)
+import mirror  # noqa: E402  (bench/mirror.py)
 
 import ocisift  # noqa: E402
 import tls  # noqa: E402  (tests/tls.py: a test CA made by openssl)
@@ -287,6 +290,8 @@ def main() -> int:
     ap.add_argument("--image-rounds", type=int, help="rounds of the image pulls (default: twice --rounds)")
     ap.add_argument("--small-rounds", type=int, default=3,
                     help="rounds of the small-files extraction (its user CPU varies little)")
+    ap.add_argument("--mirror-images", type=int, default=200, help="images the sync benchmark mirrors (0: skip it)")
+    ap.add_argument("--mirror-rounds", type=int, default=3)
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
     size = parse_size(args.size)
@@ -432,12 +437,7 @@ def main() -> int:
     print(f"\n{size >> 20} MiB in {args.layers} layers, {args.rounds} rounds after {args.warmup} warm-up, medians;"
           f" {args.image_layers}-layer image ({image_bytes / (1 << 20):.1f} MiB of gzip), {image_rounds} rounds;"
           f" {args.small_files:,} small files ({small_bytes / (1 << 20):.1f} MiB of gzip), {args.small_rounds} rounds\n")
-    width = max(40, *map(len, rows))
-    print(f"| {'run':<{width}} | {'median s':>9} | {'best s':>7} | {'user s':>6} | {'sys s':>6} | {'peak RSS MiB':>12} |")
-    print(f"|{'-' * (width + 2)}|{'-' * 11}|{'-' * 9}|{'-' * 8}|{'-' * 8}|{'-' * 14}|")
-    for name, row in rows.items():
-        print(f"| {name:<{width}} | {row['median_s']:>9.3f} | {row['best_s']:>7.3f} | {row['user_s']:>6.2f} "
-              f"| {row['sys_s']:>6.2f} | {row['peak_rss_mib']:>12.1f} |")
+    mirror.print_rows(rows)
     print()
     for pair in pairs:
         goal = f"; goal at most {pair.goal:g}" if pair.goal is not None else ""
@@ -445,6 +445,11 @@ def main() -> int:
     print("complexity with hostile input ...", file=sys.stderr)
     report["complexity"] = complexity.measure()
     complexity.print_table(report["complexity"])
+    if args.mirror_images > 0:
+        print("mirror: sync against skopeo sync ...", file=sys.stderr)
+        with tempfile.TemporaryDirectory(prefix="ocisift-bench-mirror-") as tmp:
+            report["mirror"] = mirror.measure(Path(tmp), args.mirror_rounds, images=args.mirror_images)
+        mirror.print_table(report["mirror"])
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report))
