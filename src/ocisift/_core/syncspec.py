@@ -32,8 +32,8 @@ are composed, so a hostile text stops at the first node past a limit.
 from __future__ import annotations
 
 import difflib
+import os
 import re
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, NoReturn
@@ -56,6 +56,7 @@ from .reference import (
     parse_reference,
     with_tag,
 )
+from .tagregex import TagPattern
 
 MAX_SPEC_BYTES = 1024 * 1024
 MAX_DEPTH = 16
@@ -345,7 +346,7 @@ class _Parser:
                 self.fail(_line(node), path, f"missing `{key}`")
         source = self.reference(entries["source"][1], f"{path}.source", "source")
         destination = self.reference(entries["destination"][1], f"{path}.destination", "destination")
-        if source == destination:
+        if _same_place(source, destination):
             self.fail(_line(entries["destination"][1]), f"{path}.destination", f"{destination} is the source itself")
         tags = self.tags(entries["tags"][1], f"{path}.tags")
         if "platforms" in entries:
@@ -429,13 +430,9 @@ class _Parser:
 
     def compile(self, regex: str, node: Node, path: str) -> None:
         try:
-            with warnings.catch_warnings():  # "possible nested set" and friends: valid today, and not ours to say
-                warnings.simplefilter("ignore")
-                re.compile(regex)
-        except re.error as exc:
-            self.fail(_line(node), path, f"invalid regular expression {_show(regex)}: {exc.msg}")
-        except (RecursionError, OverflowError, ValueError) as exc:
-            self.fail(_line(node), path, f"invalid regular expression {_show(regex)}: {exc}")
+            TagPattern(regex)
+        except UsageError as exc:
+            self.fail(_line(node), path, f"invalid regular expression {_show(regex)}: {exc.message.rsplit(': ', 1)[-1]}")
 
     def platforms(self, node: Node, path: str) -> tuple[Platform, ...] | None:
         """A list of platforms, or "all" (every platform, which also undoes a default)."""
@@ -460,3 +457,14 @@ class _Parser:
                 self.fail(_line(item), where, f"platform {_show(text)} is listed twice")
             out.append(platform)
         return tuple(out)
+
+
+def _same_place(a: Reference, b: Reference) -> bool:
+    """One repository however its path is spelled (`DIR` and `PARENT/./DIR` are one layout)."""
+    if a == b:
+        return True
+    if isinstance(a, LayoutReference) and isinstance(b, LayoutReference):
+        same_file = os.path.normpath(os.path.abspath(a.path)) == os.path.normpath(os.path.abspath(b.path))
+        return same_file and a.layout == b.layout and (a.image.name if a.image else None) == \
+            (b.image.name if b.image else None)
+    return False

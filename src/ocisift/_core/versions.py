@@ -43,6 +43,7 @@ import nodesemver  # type: ignore[import-untyped]
 from nodesemver import SemVer
 
 from ocisift._core.errors import NotFoundError, UsageError
+from ocisift._core.tagregex import TagPattern
 
 MAX_TAG_LENGTH = 128  # the OCI distribution spec's limit; longer tags are ignored, which bounds regex work
 MAX_CLOSEST = 5
@@ -218,23 +219,20 @@ class TagFilter:
     """Tags kept by a regular expression, then by a semantic version constraint, as Flux's
     OCIRepository ``ref.semverFilter`` then ``ref.semver``.
 
-    `semver` is a Masterminds/semver v3 constraint (see ``ACCEPTED_FORMS``); `regex` a Python
-    regular expression that need only match somewhere in the tag (Flux's is Go's RE2, whose common
-    syntax Python reads alike). Both are checked here: a bad one is a UsageError.
+    `semver` is a Masterminds/semver v3 constraint (see ``ACCEPTED_FORMS``); `regex` a regular
+    expression in Go's (RE2's) language, as Flux's, that need only match somewhere in the tag,
+    matched in linear time. Both are checked here: a bad one is a UsageError.
     """
 
     semver: str | None
     regex: str | None
-    _pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    _pattern: TagPattern | None = field(init=False, repr=False, compare=False)
     _constraint: _Constraint | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         pattern = None
         if self.regex is not None:
-            try:
-                pattern = re.compile(self.regex)
-            except re.error as exc:
-                raise UsageError(f"tag regex {self.regex!r} is not a valid regular expression: {exc}") from None
+            pattern = TagPattern(self.regex)
         constraint = _Constraint.parse(self.semver) if self.semver is not None else None
         object.__setattr__(self, "_pattern", pattern)
         object.__setattr__(self, "_constraint", constraint)
@@ -245,7 +243,7 @@ class TagFilter:
 
     def _kept(self, tags: Iterable[str]) -> list[str]:
         pattern = self._pattern
-        return [t for t in tags if len(t) <= MAX_TAG_LENGTH and (pattern is None or pattern.search(t))]
+        return [t for t in tags if len(t) <= MAX_TAG_LENGTH and (pattern is None or pattern.found(t))]
 
     def matching(self, tags: Iterable[str]) -> list[str]:
         """Every tag the regex finds something in and the constraint allows.
