@@ -32,6 +32,7 @@ from ocisift._stores.base import (
     Deleter,
     Finisher,
     Mounter,
+    NameBatcher,
     Pusher,
     Reader,
     ReferrerLister,
@@ -50,14 +51,15 @@ from ocisift._stores.registry.store import RegistryStore
 from registry import run_registry
 
 CAPABILITIES = (RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Mounter, Deleter,
-                Finisher, BlobSweeper, RemoteReader, TagPeeker)
+                Finisher, BlobSweeper, RemoteReader, TagPeeker, NameBatcher)
 # What each store can do: the table in ARCHITECTURE.md and in _stores/base.py, checked here.
 EXPECTED = {
     "memory": {RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Mounter, Deleter,
                BlobSweeper},
-    "layout": {RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Deleter, BlobSweeper},
+    "layout": {RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Deleter, BlobSweeper,
+               NameBatcher},
     "archive-writer": {RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Deleter,
-                       Finisher, BlobSweeper},
+                       Finisher, BlobSweeper, NameBatcher},
     "archive-reader": {RootLister, TagLister, ReferrerLister},
     "registry": {Pusher, Tagger, Untagger, TagLister, ReferrerLister, Mounter, Deleter, RemoteReader, TagPeeker},
 }

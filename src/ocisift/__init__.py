@@ -36,7 +36,7 @@ _EXPORTS = {
     "RootRecorder": "_stores.base", "Untagger": "_stores.base", "TagLister": "_stores.base",
     "ReferrerLister": "_stores.base", "Mounter": "_stores.base", "Deleter": "_stores.base",
     "Finisher": "_stores.base", "BlobSweeper": "_stores.base", "BlobStatter": "_stores.base",
-    "RemoteReader": "_stores.base", "TagPeeker": "_stores.base",
+    "RemoteReader": "_stores.base", "TagPeeker": "_stores.base", "NameBatcher": "_stores.base",
     # errors, each with its exit code
     "OcisiftError": "_core.errors", "UsageError": "_core.errors", "UnsupportedError": "_core.errors",
     "NotFoundError": "_core.errors", "AmbiguousError": "_core.errors", "IntegrityError": "_core.errors",
@@ -120,6 +120,7 @@ if TYPE_CHECKING:
         Deleter,
         Finisher,
         Mounter,
+        NameBatcher,
         Pusher,
         Reader,
         ReferrerLister,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -114,10 +115,11 @@ class GraphCopier:
 
     def copy(self, root: Descriptor) -> None:
         """Copy the graph under `root`; with referrers, then theirs, breadth first, each graph once."""
-        queue = [root]
+        queue = deque([root])
+        queued = {root.digest}  # a set: a list of 20,000 referrers must not cost 20,000 squared
         budget = MAX_NODES
         while queue:
-            desc = queue.pop(0)
+            desc = queue.popleft()
             self._copy_graph(desc)
             if desc is not root:
                 doc = self.load(desc)
@@ -131,12 +133,13 @@ class GraphCopier:
                     continue
                 self._subjects.add(subject.digest)
                 for ref in self.lister.referrers(subject):
-                    if ref.digest in self._subjects or any(q.digest == ref.digest for q in queue):
+                    if ref.digest in self._subjects or ref.digest in queued:
                         continue  # a list naming an ancestor, or one already on its way
                     budget -= 1
                     if budget < 0:
                         raise MalformedDocument(f"more than {MAX_NODES} referrers under {root.digest}; "
                                                 "refusing to copy them")
+                    queued.add(ref.digest)
                     queue.append(ref)
 
     def _copy_graph(self, root: Descriptor) -> None:

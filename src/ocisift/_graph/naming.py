@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 from .._core.errors import UsageError
 from .._core.models import Descriptor
 from .._core.reference import Target, is_tag
-from .._stores.base import Reader, RootRecorder, Tagger, require
+from .._stores.base import NameBatcher, Reader, RootRecorder, Tagger, require
 
 
 def check_tags(tags: Sequence[str]) -> None:
@@ -41,3 +42,8 @@ def record_name(store: Reader, target: Target, root: Descriptor, extra_tags: Seq
     for tag in tags:
         tagger.tag(root, tag, target.name_annotations if tag == primary else None)
     return tags
+
+
+def names_batched(store: Reader) -> AbstractContextManager[None]:
+    """Names given inside the block recorded in one write where the store can (a layout's index.json)."""
+    return store.batch() if isinstance(store, NameBatcher) else nullcontext()

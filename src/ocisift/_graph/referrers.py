@@ -44,24 +44,28 @@ def discover(store: Reader, subject: Descriptor, *, artifact_type: str | None = 
     """The referrers of `subject` (of any artifact type matching the glob `artifact_type` at every level)."""
     lister = require(store, ReferrerLister, "list referrers")
     budget = [max_nodes]
+    expanded: set[Digest] = set()  # each digest's referrers are listed once, however many paths reach it
 
-    def node(desc: Descriptor, path: frozenset[Digest]) -> ReferrerNode:
+    def node(desc: Descriptor, depth: int) -> ReferrerNode:
         out = ReferrerNode(desc, store.pinned(desc))
-        if len(path) > max_depth:
+        if depth > max_depth:
             raise MalformedDocument(f"referrers nested deeper than {max_depth} levels at {desc.digest}")
+        expanded.add(desc.digest)
         for ref in lister.referrers(desc):
-            if ref.digest in path or ref.digest == desc.digest:
-                continue  # a list that names its own subject, or an ancestor: shown once, not again
+            if ref.digest == desc.digest:
+                continue  # a list that names its own subject
             if artifact_type is not None and not glob_match(artifact_type, ref.artifact_type):
                 continue
             budget[0] -= 1
             if budget[0] < 0:
                 raise MalformedDocument(f"more than {max_nodes} referrers under {subject.digest}; refusing to list them")
-            child = node(ref, path | {desc.digest}) if recursive else ReferrerNode(ref, store.pinned(ref))
+            # met before (an ancestor, or a referrer shared by two subjects): shown again, not walked again
+            again = ref.digest in expanded
+            child = node(ref, depth + 1) if recursive and not again else ReferrerNode(ref, store.pinned(ref))
             out.referrers.append(child)
         return out
 
-    return node(subject, frozenset())
+    return node(subject, 0)
 
 
 def graph_manifests(root: Descriptor, load: Loader, *, max_depth: int = MAX_DEPTH) -> Iterator[Descriptor]:

@@ -22,6 +22,7 @@ Optional capabilities (mounting) are tested with `isinstance` and skipped.
 | BlobStatter    | yes    | yes        | yes            | yes             | yes      | -             | -              |
 | RemoteReader   | -      | -          | -              | -               | yes      | -             | -              |
 | TagPeeker      | -      | -          | -              | -               | yes      | -             | -              |
+| NameBatcher    | -      | yes        | -              | yes             | -        | -             | -              |
 | BlobSweeper    | yes    | yes        | -              | yes             | -        | -             | -              |
 """
 
@@ -129,6 +130,14 @@ class TagPeeker(Protocol):
         For stores where resolving costs a request per manifest read: a mirror asks this of the source
         and the destination, and reads nothing more when they agree.
         """
+        ...
+
+
+@runtime_checkable
+class NameBatcher(Protocol):
+    def batch(self) -> AbstractContextManager[None]:
+        """Record the names given inside the block in one write when it ends (a layout's index.json is
+        rewritten once for 10,000 tags, not 10,000 times)."""
         ...
 
 

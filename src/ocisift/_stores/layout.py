@@ -26,7 +26,7 @@ from .._core import mediatypes as mt
 from .._core.digest import Digest, VerifyingReader, verified, verify_bytes
 from .._core.errors import MalformedDocument, NotFoundError, OcisiftError
 from .._core.models import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_document, referrer_descriptor
-from .._core.names import is_named, match_index_entries, referrers_tag, tags_of
+from .._core.names import is_named, is_referrers_tag, match_index_entries, referrers_tag, tags_of
 from .._core.permissions import file_mode
 from .._core.reference import Target
 from .._core.sources import ByteSource
@@ -53,6 +53,8 @@ class LayoutReader:
         self.scheme = scheme
         self.location = f"{scheme}:{path}"
         self._index: Index | None = None
+        # for the index read: referrer entries by subject, and fallback-tagged indexes by tag
+        self._referrers: tuple[Index, dict[Digest, list[Descriptor]], dict[str, Descriptor]] | None = None
         marker = files.read("oci-layout", 64 * 1024)
         if marker is None:
             raise NotFoundError(f"{path} is not an OCI layout: no oci-layout file")
@@ -149,32 +151,45 @@ class LayoutReader:
     def referrers(self, desc: Descriptor) -> list[Descriptor]:
         """Manifests whose subject is `desc`: index.json entries with that subject (how ORAS and ocisift
         store them), and the entries of the index tagged `sha256-<hex>` (the referrers tag schema, as
-        regclient writes it into layouts)."""
-        found: list[Descriptor] = []
+        regclient writes it into layouts).
+
+        The entries are read once per index.json read and kept by subject, so listing the referrers of
+        every manifest of a mirror costs one pass over index.json, not one per subject. An entry that
+        cannot be read is no referrer; a fallback index that cannot be read is an error, since
+        skipping it would hide every referrer it lists.
+        """
+        index = self.index()
+        if self._referrers is None or self._referrers[0] is not index:
+            self._referrers = (index, *self._subjects_of(index))
+        _, by_subject, fallbacks = self._referrers
+        found: list[Descriptor] = list(by_subject.get(desc.digest, ()))
         fallback = referrers_tag(desc.digest)
-        for entry in self.roots():
-            if entry.digest == desc.digest:
-                continue
-            if mt.is_index(entry.media_type) and entry.annotations.get(mt.ANNOTATION_REF_NAME) == fallback:
-                try:
-                    listed = parse_document(self.fetch_manifest(entry), entry.media_type, what=f"index {fallback}")
-                except OcisiftError:
-                    continue
-                if isinstance(listed, Index):
-                    found.extend(listed.manifests)
-                continue
+        entry = fallbacks.get(fallback)
+        if entry is not None:
+            listed = parse_document(self.fetch_manifest(entry), entry.media_type, what=f"index {fallback}")
+            if isinstance(listed, Index):
+                found.extend(d for d in listed.manifests if d.digest != desc.digest)
+        unique: dict[Digest, Descriptor] = {}
+        for d in found:
+            unique.setdefault(d.digest, d)
+        return list(unique.values())
+
+    def _subjects_of(self, index: Index) -> tuple[dict[Digest, list[Descriptor]], dict[str, Descriptor]]:
+        by_subject: dict[Digest, list[Descriptor]] = {}
+        fallbacks: dict[str, Descriptor] = {}
+        for entry in index.manifests:
+            name = entry.annotations.get(mt.ANNOTATION_REF_NAME)
+            if mt.is_index(entry.media_type) and name is not None and is_referrers_tag(name):
+                fallbacks.setdefault(name, entry)
             if not mt.is_manifest(entry.media_type):
                 continue
             try:
                 doc = parse_document(self.fetch_manifest(entry), entry.media_type, what=f"manifest {entry.digest}")
             except OcisiftError:
                 continue
-            if isinstance(doc, Manifest) and doc.subject is not None and doc.subject.digest == desc.digest:
-                found.append(referrer_descriptor(entry, doc))
-        unique: dict[Digest, Descriptor] = {}
-        for d in found:
-            unique.setdefault(d.digest, d)
-        return list(unique.values())
+            if isinstance(doc, Manifest) and doc.subject is not None and doc.subject.digest != entry.digest:
+                by_subject.setdefault(doc.subject.digest, []).append(referrer_descriptor(entry, doc))
+        return by_subject, fallbacks
 
     def pinned(self, desc: Descriptor) -> str:
         return f"{self.location}@{desc.digest}"
@@ -193,6 +208,7 @@ class LayoutStore(LayoutReader):
             raise NotFoundError(f"no OCI layout directory at {path}")
         self.directory = DirectoryFiles(path)
         super().__init__(path, self.directory, scheme=scheme)
+        self._pending: list[tuple[dict[str, Any], str | None]] | None = None  # names a batch holds back
 
     @classmethod
     def create(cls, path: str, *, scheme: str = "oci") -> LayoutStore:
@@ -271,15 +287,46 @@ class LayoutStore(LayoutReader):
     def _record(self, desc: Descriptor, annotations: dict[str, str], replace_tag: str | None) -> None:
         new = Descriptor(desc.media_type, desc.digest, desc.size, {**desc.annotations, **annotations},
                          desc.platform, desc.artifact_type).to_json()
+        if self._pending is not None:
+            self._pending.append((new, replace_tag))
+            return
+        self._apply_records([(new, replace_tag)])
+
+    def _apply_records(self, records: list[tuple[dict[str, Any], str | None]]) -> None:
+        """Add entries (each replacing the entries of its tag) in one edit, in linear time for any number."""
 
         def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            if replace_tag is not None:
-                entries = [m for m in entries if _annotations_of(m).get(mt.ANNOTATION_REF_NAME) != replace_tag]
-            if new not in entries:
-                entries.append(new)
+            replaced = {tag for _, tag in records if tag is not None}
+            if replaced:
+                entries = [m for m in entries if _annotations_of(m).get(mt.ANNOTATION_REF_NAME) not in replaced]
+            last_of_tag = {tag: i for i, (_, tag) in enumerate(records) if tag is not None}
+            present = {json.dumps(m, sort_keys=True) for m in entries}
+            for i, (new, tag) in enumerate(records):
+                if tag is not None and last_of_tag[tag] != i:
+                    continue  # a later record of the same tag replaces this one
+                key = json.dumps(new, sort_keys=True)
+                if key not in present:
+                    present.add(key)
+                    entries.append(new)
             return entries
 
         self.edit_index(change)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold names back and record them all in one index.json edit when the block ends (however it
+        ends: only names of content already written are recorded). Copying 10,000 tags into a layout
+        then rewrites index.json once, not 10,000 times; the names are visible after the block."""
+        if self._pending is not None:
+            yield
+            return
+        self._pending = []
+        try:
+            yield
+        finally:
+            pending, self._pending = self._pending, None
+            if pending:
+                self._apply_records(pending)
 
     def untag(self, tag: str) -> int:
         """Drop index.json entries named `tag` (short ref.name, or a full name); blobs stay until gc."""
