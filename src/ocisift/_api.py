@@ -10,6 +10,7 @@ a command does not need are imported by the function that needs them, so a
 from __future__ import annotations
 
 import builtins
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import BinaryIO
@@ -42,7 +43,7 @@ from ._core.reference import (
 from ._core.syncspec import SyncSpec, load_spec
 from ._core.versions import TagFilter
 from ._graph.gc import DEFAULT_GRACE_SECONDS, collect_garbage, referencing_indexes
-from ._graph.naming import check_tags
+from ._graph.naming import check_tags, names_batched
 from ._graph.referrers import ReferrerNode, discover
 from ._graph.resolve import Resolved, resolve_in
 from ._graph.results import CopyResult, Deleted, GcResult, PullResult, Pushed
@@ -126,7 +127,8 @@ def tags(ref: RefLike, *, referrer_tags: bool = False, registry: RegistryOptions
         found = require(store, TagLister, "list tags").tags()
     if semver is None and tag_regex is None:
         return found if referrer_tags else [t for t in found if not is_referrers_tag(t)]
-    return TagFilter.build(semver, tag_regex).matching(t for t in found if not is_referrers_tag(t))
+    unique = dict.fromkeys(t for t in found if not is_referrers_tag(t))  # a registry may list a tag twice
+    return TagFilter.build(semver, tag_regex).matching(unique)
 
 
 def pull(
@@ -248,12 +250,13 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
                 raise NotFoundError(f"{src_ref} has no tags{what} to copy")
             shared = GraphCopier(source, destination, CopyResult(str(src_ref), str(dst_ref)),
                                  concurrency=concurrency, progress=progress, referrers=referrers)
-            for tag in wanted:
-                here, there = with_tag(src_ref, tag), with_tag(dst_ref, tag)
-                result = copy_between(source, here.target, destination, there.target, platforms=chosen,
-                                      source_name=str(here), destination_name=str(there), copier=shared)
-                result.tag = tag
-                results.append(result)
+            with names_batched(destination):  # 10,000 tags into a layout: one index.json write
+                for tag in wanted:
+                    here, there = with_tag(src_ref, tag), with_tag(dst_ref, tag)
+                    result = copy_between(source, here.target, destination, there.target, platforms=chosen,
+                                          source_name=str(here), destination_name=str(there), copier=shared)
+                    result.tag = tag
+                    results.append(result)
     except OcisiftError as exc:
         raise _with_advice(exc, copy_advice(exc, str(src_ref), str(dst_ref))) from None
     return results
@@ -290,7 +293,7 @@ def sync(spec: str | SyncSpec, *, dry_run: bool = False, images_at_once: int = 4
         finally:
             store.close()
 
-    return run_sync(parsed, open_source, open_destination, destination_key=store_location,
+    return run_sync(parsed, open_source, open_destination, destination_key=_store_identity,
                     images_at_once=images_at_once, concurrency=concurrency, dry_run=dry_run, progress=progress)
 
 
@@ -503,6 +506,15 @@ def store_location(ref: RefLike) -> str:
     if isinstance(reference, LayoutReference):
         return f"{reference.scheme}:{reference.path}"
     return f"docker-archive:{reference.path}"
+
+
+def _store_identity(ref: Reference) -> str:
+    """One key per store however its path is spelled (`./x`, `a/../x`, a symlink): writers of one archive
+    must be told apart from writers of two."""
+    if isinstance(ref, RegistryReference):
+        return ref.image.name
+    kind = ref.scheme if isinstance(ref, LayoutReference) else "docker-archive"
+    return f"{kind}:{os.path.realpath(ref.path)}"
 
 
 def gc(ref: RefLike, *, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False) -> GcResult:

@@ -425,7 +425,7 @@ def sync(spec: str, dry_run: bool, images_at_once: int, concurrency: int, quiet:
                     click.echo(f"unchanged {printable(ref)}")
             if outcome.error is not None:
                 click.echo(f"error: {printable(str(outcome.image.source))} (line {outcome.image.line}): "
-                           f"{printable(outcome.error.message)}", err=True)
+                           f"{printable_lines(outcome.error.message)}", err=True)
         click.echo(f"{len(result.copied)} {verb}, {len(result.skipped)} unchanged, "
                    f"{len(result.failed)} image(s) failed", err=True)
     if result.exit_code:

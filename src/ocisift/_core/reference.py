@@ -244,6 +244,8 @@ class LayoutReference:
     tag: str | None = None
     image: ImageName | None = None
     digest: Digest | None = None
+    # `oci:DIR/acme/app`: the name's `latest` was filled in, so the reference may name the repository
+    implicit_name_tag: bool = field(default=False, compare=False)
 
     @property
     def kind(self) -> str:
@@ -330,7 +332,8 @@ def is_repository(ref: Reference) -> bool:
     if isinstance(ref, RegistryReference):
         return ref.image.digest is None and (ref.implicit_tag or ref.image.tag is None)
     if isinstance(ref, LayoutReference):
-        return ref.digest is None and ref.tag is None and (ref.image is None or ref.image.tag is None)
+        return ref.digest is None and ref.tag is None and \
+            (ref.image is None or ref.image.tag is None or ref.implicit_name_tag)
     return ref.digest is None and ref.position is None and (ref.image is None or ref.image.tag is None)
 
 
@@ -445,6 +448,10 @@ def _parse_layout(original: str, body: str, layout: Literal["dir", "archive"] | 
     if not body:
         raise _bad(original, "missing layout path")
     path, rest, sep, kind = _split_on_disk(body, probe)
+    if kind is None and layout == "archive":
+        archive, inner, cut = _split_new_archive(path)
+        if cut:
+            path, rest, sep = archive, inner + (f":{rest}" if sep == ":" else ""), cut
     if layout is None:
         layout = "archive" if kind == "file" else "dir"
     if path.endswith("/") and len(path) > 1:
@@ -462,7 +469,21 @@ def _parse_layout(original: str, body: str, layout: Literal["dir", "archive"] | 
         image = try_image_name(rest, default_tag="latest")
         if image is None or image.digest is not None:
             raise _bad(original, f"{rest!r} is not an image name inside the layout")
+        named_tag = try_image_name(rest, default_tag=None)
+        implicit = named_tag is not None and named_tag.tag is None
+        return LayoutReference(path=path, layout=layout, image=image, digest=digest, implicit_name_tag=implicit)
     return LayoutReference(path=path, layout=layout, tag=tag, image=image, digest=digest)
+
+
+def _split_new_archive(body: str) -> tuple[str, str, str]:
+    """An `oci-archive:` that does not exist yet, named past its file (`bundle.tar/acme/app`): the
+    archive is the first component ending in `.tar`, the rest an image name inside it. Without such a
+    component the whole text is the file, as before."""
+    parts = body.split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part.lower().endswith(".tar") and i + 1 < len(parts) and parts[i + 1]:
+            return "/".join(parts[: i + 1]), "/".join(parts[i + 1 :]), "/"
+    return body, "", ""
 
 
 def _split_on_disk(body: str, probe: Probe) -> tuple[str, str, str, LayoutKind | None]:

@@ -30,6 +30,7 @@ from .._core.syncspec import SyncImage, SyncSpec
 from .._core.versions import TagFilter
 from .._stores.base import Reader
 from .copy import GraphCopier, copy_between, peek
+from .naming import names_batched
 from .results import CopyResult
 from .tags import repository_tags
 
@@ -87,6 +88,15 @@ class SyncResult:
                             "line": i.image.line} for i in self.failed]}
 
 
+class _NothingToPublish(Exception):
+    """Leaves a destination's block without publishing it: no image of its group changed anything."""
+
+
+def _os_error(exc: OSError) -> OcisiftError:
+    where = f": {exc.filename}" if exc.filename else ""
+    return OcisiftError(f"{exc.strerror or exc}{where}")
+
+
 def tag_filters(spec: SyncSpec) -> dict[int, TagFilter]:
     """Each image's semver/regex choice, checked before anything runs (a bad range names its line)."""
     out: dict[int, TagFilter] = {}
@@ -116,7 +126,7 @@ def sync(spec: SyncSpec, open_source: Opener, open_destination: Opener, *,
 
     def run_group(members: list[int]) -> None:
         try:
-            with open_destination(spec.images[members[0]].destination) as destination:
+            with open_destination(spec.images[members[0]].destination) as destination, names_batched(destination):
                 for n in members:
                     if stop.is_set():
                         return
@@ -128,13 +138,20 @@ def sync(spec: SyncSpec, open_source: Opener, open_destination: Opener, *,
                         raise
                     except OcisiftError as exc:
                         outcomes[n].error = exc
+                    except OSError as exc:
+                        outcomes[n].error = _os_error(exc)
+                if dry_run or not any(outcomes[n].copied for n in members):
+                    raise _NothingToPublish  # an archive is not repacked, nor a new one made, for nothing
+        except _NothingToPublish:
+            return
         except cancel.Cancelled:
             stop.set()
             raise
-        except OcisiftError as exc:  # the destination could not be opened or published: its whole group failed
+        except (OcisiftError, OSError) as exc:  # the destination could not be opened or published
+            failure = exc if isinstance(exc, OcisiftError) else _os_error(exc)
             for n in members:
                 if outcomes[n].error is None:
-                    outcomes[n].error = exc
+                    outcomes[n].error = failure
         except BaseException:
             stop.set()
             raise

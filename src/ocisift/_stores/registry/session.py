@@ -42,6 +42,7 @@ Scope = tuple[str, ...]
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
+UNREACHABLE_MEMORY_S = 30.0  # how long a registry no connection reached is taken as down
 MAX_ERROR_BODY = 64 * 1024
 DEFAULT_TIMEOUT = 30.0
 _IDEMPOTENT = frozenset({"GET", "HEAD"})
@@ -216,6 +217,9 @@ class Session:
         # Learnt from the first answer, for the whole process: a registry with the referrers API never
         # answers 404 to it (distribution-spec 1.1), so one 404 means every subject's list is the fallback tag.
         self.referrers_api: bool | None = None
+        # A registry that could not be connected to after every retry is not asked again for a while:
+        # a mirror of 1,000 images from a dead registry must not pay the retries 1,000 times.
+        self._unreachable: tuple[float, str] | None = None
         self.withheld_from: str | None = None  # a realm the password was not sent to, for the error message
 
     # -- credentials ------------------------------------------------------------------
@@ -351,6 +355,9 @@ class Session:
                            body: Any) -> urllib3.BaseHTTPResponse:
         attempts = max(self.options.retries, 0) + 1
         replayable = method in _IDEMPOTENT and (body is None or isinstance(body, bytes))
+        down = self._unreachable
+        if down is not None and time.monotonic() < down[0]:
+            raise OcisiftError(f"{down[1]} (found moments ago; it is asked again {UNREACHABLE_MEMORY_S:g} s later)")
         for attempt in range(attempts):
             last = attempt == attempts - 1
             cancel.check()
@@ -363,7 +370,9 @@ class Session:
             except _NOT_CONNECTED as exc:  # nothing was sent: any method may try again
                 self._timed_out(url)
                 if last:
-                    raise OcisiftError(f"registry {self.host} is unreachable: {_reason(exc)}") from None
+                    message = f"registry {self.host} is unreachable: {_reason(exc)}"
+                    self._unreachable = (time.monotonic() + UNREACHABLE_MEMORY_S, message)
+                    raise OcisiftError(message) from None
                 cancel.sleep(self._backoff(attempt))
                 continue
             except _BROKEN_CONNECTION as exc:
@@ -383,6 +392,7 @@ class Session:
                 discard(resp)
                 cancel.sleep(wait if wait is not None else self._backoff(attempt))
                 continue
+            self._unreachable = None
             return resp
         raise AssertionError("unreachable: the last attempt always returns or raises")
 
