@@ -356,3 +356,28 @@ images:
         raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
                               f"docker://{inside.host}/acme/app:1.10.0"], capture_output=True, timeout=60, check=True)
         assert ocisift.Digest.of(raw.stdout) == ocisift.resolve(f"{source.repo}:1.10.0").descriptor.digest
+
+
+def test_sync_between_named_layout_entries_is_idempotent(tmp_path, cli):
+    """Full names inside a layout and an archive, not short tags: the second run still only compares."""
+    build_sample_layout(str(tmp_path / "lay"))
+    spec = _spec(tmp_path, f"""
+images:
+  - source: oci:{tmp_path}/lay/example.com/acme/modules/redis
+    tags: all
+    destination: oci-archive:{tmp_path}/bundle.tar/acme/redis
+  - source: oci:{tmp_path}/lay
+    tags: {{semver: ">=1.0.0"}}
+    destination: oci-archive:{tmp_path}/bundle.tar/acme/repo
+""")
+    first = cli("sync", spec, "--format", "json")
+    assert first.code == 0, first.err
+    assert first.json()["copied"] == [f"oci-archive:{tmp_path}/bundle.tar/docker.io/acme/redis:7.2"]
+    assert first.json()["images"][1]["tags"] == []  # the sample's tags are not x.y.z versions
+    packed = (tmp_path / "bundle.tar").stat().st_mtime_ns
+    again = cli("sync", spec, "--format", "json")
+    assert again.code == 0 and again.json()["copied"] == []
+    assert again.json()["skipped"] == first.json()["copied"]
+    assert (tmp_path / "bundle.tar").stat().st_mtime_ns == packed  # nothing changed: not repacked
+    text = cli("sync", spec)
+    assert "nothing to copy: no tag of" in text.err and "line 6" in text.err

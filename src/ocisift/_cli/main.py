@@ -423,6 +423,9 @@ def sync(spec: str, dry_run: bool, images_at_once: int, concurrency: int, quiet:
             if not quiet:
                 for ref in outcome.skipped:
                     click.echo(f"unchanged {printable(ref)}")
+            if outcome.error is None and not outcome.tags:
+                click.echo(f"nothing to copy: no tag of {printable(str(outcome.image.source))} matches "
+                           f"{printable(str(outcome.image.tags))} (line {outcome.image.line})", err=True)
             if outcome.error is not None:
                 click.echo(f"error: {printable(str(outcome.image.source))} (line {outcome.image.line}): "
                            f"{printable_lines(outcome.error.message)}", err=True)

@@ -254,8 +254,8 @@ def unchanged(src: Reader, src_target: Target, dst: Reader, dst_target: Target) 
     Only tags can be compared this way: a destination without a tag, or a
     source pinned by digest, is planned as usual (the plan skips what is there).
     """
-    if src_target.tag is None or src_target.digest is not None or dst_target.named_tag is None:
-        return None
+    if src_target.named_tag is None or dst_target.named_tag is None:
+        return None  # by digest, or tagless: the plan decides
     there = peek(dst, dst_target)
     if there is None:
         return None
