@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry import free_port
+from registry import free_port, stop_process
 
 SQUID_USER = "proxy"  # Debian's squid is built --with-default-user=proxy
 
@@ -103,16 +103,6 @@ def _forwards(port: int, headers: dict[str, str] | None = None) -> http.client.H
         conn.close()
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
 def _wait_ready(proc: subprocess.Popen[bytes], name: str, port: int, timeout: float, logs: tuple[Path, ...],
                 ready: Callable[[http.client.HTTPResponse], bool], headers: dict[str, str] | None = None) -> None:
     deadline = time.monotonic() + timeout
@@ -180,7 +170,7 @@ def run_squid(workdir: Path, hosts: dict[str, str] | None = None, timeout: float
         yield proxy
     finally:
         if proc is not None:
-            _stop(proc)
+            stop_process(proc)
         for segment in Path("/dev/shm").glob(f"{service}-*"):  # left behind only if squid was killed
             with contextlib.suppress(OSError):
                 segment.unlink()
@@ -271,4 +261,4 @@ DisableViaHeader Yes
                     headers)
         yield Proxy(port, log, log, basic_auth)
     finally:
-        _stop(proc)
+        stop_process(proc)

@@ -46,6 +46,17 @@ class Registry:
         return text
 
 
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a server the tests started, and kill it if it does not go within ten seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -144,9 +155,4 @@ http:
             time.sleep(0.1)
         yield Registry(f"127.0.0.1:{port}", log, scheme)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)

@@ -403,9 +403,11 @@ def _parse_docker_archive(original: str, body: str, probe: Probe) -> DockerArchi
     position: int | None = None
     digest: Digest | None = None
     at = body.rfind("@")
-    if at >= 0 and probe(body) != "file" and (body[at + 1 :].isdigit() or body[at + 1 :].startswith("sha")):
-        tail = body[at + 1 :]
-        if tail.isdigit():
+    position_text = body[at + 1 :] if at >= 0 else ""
+    is_position = position_text.isascii() and position_text.isdigit() and len(position_text) <= 9
+    if at >= 0 and probe(body) != "file" and (is_position or position_text.startswith("sha")):
+        tail = position_text
+        if is_position:
             position, body = int(tail), body[:at].removesuffix(":")
         else:
             try:

@@ -139,7 +139,7 @@ def _comparison(constraint: str, op: str, text: str) -> tuple[_Comparison, bool,
     if parts is None:  # the group matched _GROUP, so this cannot happen
         raise _bad(constraint, f"cannot read {text!r}")
     nums = parts["nums"].split(".")
-    if any(n.isdigit() and int(n) > _UINT64 for n in nums):
+    if any(n.isdigit() and (len(n) > 20 or int(n) > _UINT64) for n in nums):  # int() refuses 4,300+ digits
         raise _bad(constraint, f"{text!r} has a number past 2^64-1")
     op = {"=>": ">=", "=<": "<=", "~>": "~"}.get(op, op)
     anchor = None  # the release this comparison names, for measuring "closest"; none for a wildcard major

@@ -15,7 +15,7 @@ from ..._core.digest import Digest, VerifyingReader
 from ..._core.errors import IncompleteTransfer, IntegrityError, NotFoundError, OcisiftError, TransferTimeout
 from ..._core.models import Descriptor
 from .repository import Repository
-from .session import discard, error_text
+from .session import discard, error_text, header_number
 from .watchdog import MIN_BYTES, WATCHDOG, Watch, socket_of
 
 if TYPE_CHECKING:
@@ -53,18 +53,17 @@ def blob_size(repo: Repository, digest: Digest) -> int | None:
     discard(resp)
     if resp.status == 404:
         return None
-    length = (resp.headers.get("Content-Length") or "").strip()
-    if resp.status != 200 or not length.isdigit():
+    length = header_number(resp.headers.get("Content-Length"))
+    if resp.status != 200 or length is None:
         raise OcisiftError(f"registry answered {resp.status} without a size for blob {digest}")
-    return int(length)
+    return length
 
 
 def _range_start(header: str | None) -> int | None:
     """The first byte of `Content-Range: bytes START-END/TOTAL`, or None."""
     if not header or not header.startswith("bytes "):
         return None
-    start = header[6:].split("-", 1)[0].strip()
-    return int(start) if start.isdigit() else None
+    return header_number(header[6:].split("-", 1)[0])
 
 
 class ResumingBody(io.RawIOBase):

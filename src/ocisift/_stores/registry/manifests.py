@@ -7,7 +7,7 @@ from ..._core.digest import Digest, verify_bytes
 from ..._core.errors import IntegrityError, MalformedDocument, NotFoundError, OcisiftError
 from ..._core.models import MAX_MANIFEST_BYTES, parse_document
 from .repository import Repository
-from .session import BodyTooLarge, discard, error_text, read_capped
+from .session import BodyTooLarge, discard, error_text, header_number, read_capped
 
 ACCEPT = ", ".join([mt.OCI_INDEX, mt.OCI_MANIFEST, mt.DOCKER_LIST, mt.DOCKER_MANIFEST])
 
@@ -66,10 +66,10 @@ def head_manifest(repo: Repository, ident: str) -> tuple[Digest, str, int] | Non
         return None
     header = (resp.headers.get("Docker-Content-Digest") or "").strip()
     content_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
-    length = (resp.headers.get("Content-Length") or "").strip()
-    if resp.status == 200 and header and content_type in mt.GRAPH_TYPES and length.isdigit():
+    length = header_number(resp.headers.get("Content-Length"))
+    if resp.status == 200 and header and content_type in mt.GRAPH_TYPES and length is not None:
         try:
-            return Digest.parse(header), content_type, int(length)
+            return Digest.parse(header), content_type, length
         except OcisiftError:
             pass  # a registry's odd header: the bytes say it for sure
     found = get_manifest(repo, ident, None)

@@ -81,10 +81,10 @@ def bypassed(no_proxy: str, host: str, port: int) -> bool:
         if entry.startswith("["):  # [v6]:port or [v6]
             close = entry.find("]")
             rest = entry[close + 1 :]
-            entry, entry_port = entry[1:close], int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else None
+            entry, entry_port = entry[1:close], int(rest[1:]) if rest.startswith(":") and _is_port(rest[1:]) else None
         elif entry.count(":") == 1:
             name, _, maybe_port = entry.partition(":")
-            if maybe_port.isdigit():
+            if _is_port(maybe_port):
                 entry, entry_port = name, int(maybe_port)
         if entry_port is not None and entry_port != port:
             continue
@@ -121,3 +121,8 @@ def proxy_for(scheme: str, host: str, port: int, env: Mapping[str, str] | None =
     if bypassed(_env(env, "no_proxy") or "", host, port):
         return None
     return parse_proxy(value)
+
+
+def _is_port(text: str) -> bool:
+    """ASCII digits of a port number (`str.isdigit` also takes superscripts, which `int` refuses)."""
+    return text.isascii() and text.isdigit() and len(text) <= 5

@@ -20,6 +20,7 @@ import email.utils
 import http.client
 import ipaddress
 import random
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -129,14 +130,27 @@ def join_url(base: str, location: str) -> str:
     return joined
 
 
+_DECIMAL = re.compile(r"[0-9]{1,19}")  # ASCII digits only ("²".isdigit() is True), and within an int64
+
+
+def header_number(value: str | None) -> int | None:
+    """A byte count from a header a server wrote (Content-Length, a Range start), or None if it is not one.
+
+    Bounded before conversion: Python refuses to convert integers of over 4,300 digits with a
+    ValueError, and `str.isdigit` accepts superscripts that `int` rejects.
+    """
+    text = (value or "").strip()
+    return int(text) if _DECIMAL.fullmatch(text) else None
+
+
 class BodyTooLarge(OcisiftError):
     """A body longer than what ocisift holds in memory for it (a manifest turns this into exit 5)."""
 
 
 def read_capped(resp: urllib3.BaseHTTPResponse, limit: int, what: str, timeout: float = DEFAULT_TIMEOUT) -> bytes:
     """A response body read into memory: refused when longer than `limit`, or not whole within `timeout`."""
-    length = resp.headers.get("Content-Length")
-    if length is not None and length.isdigit() and int(length) > limit:
+    length = header_number(resp.headers.get("Content-Length"))
+    if length is not None and length > limit:
         discard(resp)
         raise BodyTooLarge(f"{what} is {length} bytes, over the {limit}-byte limit")
     watch = WATCHDOG.watch(socket_of(resp), whole=timeout)
@@ -188,8 +202,9 @@ def retry_after(resp: urllib3.BaseHTTPResponse) -> float | None:
     value = (resp.headers.get("Retry-After") or "").strip()
     if not value:
         return None
-    if value.isdigit():
-        return float(value)
+    seconds = header_number(value)
+    if seconds is not None:
+        return float(seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
