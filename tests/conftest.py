@@ -107,7 +107,8 @@ def pytest_collection_modifyitems(config, items):
 
     if os.environ.get("OCISIFT_SKIP_INTEROP"):
         return
-    peers = ("skopeo", "umoci", "docker-registry", "openssl", "squid", "tinyproxy")
+    peers = ("skopeo", "umoci", "docker-registry", "openssl", "squid", "tinyproxy", "buildah", "podman", "setcap",
+             "bsdtar", "setpriv")
     search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
     missing = [t for t in peers if shutil.which(t, path=search) is None]
     try:
@@ -117,5 +118,6 @@ def pytest_collection_modifyitems(config, items):
     if missing:
         raise pytest.UsageError(
             f"the real peers the tests run against are missing: {', '.join(missing)}. "
-            "Install them (.ci/run does: apt-get install skopeo umoci docker-registry; the oras SDK comes "
+            "Install them (.ci/run does: apt-get install skopeo umoci docker-registry buildah podman libcap2-bin "
+            "libarchive-tools; the oras SDK comes "
             "with the test extras), or set OCISIFT_SKIP_INTEROP=1 to skip the tests that need them.")

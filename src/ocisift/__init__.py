@@ -41,7 +41,7 @@ _EXPORTS = {
     "OcisiftError": "_core.errors", "UsageError": "_core.errors", "UnsupportedError": "_core.errors",
     "NotFoundError": "_core.errors", "AmbiguousError": "_core.errors", "IntegrityError": "_core.errors",
     "MalformedDocument": "_core.errors", "UnsafeContentError": "_core.errors", "ConflictError": "_core.errors",
-    "AuthError": "_core.errors", "Cancelled": "_core.cancel",
+    "AuthError": "_core.errors", "MetadataError": "_core.errors", "Cancelled": "_core.cancel",
 }
 
 _MODULES = {"mediatypes": "_core.mediatypes"}  # the media type and annotation constants
@@ -96,6 +96,7 @@ if TYPE_CHECKING:
         ConflictError,
         IntegrityError,
         MalformedDocument,
+        MetadataError,
         NotFoundError,
         OcisiftError,
         UnsafeContentError,

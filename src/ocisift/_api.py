@@ -149,11 +149,14 @@ def pull(
     concurrency: int = 4,
     semver: str | None = None,
     tag_regex: str | None = None,
+    require_xattrs: bool = False,
 ) -> PullResult:
     """Select one manifest, then write or unpack the chosen layers into `dest`, all or nothing.
 
     Up to `concurrency` blobs are fetched at once; layers are unpacked in manifest order while later
-    ones arrive. `semver`/`tag_regex` choose the tag as in `resolve`."""
+    ones arrive. `semver`/`tag_regex` choose the tag as in `resolve`. Image layers keep their metadata
+    as a root filesystem; what could not be kept is in the result's `notes` (an error instead with
+    `require_xattrs`)."""
     from ._graph.pull import pull_from
 
     reference = _ref(ref)
@@ -163,6 +166,7 @@ def pull(
             store, reference.target, dest, selector=select, layers=layers, mode=mode, name=name,
             include=tuple(include), exclude=tuple(exclude), overwrite=overwrite, dry_run=dry_run, limits=limits,
             progress=progress, reference=str(reference), hint=_hint(reference), concurrency=concurrency,
+            require_xattrs=require_xattrs,
         )
 
 

@@ -278,6 +278,8 @@ def tags(reference: str, show_all: bool, semver: str | None, tag_regex: str | No
 @click.option("--dry-run", is_flag=True, help="Print the plan; fetch no blob and write nothing.")
 @click.option("--max-extract-size", type=int, metavar="BYTES", help="Cap on unpacked bytes (default 16 GiB).")
 @click.option("--max-ratio", type=float, help="Cap on decompression ratio (default 250).")
+@click.option("--require-xattrs", is_flag=True,
+              help="Fail when an image layer's extended attribute cannot be set (by default: a note on stderr).")
 @CONCURRENCY
 @tag_choice
 @registry_options
@@ -286,11 +288,13 @@ def tags(reference: str, show_all: bool, semver: str | None, tag_regex: str | No
 def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, layer_index: int | None,
          all_layers: bool, layer_annotation: tuple[str, ...], title: str | None, mode: str, name: str | None,
          include: tuple[str, ...], exclude: tuple[str, ...], overwrite: bool, dry_run: bool,
-         max_extract_size: int | None, max_ratio: float | None, concurrency: int, quiet: bool,
-         semver: str | None, tag_regex: str | None, **sel: Any) -> None:
+         max_extract_size: int | None, max_ratio: float | None, require_xattrs: bool, concurrency: int,
+         quiet: bool, semver: str | None, tag_regex: str | None, **sel: Any) -> None:
     """Select one manifest under REFERENCE and write the chosen layers to OUTPUT.
 
     Only the selected blobs are read; nothing reaches OUTPUT unless everything succeeded.
+    Image layers unpack as a root filesystem: exact modes, owners (as root), extended
+    attributes, times, device nodes (as root) and FIFOs.
 
     \b
     Example:
@@ -318,10 +322,13 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
             mode=mode,  # type: ignore[arg-type]
             name=name, include=include, exclude=exclude, overwrite=overwrite, dry_run=dry_run, limits=limits,
             progress=progress, concurrency=concurrency, semver=semver, tag_regex=tag_regex,
+            require_xattrs=require_xattrs,
         )
     if fmt == "json":
         _emit_json(result.to_json())
         return
+    for note in result.notes:
+        click.echo(f"note: {printable(note)}", err=True)
     if quiet:
         click.echo(printable(result.resolved.pinned))
         return

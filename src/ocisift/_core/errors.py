@@ -93,6 +93,12 @@ class ConflictError(OcisiftError):
     kind = "conflict"
 
 
+class MetadataError(OcisiftError):
+    """A rootfs entry's extended attribute could not be set, and --require-xattrs asked for all (exit 1)."""
+
+    kind = "metadata"
+
+
 class AuthError(OcisiftError):
     """Authentication or permission refused (exit 6)."""
 

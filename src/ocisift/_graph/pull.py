@@ -13,6 +13,7 @@ from .._stores.base import Reader, RemoteReader
 from .._unpack.extract import ImageTreeBuilder, PathFilter, TreeBuilder
 from .._unpack.layers import MODES, LayerSelector, Mode, blob_file_name, layer_dir_name, select_layers
 from .._unpack.limits import ExtractLimits
+from .._unpack.metadata import RootfsMetadata
 from .._unpack.staging import Staging
 from .fetch import Prefetcher, fetch_all
 from .resolve import resolve_in
@@ -62,8 +63,13 @@ def pull_from(
     reference: str | None = None,
     hint: str = "",
     concurrency: int = 4,
+    require_xattrs: bool = False,
 ) -> PullResult:
-    """Select, plan, then fetch the chosen blobs `concurrency` at a time while unpacking goes on (fetch.py)."""
+    """Select, plan, then fetch the chosen blobs `concurrency` at a time while unpacking goes on (fetch.py).
+
+    Image layers unpack as a root filesystem with its metadata (_unpack/metadata.py); what could not be
+    kept (attributes only root may set, device nodes without root) comes back as the result's notes, and
+    `require_xattrs` makes a lost extended attribute an error instead."""
     progress = progress or NoProgress()
     if mode not in MODES:
         raise UsageError(f"unknown mode {mode!r}: copy, extract, extract-all or layer-per-dir")
@@ -80,6 +86,7 @@ def pull_from(
     # Several at once, and ahead of unpacking, where fetching waits on a network; one at a time from disk.
     concurrency = max(1, concurrency) if isinstance(store, RemoteReader) else 1
     staging = Staging(output)
+    unpacked = _Unpacked()
     try:
         if mode == "copy":
             fetch_all(store, [(p.descriptor, os.path.join(staging.root, os.path.basename(p.destination)))
@@ -92,20 +99,30 @@ def pull_from(
                     for p in plan:
                         sub = os.path.join(staging.root, os.path.basename(p.destination))
                         os.mkdir(sub)
-                        _unpack(blobs, [p], sub, limits, path_filter, overwrite, budget)
+                        _unpack(blobs, [p], sub, limits, path_filter, overwrite, budget, require_xattrs, unpacked)
                 else:
-                    _unpack(blobs, plan, staging.root, limits, path_filter, overwrite, [limits.max_bytes])
+                    unpacked.root_metadata = _unpack(blobs, plan, staging.root, limits, path_filter, overwrite,
+                                                     [limits.max_bytes], require_xattrs, unpacked)
             finally:
                 blobs.close()
         missing = path_filter.unmatched()
         if missing:
             raise NotFoundError(f"--include {' '.join(missing)} matched nothing in the selected layer(s); "
                                 "nothing was written")
-        files = staging.commit()
+        files = staging.commit(keep_root_metadata=unpacked.root_metadata)
     except BaseException:
         staging.abort()
         raise
-    return PullResult(resolved, mode, output, tuple(plan), tuple(files), False)
+    return PullResult(resolved, mode, output, tuple(plan), tuple(files), False, tuple(unpacked.notes))
+
+
+class _Unpacked:
+    """What the unpacking of every layer reports: notes of metadata not kept, and whether the output root
+    took its metadata from a rootfs's own `./` entry."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.root_metadata = False
 
 
 def _unpack(
@@ -116,12 +133,24 @@ def _unpack(
     path_filter: PathFilter,
     overwrite: bool,
     budget: list[int],
-) -> None:
-    image = all(mt.is_image_layer(p.descriptor.media_type) for p in plan)
-    builder_cls = ImageTreeBuilder if image else TreeBuilder
-    builder = builder_cls(root, limits=limits, path_filter=path_filter, overwrite=overwrite, budget=budget)
+    require_xattrs: bool,
+    unpacked: _Unpacked,
+) -> bool:
+    """Unpack `plan` into `root`; True when the root took a rootfs's `./` metadata."""
+    builder: TreeBuilder
+    if all(mt.is_image_layer(p.descriptor.media_type) for p in plan):
+        image = ImageTreeBuilder(root, metadata=RootfsMetadata(require_xattrs=require_xattrs), limits=limits,
+                                 path_filter=path_filter, overwrite=overwrite, budget=budget)
+        builder = image
+    else:
+        image = None
+        builder = TreeBuilder(root, limits=limits, path_filter=path_filter, overwrite=overwrite, budget=budget)
     for p in plan:
         with blobs.open(p.descriptor) as stream:
             builder.apply(stream, p.descriptor.media_type, p.position,
                           image_layer=mt.is_image_layer(p.descriptor.media_type))
     builder.finish()
+    if image is None:
+        return False
+    unpacked.notes.extend(image.notes())
+    return image.root_metadata_applied

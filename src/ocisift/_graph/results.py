@@ -48,6 +48,7 @@ class PullResult:
     plan: tuple[PlannedBlob, ...]
     files: tuple[str, ...] = field(default=())
     dry_run: bool = False
+    notes: tuple[str, ...] = field(default=())  # what a rootfs unpack could not keep (metadata.py)
 
     @property
     def revision(self) -> str:
@@ -68,6 +69,7 @@ class PullResult:
             "dryRun": self.dry_run,
             "blobs": [p.to_json() for p in self.plan],
             "files": list(self.files),
+            "notes": list(self.notes),
         }
 
 

@@ -23,6 +23,7 @@ import errno
 import fnmatch
 import io
 import os
+import re
 import shutil
 import stat
 import tarfile
@@ -38,6 +39,7 @@ from .._core.permissions import umask
 from .._core.sources import CHUNK, CheckedStream, Readable
 from .._core.streams import copy_stream
 from .limits import ExtractLimits
+from .metadata import RootfsMetadata, pax_time_ns
 from .staging import remove_tree
 
 if TYPE_CHECKING:
@@ -195,6 +197,21 @@ class CappedTarInfo(tarfile.TarInfo):
         finally:
             _chain.depth = depth
 
+    def _proc_pax(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
+        """A global PAX header is read and ignored, as Go's archive/tar (and so containerd, umoci, Docker)
+        ignores it: tarfile would apply its path, size, times and attributes to every later member, and a
+        layer must not mean one thing to ocisift and another to the runtime that uses the same image."""
+        if self.type == tarfile.XGLTYPE:
+            tf.fileobj.read(self._block(self.size))  # type: ignore[attr-defined]
+            return self.fromtarfile(tf)
+        return super()._proc_pax(tf)  # type: ignore[misc,no-any-return]
+
+    def _apply_pax_info(self, pax_headers: dict[str, str], encoding: str, errors: str) -> None:
+        """PAX numbers as Go reads them: decimal or refused (tarfile turns an unreadable one into 0, and
+        takes 'nan' and 'inf' as times)."""
+        check_pax_numbers(pax_headers, self.name)
+        super()._apply_pax_info(pax_headers, encoding, errors)  # type: ignore[misc]
+
     def _proc_sparse(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
         """A GNU sparse member: tarfile's reading of the extension blocks, with a cap on how many."""
         structs, isextended, origsize = self._sparse_structs  # type: ignore[attr-defined]
@@ -243,6 +260,24 @@ class CappedTarInfo(tarfile.TarInfo):
         next_.sparse = list(zip(sparse[::2], sparse[1::2], strict=False))  # type: ignore[assignment]  # typeshed says bytes
 
 
+_PAX_ID = re.compile(r"[0-9]{1,19}")
+_PAX_TIMES = ("mtime", "atime", "ctime")
+
+
+def check_pax_numbers(pax_headers: dict[str, str], name: str) -> None:
+    """uid, gid and size must be non-negative decimals; times decimal seconds with a fraction (Go's
+    parsePAXTime): anything else is refused before tarfile reads a number out of it."""
+    for key in ("uid", "gid", "size"):
+        value = pax_headers.get(key)
+        if value is not None and (_PAX_ID.fullmatch(value) is None or int(value) >= 1 << 63):
+            raise UnsafeContentError(f"refusing tar member {name[:200]!r}: its PAX {key} {value[:40]!r} is not a "
+                                     "non-negative decimal number")
+    for key in _PAX_TIMES:
+        value = pax_headers.get(key)
+        if value is not None:
+            pax_time_ns(value, key, name)
+
+
 class TreeBuilder:
     """Applies tar layers, in order, into a staging directory it alone writes to."""
 
@@ -282,8 +317,9 @@ class TreeBuilder:
         try:
             stream, _ = open_tar_stream(raw, media_type, self.limits, self.budget)
             self._meter = stream
+            # UTF-8 with surrogateescape: names and binary PAX values (security.capability) come back byte-exact.
             with tarfile.open(fileobj=stream, mode="r|", errorlevel=2, bufsize=MEMBER_CHUNK,
-                              tarinfo=CappedTarInfo) as tar:
+                              tarinfo=CappedTarInfo, encoding="utf-8", errors="surrogateescape") as tar:
                 members = iter(tar)
                 while True:
                     try:
@@ -312,8 +348,12 @@ class TreeBuilder:
         self.entries += 1
         if self.entries > self.limits.max_entries:
             raise UnsafeContentError(f"more than {self.limits.max_entries} archive entries")
+        if m.size < 0:
+            raise UnsafeContentError(f"refusing tar member {m.name[:200]!r}: its size is negative")
         written = normalize_member(m.name)
         if written is None:
+            if m.isdir():
+                self._root_entry(m)
             return
         rel = self._place(written)
         if len(rel) + self._root_length >= self._path_max:
@@ -327,15 +367,20 @@ class TreeBuilder:
             else:
                 self._remove(f"{parent}/{base[len(WHITEOUT_PREFIX):]}".lstrip("/"))
             return
-        if m.ischr() or m.isblk() or m.isfifo() or (not m.isreg() and not m.isdir() and not m.issym() and not m.islnk()):
-            raise UnsafeContentError(f"refusing {rel!r}: device nodes, FIFOs and special files are not extracted")
+        node = m.ischr() or m.isblk() or m.isfifo()
+        if (node and not self._makes_nodes) or (
+                not node and not m.isreg() and not m.isdir() and not m.issym() and not m.islnk()):
+            raise UnsafeContentError(f"refusing {rel!r}: device nodes, FIFOs and special files are not extracted "
+                                     "from artifact layers")
         if not self.filter.allows(written):
             return
         try:
-            if m.isdir():
-                self._dir(rel, m.mode, layer)
+            if node:
+                self._node(rel, m, layer)
+            elif m.isdir():
+                self._dir(rel, m, layer)
             elif m.issym():
-                self._symlink(rel, m.linkname, layer)
+                self._symlink(rel, m.linkname, layer, m)
             elif m.islnk():
                 self._hardlink(rel, m.linkname, layer)
             else:
@@ -438,6 +483,7 @@ class TreeBuilder:
             )
 
     _image_mode = False
+    _makes_nodes = False  # device nodes and FIFOs: only in a root filesystem (ImageTreeBuilder)
 
     def _replace_existing(self, rel: str, layer: int, new_kind: str) -> None:
         kind = self.kinds.get(rel)
@@ -495,13 +541,23 @@ class TreeBuilder:
 
     # -- writers -------------------------------------------------------------------
 
-    def _dir(self, rel: str, mode: int, layer: int) -> None:
+    def _dir(self, rel: str, m: tarfile.TarInfo, layer: int) -> None:
         self._parents(rel, layer)
         self._replace_existing(rel, layer, "dir")
         if self.kinds.get(rel) != "dir":
             _mkdir(self._abs(rel), rel)
             self._note(rel, "dir", layer)
-        os.chmod(self._abs(rel), ((mode & 0o755) | 0o700) & ~self._umask)  # the layer's mode, under the umask
+        self._dir_metadata(rel, m)
+
+    def _dir_metadata(self, rel: str, m: tarfile.TarInfo) -> None:
+        """Artifact layers: the layer's mode under the umask, kept writable for the user."""
+        os.chmod(self._abs(rel), ((m.mode & 0o755) | 0o700) & ~self._umask)
+
+    def _root_entry(self, m: tarfile.TarInfo) -> None:
+        """The archive's own root (`./`): an artifact's says nothing about the output directory."""
+
+    def _node(self, rel: str, m: tarfile.TarInfo, layer: int) -> None:
+        raise UnsafeContentError(f"refusing {rel!r}: device nodes and FIFOs are not extracted from artifact layers")
 
     def _file(self, tar: tarfile.TarFile, m: tarfile.TarInfo, rel: str, layer: int) -> None:
         sparse = checked_sparse_map(m, rel)
@@ -512,18 +568,26 @@ class TreeBuilder:
         self._replace_existing(rel, layer, "file")
         src = tar.extractfile(m)
         path = self._abs(rel)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, (m.mode & 0o755) | 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, self._creation_mode(m))
+        self._note(rel, "file", layer)  # noted first: a failure below leaves a file the model knows to remove
         with os.fdopen(fd, "wb") as out:
             if src is not None:
                 copy_stream(cast(Readable, src), out.write, MEMBER_CHUNK)  # an ExFileObject: it has readinto
-        self._note(rel, "file", layer)
+            out.flush()
+            self._file_metadata(out.fileno(), m, rel)
         self.files_written += 1
+
+    def _creation_mode(self, m: tarfile.TarInfo) -> int:
+        return (m.mode & 0o755) | 0o600
+
+    def _file_metadata(self, fd: int, m: tarfile.TarInfo, rel: str) -> None:
+        """Artifact layers: the mode given at creation, under the umask; the mtime where it fits."""
         try:
-            os.utime(path, (m.mtime, m.mtime), follow_symlinks=False)
+            os.utime(fd, (m.mtime, m.mtime))
         except (OverflowError, ValueError, OSError):
             pass
 
-    def _symlink(self, rel: str, target: str, layer: int) -> None:
+    def _symlink(self, rel: str, target: str, layer: int, m: tarfile.TarInfo | None = None) -> None:
         if self._escapes(rel, target):
             raise UnsafeContentError(f"refusing symlink {rel!r} -> {target!r}: it points outside the output directory")
         self._parents(rel, layer)
@@ -536,20 +600,26 @@ class TreeBuilder:
 
     def _hardlink(self, rel: str, linkname: str, layer: int) -> None:
         target = self._link_target(linkname)
-        if target is None or self.kinds.get(target) != "file" or self._resolve(target.split("/")) != target.split("/"):
+        if target is None or self.kinds.get(target) not in self._hardlinkable or \
+                self._resolve(target.split("/")) != target.split("/"):
             if target is not None and self.filter.active and not self.filter.allows(target):
                 return
             raise UnsafeContentError(
                 f"refusing hardlink {rel!r} -> {linkname!r}: the target is not a file extracted here"
             )
+        kind = self.kinds[target]
         self._parents(rel, layer)
-        self._replace_existing(rel, layer, "file")
+        self._replace_existing(rel, layer, kind)
         try:
             os.link(self._abs(target), self._abs(rel), follow_symlinks=False)
         except OSError:  # no hardlinks here (another filesystem, too many links): a copy, which takes space
+            if kind != "file":
+                raise
             self._charge_written(os.path.getsize(self._abs(target)), rel)
             shutil.copy2(self._abs(target), self._abs(rel), follow_symlinks=False)
-        self._note(rel, "file", layer)
+        self._note(rel, kind, layer)
+
+    _hardlinkable: frozenset[str] = frozenset({"file"})
 
     def _remove(self, rel: str) -> None:
         """Remove what this extraction wrote at `rel` (a directory with all below it), in the model and on disk.
@@ -609,11 +679,61 @@ RESOLUTION_STEPS_PER_ENTRY = 256
 
 
 class ImageTreeBuilder(TreeBuilder):
-    """Image layers: later layers win, whiteouts apply, symlinks are kept and resolved inside the root."""
+    """Image layers: later layers win, whiteouts apply, symlinks are kept and resolved inside the root, and
+    every entry keeps the metadata a container expects (metadata.py: exact modes, owners as root,
+    extended attributes, times; device nodes as root, FIFOs)."""
 
     _image_mode = True
+    _makes_nodes = True
+    _hardlinkable = frozenset({"file", "node"})
 
     _steps = 0
+
+    def __init__(self, root: str, *, metadata: RootfsMetadata | None = None, limits: ExtractLimits | None = None,
+                 path_filter: PathFilter | None = None, overwrite: bool = False,
+                 budget: list[int] | None = None) -> None:
+        super().__init__(root, limits=limits, path_filter=path_filter, overwrite=overwrite, budget=budget)
+        self.metadata = metadata or RootfsMetadata()
+        self.root_metadata_applied = False
+
+    def notes(self) -> list[str]:
+        return self.metadata.notes()
+
+    def _creation_mode(self, m: tarfile.TarInfo) -> int:
+        return 0o600  # private until its owner, exact mode and attributes are set through the descriptor
+
+    def _file_metadata(self, fd: int, m: tarfile.TarInfo, rel: str) -> None:
+        self.metadata.file(fd, m, rel)
+
+    def _dir_metadata(self, rel: str, m: tarfile.TarInfo) -> None:
+        self.metadata.directory(rel, m)  # applied in finish(), after everything inside it
+
+    def _root_entry(self, m: tarfile.TarInfo) -> None:
+        """A rootfs's `./` entry describes `/`: the output directory gets its mode, owner and times (umoci)."""
+        self.metadata.directory("", m)
+        self.root_metadata_applied = True
+
+    def _node(self, rel: str, m: tarfile.TarInfo, layer: int) -> None:
+        """FIFOs need no privilege; device nodes are made as root (containerd, umoci) and skipped otherwise."""
+        self._parents(rel, layer)
+        self._replace_existing(rel, layer, "node")
+        path = self._abs(rel)
+        if m.isfifo():
+            os.mkfifo(path, 0o600)
+        elif not self.metadata.privileged:
+            self.metadata.skipped_node(rel)
+            return
+        else:
+            if not (0 <= m.devmajor < 1 << 32 and 0 <= m.devminor < 1 << 32):
+                raise UnsafeContentError(f"refusing device node {rel!r}: device number out of range")
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+            os.mknod(path, kind | 0o600, os.makedev(m.devmajor, m.devminor))
+        self._note(rel, "node", layer)
+        self.metadata.node(path, m, rel)
+
+    def _forget(self, rel: str) -> None:
+        super()._forget(rel)
+        self.metadata.forget(rel)
 
     def _in_root(self, parts: list[str], *, follow_last: bool) -> list[str]:
         """Resolve `parts` through the symlinks written so far, inside the output root as if it were `/`."""
@@ -679,7 +799,7 @@ class ImageTreeBuilder(TreeBuilder):
             os.symlink(self.links[target], self._abs(rel))
         self._note(rel, "link", layer, self.links[target])
 
-    def _symlink(self, rel: str, target: str, layer: int) -> None:
+    def _symlink(self, rel: str, target: str, layer: int, m: tarfile.TarInfo | None = None) -> None:
         """Kept exactly as written: a root filesystem's links point wherever its programs expect."""
         if "\0" in target:
             raise UnsafeContentError(f"refusing symlink {rel!r} with a NUL byte in its target")
@@ -687,9 +807,13 @@ class ImageTreeBuilder(TreeBuilder):
         self._replace_existing(rel, layer, "link")
         os.symlink(target, self._abs(rel))
         self._note(rel, "link", layer, target)
+        if m is not None:
+            self.metadata.node(self._abs(rel), m, rel)
 
     def finish(self) -> None:
-        """Links in a root filesystem may point anywhere: they were never followed while writing."""
+        """Links in a root filesystem may point anywhere: they were never followed while writing. Directory
+        modes, owners and times are set last, deepest first."""
+        self.metadata.finish(self.root)
 
 
 def _mkdir(path: str, rel: str) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
+from typing import NamedTuple
 
 from .._core import cancel
 from .._core.errors import ConflictError, UnsafeContentError, UsageError
@@ -40,30 +42,40 @@ class Staging:
             remove_tree_quietly(self._scratch)
             self._scratch = None
 
-    def commit(self) -> list[str]:
+    def commit(self, *, keep_root_metadata: bool = False) -> list[str]:
         """Move staged entries into the destination; checks everything before moving anything.
 
+        `keep_root_metadata`: the staged root already has the mode, owner and times it should have (a
+        rootfs's `./` entry), so a new destination keeps them instead of the user's directory mode.
         Shielded: a Ctrl-C during the moves takes effect after the last one, so the destination is
         never left half old, half new.
         """
         self.drop_scratch()
         with cancel.shielded():
-            return self._commit()
+            return self._commit(keep_root_metadata)
 
-    def _commit(self) -> list[str]:
+    def _commit(self, keep_root_metadata: bool) -> list[str]:
         if not os.path.exists(self.dest):
             written = _walk_rel(self.root)
-            os.chmod(self.root, dir_mode())  # private while it was filled; the user's directory from now on
+            if not keep_root_metadata:
+                os.chmod(self.root, dir_mode())  # private while it was filled; the user's directory from now on
             os.rename(self.root, self.dest)
             return written
         moves = self._plan()
+        # Directories new to the destination get what their staged twins have (mode, owner, attributes,
+        # times), read before moving files out of them changes their times, and set deepest first once
+        # nothing more is moved in; the user's own directories stay as they are.
+        new_dirs = [(rel, DirMetadata.of(os.path.join(self.root, rel))) for rel, is_dir in moves
+                    if is_dir and not os.path.isdir(os.path.join(self.dest, rel))]
         for rel, is_dir in moves:
             target = os.path.join(self.dest, rel)
             if is_dir:
                 if not os.path.isdir(target):
-                    os.mkdir(target, 0o755)
+                    os.mkdir(target, 0o700)
             else:
                 os.replace(os.path.join(self.root, rel), target)
+        for rel, metadata in reversed(new_dirs):
+            metadata.apply(os.path.join(self.dest, rel))
         remove_tree_quietly(self.root)
         return [rel for rel, is_dir in moves if not is_dir]
 
@@ -131,21 +143,60 @@ def _walk_rel(root: str, with_dirs: bool = False) -> list[str]:
     return out
 
 
+class DirMetadata(NamedTuple):
+    """A directory's owner, mode, times and extended attributes, to give another directory."""
+
+    info: os.stat_result
+    xattrs: list[tuple[str, bytes]]
+
+    @classmethod
+    def of(cls, path: str) -> DirMetadata:
+        return cls(os.lstat(path), [(n, os.getxattr(path, n, follow_symlinks=False))
+                                    for n in os.listxattr(path, follow_symlinks=False)])
+
+    def apply(self, path: str) -> None:
+        if os.geteuid() == 0:
+            os.chown(path, self.info.st_uid, self.info.st_gid, follow_symlinks=False)
+        for name, value in self.xattrs:
+            try:
+                os.setxattr(path, name, value, follow_symlinks=False)
+            except OSError:
+                pass  # staged beside the destination, on its filesystem: what was set there can be set here
+        os.chmod(path, stat.S_IMODE(self.info.st_mode))
+        os.utime(path, ns=(self.info.st_atime_ns, self.info.st_mtime_ns), follow_symlinks=False)
+
+
 def remove_tree(path: str) -> None:
-    """shutil.rmtree without its recursion (a tree thousands of directories deep ends in RecursionError)."""
+    """shutil.rmtree without its recursion (a tree thousands of directories deep ends in RecursionError).
+
+    A rootfs keeps the modes its image gives, so a directory may be read-only to its owner: it is made
+    writable (through a descriptor, never following a link) before it is emptied."""
     pending = [path]
     dirs: list[str] = []
     while pending:
         current = pending.pop()
         dirs.append(current)
-        with os.scandir(current) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(entry.path)
-                else:
+        try:
+            entries = list(os.scandir(current))
+        except PermissionError:
+            _make_removable(current)
+            entries = list(os.scandir(current))
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+            else:
+                try:
+                    os.unlink(entry.path)
+                except PermissionError:
+                    _make_removable(current)
                     os.unlink(entry.path)
     for d in reversed(dirs):
         os.rmdir(d)
+
+
+def _make_removable(directory: str) -> None:
+    """Only ever called on a directory found as one without following links, inside a private tree."""
+    os.chmod(directory, 0o700)
 
 
 def remove_tree_quietly(path: str) -> None:
