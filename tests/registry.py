@@ -67,13 +67,14 @@ def free_port() -> int:
 def run_registry(workdir: Path, timeout: float = 20.0, htpasswd: tuple[str, str] | None = None,
                  token: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None,
                  client_ca: Path | None = None, probe_client: tuple[Path, Path] | None = None,
-                 deletes: bool = True) -> Iterator[Registry]:
+                 deletes: bool = True, urls_allow: tuple[str, ...] = ()) -> Iterator[Registry]:
     """Start the registry, wait (up to `timeout`) until /v2/ answers, yield it, and always stop it.
 
     tls: (certificate, key) to serve HTTPS. client_ca: a CA certificate; the registry then requires
     client certificates it signed (distribution's http.tls.clientcas), so the readiness probe has to
     present one: probe_client, a (certificate, key) that CA issued. The probe does not verify the
     server, since all it asks is whether the registry is up; tests verify it themselves.
+    urls_allow: distribution's validation.manifests.urls.allow (it refuses any descriptor URL without one).
     """
     if client_ca is not None and (tls is None or probe_client is None):
         raise ValueError("client_ca needs tls and a probe_client certificate the registry will accept")
@@ -96,6 +97,9 @@ storage:
 http:
   addr: 127.0.0.1:{port}
 """)
+    if urls_allow:
+        config.write_text(config.read_text() + "validation:\n  manifests:\n    urls:\n      allow:\n"
+                          + "".join(f"        - '{pattern}'\n" for pattern in urls_allow))
     if tls is not None:
         cert, key = tls
         section = f"""  tls:

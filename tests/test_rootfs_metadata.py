@@ -190,7 +190,7 @@ def test_an_attribute_that_cannot_be_set_is_a_note_or_with_require_xattrs_an_err
         "umoci keeps it)",
         "extended attribute user.a not set on 3 entries, first 'l0' (Linux allows no user attributes on symlinks)",
     )
-    with pytest.raises(MetadataError, match="user.a.*require-xattrs") as info:
+    with pytest.raises(MetadataError, match=r"user\.a.*require-xattrs") as info:
         ocisift.pull(image(layout, layer), str(tmp_path / "strict"), mode="extract-all", require_xattrs=True)
     assert info.value.exit_code == 1 and not (tmp_path / "strict").exists()
     assert [n for n in os.listdir(tmp_path) if n.startswith(".ocisift-staging-")] == []

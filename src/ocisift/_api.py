@@ -13,7 +13,7 @@ import builtins
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from ._core import jsontext
 from ._core.digest import Digest
@@ -53,6 +53,7 @@ from ._graph.tags import pick_tag, repository_tags
 from ._graph.tree import TreeNode, build_tree
 from ._graph.walk import MAX_DEPTH
 from ._stores.base import (
+    BlobFetcher,
     BlobSweeper,
     Deleter,
     Finisher,
@@ -198,35 +199,96 @@ def tree(ref: RefLike, *, referrers: bool = False, max_depth: int = MAX_DEPTH,
         return build_tree(store, reference.target, referrers=referrers, max_depth=max_depth, hint=_hint(reference))
 
 
+ManifestFormat = Literal["oci"]
+
+
 def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurrency: int = 4,
          registry: RegistryOptions | None = None, progress: Progress | None = None, referrers: bool = False,
-         semver: str | None = None, tag_regex: str | None = None) -> CopyResult:
+         semver: str | None = None, tag_regex: str | None = None, manifest_format: ManifestFormat | None = None,
+         include_nondistributable: bool = False) -> CopyResult:
     """The whole graph (or the chosen platforms) from one store to another; existing content is skipped.
 
     `referrers` carries the referrers of every manifest copied, recursively. `semver`/`tag_regex`
-    choose the source's tag as in `resolve`; a destination without a tag then gets that tag."""
+    choose the source's tag as in `resolve`; a destination without a tag then gets that tag.
+    `manifest_format="oci"` converts Docker manifests and lists to OCI's (new digests, in the result's
+    `converted`), as skopeo's `--format oci` does; without it every digest is kept. Non-distributable
+    blobs (descriptors with `urls`) are left at their URLs and listed in `external`, unless
+    `include_nondistributable`, which copies them (from the source, else from their HTTPS URLs)."""
     from ._graph.copy import copy_between
 
     src_ref, dst_ref = _ref(src), _ref(dst)
     chosen = (platforms,) if isinstance(platforms, str) else tuple(platforms)  # one platform given bare
+    _check_format(manifest_format, referrers)
     try:
-        with opened(src_ref, options=registry) as source, _writing(dst_ref, registry, create=True) as destination:
+        with opened(src_ref, options=registry) as opened_source, \
+                _writing(dst_ref, registry, create=True) as destination, \
+                _external(registry, include_nondistributable) as external:
+            source = _viewed(opened_source, manifest_format)
             picked = pick_tag(src_ref, source, semver, tag_regex)
             if picked is not src_ref and picked.target.tag is not None and is_repository(dst_ref):
                 dst_ref = with_tag(dst_ref, picked.target.tag)
             result = copy_between(source, picked.target, destination, dst_ref.target, platforms=chosen,
                                   concurrency=concurrency, progress=progress, source_name=str(picked),
-                                  destination_name=str(dst_ref), referrers=referrers)
+                                  destination_name=str(dst_ref), referrers=referrers, external=external)
             result.tag = picked.target.tag if picked is not src_ref else None
+            _explain(result, source, dst_ref)
             return result
     except OcisiftError as exc:
         raise _with_advice(exc, copy_advice(exc, str(src_ref), str(dst_ref))) from None
 
 
+def _check_format(manifest_format: str | None, referrers: bool) -> None:
+    if manifest_format not in (None, "oci"):
+        raise UsageError(f"unknown manifest format {manifest_format!r}: the one conversion is to oci")
+    if manifest_format is not None and referrers:
+        raise UsageError("--referrers cannot be kept through --format oci: converting gives the manifests new "
+                         "digests, and their referrers name the old ones as their subject")
+
+
+def _viewed(source: Reader, manifest_format: str | None) -> Reader:
+    from ._graph.convert import OciView
+
+    return OciView(source) if manifest_format == "oci" else source
+
+
+@contextmanager
+def _external(registry: RegistryOptions | None, include: bool) -> Iterator[BlobFetcher | None]:
+    if not include:
+        yield None
+        return
+    from ._stores.registry.external import ExternalBlobs
+
+    fetcher = ExternalBlobs(registry or RegistryOptions())
+    try:
+        yield fetcher
+    finally:
+        fetcher.close()
+
+
+def _explain(result: CopyResult, source: Reader, dst_ref: Reference) -> None:
+    """What the copy did that a user of skopeo, regctl or Docker should hear about: said once, on stderr."""
+    from ._graph.convert import OciView
+
+    if isinstance(source, OciView) and source.converted:
+        result.converted = dict(source.converted)
+        result.notes.append(f"converted to OCI media types: {len(source.converted)} manifest(s) and index(es) "
+                            "got new digests")
+    if result.docker_documents and isinstance(dst_ref, LayoutReference):
+        result.notes.append(
+            f"{dst_ref.scheme}: now holds Docker media types ({result.docker_documents} manifest(s) or list(s)) with "
+            "their digests kept, as regctl and crane copy; skopeo and umoci read only OCI types there: copy with "
+            "--format oci to convert (new digests)")
+    if result.external:
+        result.notes.append(
+            f"{len(result.external)} non-distributable blob(s) not copied, left at the URLs their descriptors "
+            "give (Docker's rule); --include-nondistributable copies them")
+
+
 def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurrency: int = 4,
               registry: RegistryOptions | None = None, progress: Progress | None = None, referrers: bool = False,
               semver: str | None = None, tag_regex: str | None = None,
-              tags: Sequence[str] | None = None) -> list[CopyResult]:
+              tags: Sequence[str] | None = None, manifest_format: ManifestFormat | None = None,
+              include_nondistributable: bool = False) -> list[CopyResult]:
     """Every tag of the repository SRC names (or `tags`, or those inside `semver` / matching `tag_regex`)
     into the repository DST names, under the same tags, sharing what one copy moved with the next.
 
@@ -240,9 +302,13 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
         if not is_repository(ref):
             raise UsageError(f"copying many tags takes a {role} repository without a tag or digest (got {ref})")
     chosen = (platforms,) if isinstance(platforms, str) else tuple(platforms)
+    _check_format(manifest_format, referrers)
     results: list[CopyResult] = []
     try:
-        with opened(src_ref, options=registry) as source, _writing(dst_ref, registry, create=True) as destination:
+        with opened(src_ref, options=registry) as opened_source, \
+                _writing(dst_ref, registry, create=True) as destination, \
+                _external(registry, include_nondistributable) as external:
+            source = _viewed(opened_source, manifest_format)
             if tags is None:
                 listed = repository_tags(src_ref, source)
                 wanted = TagFilter.build(semver, tag_regex).matching(listed) if semver or tag_regex else listed
@@ -253,13 +319,14 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
                 what = f" inside {semver!r}" if semver else f" matching {tag_regex!r}" if tag_regex else ""
                 raise NotFoundError(f"{src_ref} has no tags{what} to copy")
             shared = GraphCopier(source, destination, CopyResult(str(src_ref), str(dst_ref)),
-                                 concurrency=concurrency, progress=progress, referrers=referrers)
+                                 concurrency=concurrency, progress=progress, referrers=referrers, external=external)
             with names_batched(destination):  # 10,000 tags into a layout: one index.json write
                 for tag in wanted:
                     here, there = with_tag(src_ref, tag), with_tag(dst_ref, tag)
                     result = copy_between(source, here.target, destination, there.target, platforms=chosen,
                                           source_name=str(here), destination_name=str(there), copier=shared)
                     result.tag = tag
+                    _explain(result, source, there)
                     results.append(result)
     except OcisiftError as exc:
         raise _with_advice(exc, copy_advice(exc, str(src_ref), str(dst_ref))) from None

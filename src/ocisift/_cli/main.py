@@ -346,14 +346,24 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
               help="Also copy the referrers (signatures, SBOMs, attestations) of every manifest, recursively.")
 @click.option("--all-tags", is_flag=True,
               help="Copy every tag of the SOURCE repository (filtered by --semver/--tag-regex) to DESTINATION.")
+@click.option("--manifest-format", type=click.Choice(["oci"]),
+              help="Convert Docker manifests and lists to OCI's (new digests, printed); `--format oci` too.")
+@click.option("--include-nondistributable", is_flag=True,
+              help="Copy non-distributable blobs (descriptors with urls) too: from the source, else their HTTPS URLs.")
 @tag_choice
 @CONCURRENCY
 @registry_options
 @QUIET
-@FORMAT
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "oci"]), default="text", show_default=True,
+              help="Output for people or for scripts (errors included); `oci` (skopeo's spelling) is "
+                   "--manifest-format oci with text output.")
 def copy(source: str, destination: str, platforms: tuple[str, ...], referrers: bool, all_tags: bool,
-         semver: str | None, tag_regex: str | None, concurrency: int, quiet: bool, fmt: str, **kw: Any) -> None:
+         manifest_format: str | None, include_nondistributable: bool, semver: str | None, tag_regex: str | None,
+         concurrency: int, quiet: bool, fmt: str, **kw: Any) -> None:
     """Copy the graph SOURCE names into DESTINATION (registry or layout), skipping blobs already there.
+
+    Digests are kept (Docker media types too); --format oci converts to OCI's as
+    skopeo does. Non-distributable blobs stay at their URLs unless asked for.
 
     \b
     Example:
@@ -366,8 +376,11 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], referrers: b
     from .. import _api as api
 
     registry = _registry(kw)
+    if fmt == "oci":
+        fmt, manifest_format = "text", "oci"
     options: dict[str, Any] = dict(platforms=platforms, concurrency=concurrency, registry=registry,
-                                   referrers=referrers, semver=semver, tag_regex=tag_regex)
+                                   referrers=referrers, semver=semver, tag_regex=tag_regex,
+                                   manifest_format=manifest_format, include_nondistributable=include_nondistributable)
     with _progress(fmt, quiet) as progress:
         if all_tags:
             results = api.copy_tags(source, destination, progress=progress, **options)
@@ -376,10 +389,16 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], referrers: b
     if fmt == "json":
         _emit_json(results[0].to_json() if not all_tags else {"tags": [r.to_json() for r in results]})
         return
+    for note in dict.fromkeys(n for r in results for n in r.notes):
+        click.echo(f"note: {printable(note)}", err=True)
     for result in results:
         if quiet:
             click.echo(result.destination)
             continue
+        for old, new in result.converted.items():
+            click.echo(f"converted {old} -> {new}")
+        for digest in result.external:
+            click.echo(f"left at its URLs: {digest}")
         what = (f"copied {len(result.copied)}, mounted {len(result.mounted)}, skipped {len(result.skipped)}"
                 + (f", {len(result.referrers)} referrers" if referrers else ""))
         chose = f"tag {printable(result.tag)}: " if result.tag else ""

@@ -36,7 +36,7 @@ from .._core.progress import NoProgress, Progress
 from .._core.reference import Target
 from .._core.sources import CHUNK
 from .._core.streams import ReadAhead
-from .._stores.base import Mounter, Pusher, Reader, ReferrerLister, TagPeeker, require
+from .._stores.base import BlobFetcher, Mounter, Pusher, Reader, ReferrerLister, TagPeeker, require
 from .naming import check_pin, record_name
 from .referrers import graph_manifests, record_referrer
 from .resolve import resolve_in
@@ -50,11 +50,16 @@ class _Plan:
     documents: list[tuple[Descriptor, Document]] = field(default_factory=list)  # children before parents
     blobs: dict[Digest, Descriptor] = field(default_factory=dict)
     present: list[Descriptor] = field(default_factory=list)  # sub-graph roots the destination already has
+    external: dict[Digest, Descriptor] = field(default_factory=dict)  # non-distributable: descriptors with urls
 
 
 def plan_copy(root: Descriptor, load: Loader, dst: Reader, *, max_depth: int = MAX_DEPTH,
-              max_nodes: int = MAX_NODES) -> _Plan:
-    """Post-order over the graph, pruned where the destination already has a sub-graph's root."""
+              max_nodes: int = MAX_NODES, include_external: bool = False) -> _Plan:
+    """Post-order over the graph, pruned where the destination already has a sub-graph's root.
+
+    A blob whose descriptor carries `urls` is non-distributable (Docker's foreign layers, OCI's
+    non-distributable ones): by Docker's rule its descriptor is kept and the blob is not copied, and the
+    plan lists it so the copy can say so; `include_external` copies it like any other."""
     plan = _Plan()
     seen: set[Digest] = set()
     budget = [max_nodes]
@@ -70,7 +75,9 @@ def plan_copy(root: Descriptor, load: Loader, dst: Reader, *, max_depth: int = M
         budget[0] -= 1
         if budget[0] < 0:
             raise MalformedDocument(f"graph has more than {max_nodes} manifests; refusing to copy it")
-        if dst.exists(desc):
+        if dst.exists(desc) and not include_external:
+            # Present means whole, except for blobs left at their URLs: asked to include those, the
+            # graph is walked again and each blob checked (only what is missing moves).
             plan.present.append(desc)
             return
         try:
@@ -87,7 +94,9 @@ def plan_copy(root: Descriptor, load: Loader, dst: Reader, *, max_depth: int = M
                 visit(child, (*path, desc.digest))
         else:
             for blob in doc.blobs:
-                if not blob.urls:  # foreign layers stay where their URLs say
+                if blob.urls and not include_external:
+                    plan.external.setdefault(blob.digest, blob)
+                else:
                     plan.blobs.setdefault(blob.digest, blob)
         plan.documents.append((desc, doc))
 
@@ -99,8 +108,12 @@ class GraphCopier:
     """Moves planned graphs from `src` to `dst`; one instance may copy several roots, sharing what it saw."""
 
     def __init__(self, src: Reader, dst: Reader, result: CopyResult, *, concurrency: int = 4,
-                 progress: Progress | None = None, referrers: bool = False) -> None:
+                 progress: Progress | None = None, referrers: bool = False,
+                 external: BlobFetcher | None = None) -> None:
+        """`external`: where non-distributable blobs the source lacks are fetched from (their own URLs);
+        given, they are copied, else left at their URLs and listed in the result."""
         self.src = src
+        self.external = external
         self.dst = dst
         self.pusher = require(dst, Pusher, "be written to")
         self.mounter = dst if isinstance(dst, Mounter) else None
@@ -143,9 +156,12 @@ class GraphCopier:
                     queue.append(ref)
 
     def _copy_graph(self, root: Descriptor) -> None:
-        plan = plan_copy(root, self.load, self.dst)
+        plan = plan_copy(root, self.load, self.dst, include_external=self.external is not None)
         for desc in plan.present:
             self._count(self.result.skipped, desc)
+        for desc in plan.external.values():
+            if desc.digest not in self._done:
+                self._count(self.result.external, desc)
         blobs = [b for d, b in plan.blobs.items() if d not in self._done]
         # Blobs moving one at a time leave a core idle: a read-ahead thread receives and
         # verifies while the writer writes. Several at once already keep both busy.
@@ -171,7 +187,10 @@ class GraphCopier:
         if self.mounter is not None and self.mounter.mount(desc, self.src):
             self._count(self.result.mounted, desc)
             return
-        with self.src.fetch(desc) as reader, (ReadAhead(reader) if read_ahead else nullcontext(reader)) as stream:
+        origin: BlobFetcher = self.src
+        if desc.urls and self.external is not None and not self.src.exists(desc):
+            origin = self.external  # a non-distributable blob the source does not hold: from its URLs
+        with origin.fetch(desc) as reader, (ReadAhead(reader) if read_ahead else nullcontext(reader)) as stream:
             reader.on_read = self.progress.begin(desc, "copy")
             self.pusher.push(desc, stream)
         self.progress.end(desc)
@@ -181,7 +200,12 @@ class GraphCopier:
         """Write a manifest or index (the source's exact bytes, or one made here) once all it needs is there."""
         if desc.digest in self._done:
             return
+        if self.external is not None and self.dst.exists(desc):  # walked again only for its external blobs
+            self._count(self.result.skipped, desc)
+            return
         self.pusher.push(desc, io.BytesIO(raw))
+        if desc.media_type in (mt.DOCKER_MANIFEST, mt.DOCKER_LIST):
+            self.result.docker_documents += 1
         self._count(self.result.copied, desc, desc.size)
 
     def _count(self, bucket: list[str], desc: Descriptor, moved: int = 0) -> None:
@@ -195,17 +219,20 @@ class GraphCopier:
 def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Target, *,
                  platforms: tuple[str, ...] = (), concurrency: int = 4, progress: Progress | None = None,
                  source_name: str | None = None, destination_name: str | None = None,
-                 referrers: bool = False, copier: GraphCopier | None = None) -> CopyResult:
+                 referrers: bool = False, copier: GraphCopier | None = None,
+                 external: BlobFetcher | None = None) -> CopyResult:
     """Resolve SRC, copy its graph (or the chosen platforms, under a new index of them), name it as DST says.
 
     `copier` lets several copies (every tag of a repository) share what they moved and listed.
     """
     result = CopyResult(source_name or src.location, destination_name or dst.location)
     if copier is None:
-        copier = GraphCopier(src, dst, result, concurrency=concurrency, progress=progress, referrers=referrers)
+        copier = GraphCopier(src, dst, result, concurrency=concurrency, progress=progress, referrers=referrers,
+                             external=external)
     else:
         copier.result = result
-    if not platforms and (root := unchanged(src, src_target, dst, dst_target)) is not None:
+    if not platforms and copier.external is None and \
+            (root := unchanged(src, src_target, dst, dst_target)) is not None:
         result.root = root
         result.unchanged = True
         result.skipped.append(str(root.digest))
@@ -228,7 +255,7 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
         else:  # a new index listing just these (a new digest, said in the summary)
             raw = build_index(chosen)
             root = Descriptor(mt.OCI_INDEX, Digest.of(raw), len(raw))
-        if _named(dst, dst_target, root):  # what an earlier run wrote: the same choice of the same source
+        if copier.external is None and _named(dst, dst_target, root):  # an earlier run's: the same choice
             result.root = root
             result.unchanged = True
             result.skipped.append(str(root.digest))

@@ -81,6 +81,12 @@ def pull_from(
     plan = plan_pull(manifest, layers or LayerSelector(), mode, output, name)
     if dry_run:
         return PullResult(resolved, mode, output, tuple(plan), (), True)
+    for p in plan:
+        if p.descriptor.urls and not store.exists(p.descriptor):
+            raise NotFoundError(
+                f"layer {p.position} ({p.descriptor.digest}) is non-distributable and not in {store.location}: it "
+                f"lives at {', '.join(p.descriptor.urls)[:500]}; copy the image with --include-nondistributable to "
+                "bring it into the store")
     limits = limits or ExtractLimits()
     path_filter = PathFilter(include, exclude)
     # Several at once, and ahead of unpacking, where fetching waits on a network; one at a time from disk.

@@ -87,12 +87,17 @@ class CopyResult:
     bytes_copied: int = 0
     unchanged: bool = False  # the destination's tag named the source's content already: nothing was read
     tag: str | None = None  # the tag copied, when a range or a repository's tags chose it
+    external: list[str] = field(default_factory=list)  # non-distributable blobs left at their URLs (not copied)
+    converted: dict[str, str] = field(default_factory=dict)  # --format oci: source digest -> new digest
+    docker_documents: int = 0  # Docker-typed manifests and lists written as they are
+    notes: list[str] = field(default_factory=list)  # what the user should know: said on stderr and in JSON
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.source, "destination": self.destination,
                                "copied": self.copied, "skipped": self.skipped, "mounted": self.mounted,
                                "referrers": self.referrers, "bytesCopied": self.bytes_copied,
-                               "unchanged": self.unchanged}
+                               "unchanged": self.unchanged, "external": self.external,
+                               "converted": self.converted, "notes": self.notes}
         if self.tag is not None:
             out["tag"] = self.tag
         if self.root is not None:

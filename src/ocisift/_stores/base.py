@@ -156,6 +156,16 @@ class Deleter(Protocol):
 
 
 @runtime_checkable
+class BlobFetcher(Protocol):
+    """Only fetches blobs by descriptor: where non-distributable blobs come from when a copy carries them
+    (registry/external.py: their own URLs). Every Reader is one too."""
+
+    location: str
+
+    def fetch(self, desc: Descriptor) -> AbstractContextManager[VerifyingReader]: ...
+
+
+@runtime_checkable
 class BlobStatter(Protocol):
     def stat_blob(self, digest: Digest) -> Descriptor | None:
         """A descriptor (size, and `application/octet-stream`) for a blob known only by digest; None when absent.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import http.client
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import urllib3
 
@@ -15,7 +15,7 @@ from ..._core.digest import Digest, VerifyingReader
 from ..._core.errors import IncompleteTransfer, IntegrityError, NotFoundError, OcisiftError, TransferTimeout
 from ..._core.models import Descriptor
 from .repository import Repository
-from .session import discard, error_text, header_number
+from .session import Session, discard, error_text, header_number
 from .watchdog import MIN_BYTES, WATCHDOG, Watch, socket_of
 
 if TYPE_CHECKING:
@@ -66,13 +66,23 @@ def _range_start(header: str | None) -> int | None:
     return header_number(header[6:].split("-", 1)[0])
 
 
+class BlobRequester(Protocol):
+    """Who a resumed GET goes through: a repository (its session, its credentials), or a URL's own session."""
+
+    @property
+    def session(self) -> Session: ...
+
+    def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None) -> urllib3.BaseHTTPResponse:
+        ...
+
+
 class ResumingBody(io.RawIOBase):
     """A blob response that picks up where it broke, with Range, a bounded number of times."""
 
     # OSError covers resets, timeouts and a TLS connection cut mid-stream (ssl.SSLEOFError).
     _BROKEN = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 
-    def __init__(self, repo: Repository, url: str, resp: urllib3.BaseHTTPResponse, size: int,
+    def __init__(self, repo: BlobRequester, url: str, resp: urllib3.BaseHTTPResponse, size: int,
                  attempts: int = MAX_RESUMES) -> None:
         super().__init__()
         self.repo, self.url, self.size = repo, url, size
@@ -155,6 +165,10 @@ class ResumingBody(io.RawIOBase):
                 raise IntegrityError(f"registry answered a resume of {self.url} with a range that does not fit")
             self._use(resp)
             return
+        if resp.status == 416:  # nothing at or past where the body ended: the blob is shorter than claimed
+            discard(resp)
+            raise IntegrityError(f"{self.url} holds {self.got} bytes where its descriptor says {self.size} "
+                                 "(a resume past the end was refused)")
         raise OcisiftError(f"registry answered {resp.status} when resuming {self.url}: {error_text(resp)}")
 
     def close(self) -> None:

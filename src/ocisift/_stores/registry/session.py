@@ -31,7 +31,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import urllib3
 
 from ..._core import cancel
-from ..._core.errors import AuthError, OcisiftError, TransferTimeout
+from ..._core.errors import AuthError, OcisiftError, TransferTimeout, UnsafeContentError
 from ..._core.options import RegistryOptions
 from .auth import MAX_TOKEN_BODY, Challenge, Token, parse_challenge, parse_token_response
 from .credentials import Credentials, lookup_credentials
@@ -410,6 +410,22 @@ class Session:
             self._unreachable = None
             return resp
         raise AssertionError("unreachable: the last attempt always returns or raises")
+
+    def fetch_external(self, url: str, headers: Mapping[str, str] | None = None) -> urllib3.BaseHTTPResponse:
+        """GET a URL a descriptor names (a non-distributable blob's), never with a credential, following
+        redirects only to HTTPS: the URL came with the image, and whoever wrote it chose the server."""
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            if urlsplit(current).scheme.lower() != "https":
+                raise UnsafeContentError(f"refusing {current.split('?')[0]}: non-distributable blobs are fetched "
+                                         "over HTTPS only")
+            resp = self._send_with_retries("GET", current, dict(headers or {}), None)
+            location = resp.headers.get("Location")
+            if resp.status not in REDIRECT_STATUSES or not location:
+                return resp
+            discard(resp)
+            current = join_url(current, location)
+        raise OcisiftError(f"{self.host} redirected more than {MAX_REDIRECTS} times for {url}")
 
     def _timed_out(self, url: str) -> None:
         """A request whose headers the watchdog gave up on is a timeout, not a broken connection to retry."""
