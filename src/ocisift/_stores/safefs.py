@@ -261,7 +261,8 @@ class SafeDir:
         """
         st = self.regular(name)
         if st is not None and st.st_nlink != 1:
-            raise self.refusal(name, f"a file with {st.st_nlink} hard links (a lock file has one)")
+            raise self.refusal(name, f"a file with {st.st_nlink} hard links (a lock file has one; remove it "
+                                     "when no writer is running, and the next writer makes a new one)")
         fd, leaf = self._split(name, create=True)
         assert fd is not None
         try:
