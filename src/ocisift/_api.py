@@ -576,7 +576,7 @@ def store_location(ref: RefLike) -> str:
         return reference.image.name
     if isinstance(reference, LayoutReference):
         return f"{reference.scheme}:{reference.path}"
-    return f"docker-archive:{reference.path}"
+    return f"{reference.kind}:{reference.path}"
 
 
 def _store_identity(ref: Reference) -> str:
@@ -584,7 +584,7 @@ def _store_identity(ref: Reference) -> str:
     must be told apart from writers of two."""
     if isinstance(ref, RegistryReference):
         return ref.image.name
-    kind = ref.scheme if isinstance(ref, LayoutReference) else "docker-archive"
+    kind = ref.scheme if isinstance(ref, LayoutReference) else ref.kind
     return f"{kind}:{os.path.realpath(ref.path)}"
 
 

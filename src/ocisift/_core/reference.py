@@ -32,6 +32,7 @@ ACCEPTED_FORMS = """accepted reference forms:
   oci:PATH/IMAGE[:TAG]       image by full name inside a layout store
   oci-archive:FILE[:TAG][@DIGEST]   OCI layout packed in a tar file
   docker-archive:FILE[:NAME[:TAG]], docker-archive:FILE@N   docker save / docker load file
+  dir:PATH[@DIGEST]          skopeo's directory format (manifest.json, version, blobs by hex)
   docker://HOST/REPO[:TAG]   registry (the skopeo form)
   ./PATH[:TAG], /PATH[:TAG]  shorthand for oci: (oci-archive: when PATH is a file)"""
 
@@ -319,11 +320,40 @@ class DockerArchiveReference:
         return text
 
 
-Reference = RegistryReference | LayoutReference | DockerArchiveReference
+@dataclass(frozen=True, slots=True)
+class DirReference:
+    """`dir:PATH`: skopeo's directory transport, one image or index and no names; `@DIGEST` pins one of
+    its manifests (an instance of the index it holds)."""
+
+    path: str
+    digest: Digest | None = None
+    kind: Literal["dir"] = "dir"
+
+    @property
+    def target(self) -> Target:
+        return Target(digest=self.digest)
+
+    @property
+    def implicit_tag(self) -> bool:
+        return False
+
+    @property
+    def not_found_hint(self) -> str:
+        return ""
+
+    def __str__(self) -> str:
+        return f"dir:{self.path}@{self.digest}" if self.digest else f"dir:{self.path}"
+
+    def pinned(self, digest: Digest) -> str:
+        return f"dir:{self.path}@{digest}"
+
+
+Reference = RegistryReference | LayoutReference | DockerArchiveReference | DirReference
 
 _DIR_SCHEMES = ("oci-layout://", "ocidir://", "oci:")
 _ARCHIVE_SCHEMES = ("oci-archive://", "oci-archive:")
 _DOCKER_ARCHIVE = "docker-archive:"
+_DIR = "dir:"
 _DOCKER_REGISTRY = "docker://"
 
 
@@ -334,6 +364,8 @@ def is_repository(ref: Reference) -> bool:
     if isinstance(ref, LayoutReference):
         return ref.digest is None and ref.tag is None and \
             (ref.image is None or ref.image.tag is None or ref.implicit_name_tag)
+    if isinstance(ref, DirReference):
+        return False  # one image, no names: never a repository of tags
     return ref.digest is None and ref.position is None and (ref.image is None or ref.image.tag is None)
 
 
@@ -345,6 +377,8 @@ def with_tag(ref: Reference, tag: str) -> Reference:
         if ref.image is not None:
             return LayoutReference(ref.path, ref.layout, image=ImageName(ref.image.host, ref.image.repository, tag))
         return LayoutReference(ref.path, ref.layout, tag=tag)
+    if isinstance(ref, DirReference):
+        raise UsageError(f"{ref} holds one image and no names; it cannot take the tag {tag}")
     image = ref.image or ImageName("docker.io", "library/unnamed")
     return DockerArchiveReference(ref.path, ImageName(image.host, image.repository, tag))
 
@@ -371,6 +405,8 @@ def parse_reference(text: str, probe: Probe = default_probe) -> Reference:
         raise _bad(str(text), "empty, or containing whitespace or control characters")
     if text.startswith(_DOCKER_ARCHIVE):
         return _parse_docker_archive(text, text[len(_DOCKER_ARCHIVE) :], probe)
+    if text.startswith(_DIR):
+        return _parse_dir(text, text[len(_DIR) :])
     if text.startswith(_DOCKER_REGISTRY):  # skopeo's spelling of a registry reference, and only that
         return _registry_reference(text, text[len(_DOCKER_REGISTRY) :])
     for scheme in _ARCHIVE_SCHEMES:
@@ -433,6 +469,24 @@ def _parse_docker_archive(original: str, body: str, probe: Probe) -> DockerArchi
     if not path:
         raise _bad(original, "missing archive path")
     return DockerArchiveReference(path=path, image=image, position=position, digest=digest)
+
+
+def _parse_dir(original: str, body: str) -> DirReference:
+    """PATH is everything after `dir:` (as skopeo takes it), less a trailing `@sha256:…` or `@sha512:…`."""
+    digest: Digest | None = None
+    at = body.rfind("@")
+    if at >= 0:
+        tail = body[at + 1 :]
+        if tail.split(":", 1)[0] in ("sha256", "sha512"):
+            try:
+                digest, body = Digest.parse(tail), body[:at]
+            except UsageError as exc:
+                raise _bad(original, f"after '@' comes a digest: {exc.message}") from None
+    if not body:
+        raise _bad(original, "missing directory path")
+    if body.endswith("/") and len(body) > 1:
+        body = body.rstrip("/") or "/"
+    return DirReference(body, digest)
 
 
 def _parse_layout(original: str, body: str, layout: Literal["dir", "archive"] | None, probe: Probe) -> LayoutReference:

@@ -46,6 +46,7 @@ from yaml.reader import ReaderError
 from .errors import ReferenceError_, UsageError
 from .platform import Platform
 from .reference import (
+    DirReference,
     DockerArchiveReference,
     LayoutReference,
     Probe,
@@ -369,6 +370,9 @@ class _Parser:
         if isinstance(ref, DockerArchiveReference):
             self.fail(line, path, "docker-archive: cannot be mirrored with sync; use oci-archive:FILE or oci:DIR",
                       ReferenceError_)
+        if isinstance(ref, DirReference):
+            self.fail(line, path, "dir: holds one image and no tags, so it cannot be mirrored with sync; "
+                      "use oci:DIR, or copy into dir:", ReferenceError_)
         if isinstance(ref, RegistryReference):
             if not ref.implicit_tag:
                 self.fail(line, path, pinned, ReferenceError_)

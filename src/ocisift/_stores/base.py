@@ -6,24 +6,24 @@ the capability it needs, once, and gets a clear error (exit 2) naming the
 store and what it cannot do, instead of a placeholder method that pretends.
 Optional capabilities (mounting) are tested with `isinstance` and skipped.
 
-| capability     | memory | layout dir | archive (read) | archive (write) | registry | docker (read) | docker (write) |
-|----------------|--------|------------|----------------|-----------------|----------|---------------|----------------|
-| Reader         | yes    | yes        | yes            | yes             | yes      | yes           | yes            |
-| RootLister     | yes    | yes        | yes            | yes             | -        | yes           | -              |
-| Pusher         | yes    | yes        | -              | yes             | yes      | -             | yes            |
-| Tagger         | yes    | yes        | -              | yes             | yes      | -             | yes            |
-| RootRecorder   | yes    | yes        | -              | yes             | -        | -             | yes            |
-| Untagger       | yes    | yes        | -              | yes             | yes      | -             | -              |
-| TagLister      | yes    | yes        | yes            | yes             | yes      | yes           | -              |
-| ReferrerLister | yes    | yes        | yes            | yes             | yes      | -             | -              |
-| Mounter        | yes    | -          | -              | -               | yes      | -             | -              |
-| Deleter        | yes    | yes        | -              | yes             | yes      | -             | -              |
-| Finisher       | -      | -          | -              | yes             | -        | -             | yes            |
-| BlobStatter    | yes    | yes        | yes            | yes             | yes      | -             | -              |
-| RemoteReader   | -      | -          | -              | -               | yes      | -             | -              |
-| TagPeeker      | -      | -          | -              | -               | yes      | -             | -              |
-| NameBatcher    | -      | yes        | -              | yes             | -        | -             | -              |
-| BlobSweeper    | yes    | yes        | -              | yes             | -        | -             | -              |
+| capability     | memory | layout dir | archive (read) | archive (write) | registry | docker (read) | docker (write) | dir (read) | dir (write) |
+|----------------|--------|------------|----------------|-----------------|----------|---------------|----------------|------------|-------------|
+| Reader         | yes    | yes        | yes            | yes             | yes      | yes           | yes            | yes        | yes         |
+| RootLister     | yes    | yes        | yes            | yes             | -        | yes           | -              | yes        | yes         |
+| Pusher         | yes    | yes        | -              | yes             | yes      | -             | yes            | -          | yes         |
+| Tagger         | yes    | yes        | -              | yes             | yes      | -             | yes            | -          | -           |
+| RootRecorder   | yes    | yes        | -              | yes             | -        | -             | yes            | -          | yes         |
+| Untagger       | yes    | yes        | -              | yes             | yes      | -             | -              | -          | -           |
+| TagLister      | yes    | yes        | yes            | yes             | yes      | yes           | -              | -          | -           |
+| ReferrerLister | yes    | yes        | yes            | yes             | yes      | -             | -              | -          | -           |
+| Mounter        | yes    | -          | -              | -               | yes      | -             | -              | -          | -           |
+| Deleter        | yes    | yes        | -              | yes             | yes      | -             | -              | -          | -           |
+| Finisher       | -      | -          | -              | yes             | -        | -             | yes            | -          | yes         |
+| BlobStatter    | yes    | yes        | yes            | yes             | yes      | -             | -              | yes        | yes         |
+| RemoteReader   | -      | -          | -              | -               | yes      | -             | -              | -          | -           |
+| TagPeeker      | -      | -          | -              | -               | yes      | -             | -              | -          | -           |
+| NameBatcher    | -      | yes        | -              | yes             | -        | -             | -              | -          | -           |
+| BlobSweeper    | yes    | yes        | -              | yes             | -        | -             | -              | -          | -           |
 """
 
 from __future__ import annotations

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import os
 import posixpath
-import stat
 import tarfile
 from typing import IO, TYPE_CHECKING, NamedTuple, Protocol
 
 from .._core.errors import MalformedDocument, NotFoundError, UsageError
 from .._core.sources import CHUNK
+from .safefs import SafeDir
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -31,41 +30,35 @@ class LayoutFiles(Protocol):
 
 
 class DirectoryFiles:
+    """A layout directory's files, reached without following a link below its root (see safefs)."""
+
     def __init__(self, root: str) -> None:
         self.root = root
         self.description = root
+        try:
+            self.safe = SafeDir(root)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"no OCI layout directory at {root}") from None
 
     def path(self, name: str) -> str:
-        return os.path.join(self.root, *name.split("/"))
+        """The path of a file, for what takes paths; only for directories ocisift made itself (staging)."""
+        return self.safe.where(name)
 
     def read(self, name: str, limit: int) -> bytes | None:
-        try:
-            with open(self.path(name), "rb") as fh:
-                # Check the size first: read(limit) would allocate the whole limit up front.
-                if os.fstat(fh.fileno()).st_size > limit:
-                    raise MalformedDocument(f"{name} in {self.root} is larger than {limit} bytes")
-                data = fh.read()
-        except FileNotFoundError:
-            return None
-        if len(data) > limit:
-            raise MalformedDocument(f"{name} in {self.root} is larger than {limit} bytes")
-        return data
+        return self.safe.read(name, limit)
 
     def open(self, name: str) -> io.BufferedReader | None:
-        try:
-            return open(self.path(name), "rb")
-        except FileNotFoundError:
-            return None
+        return self.safe.open(name)
 
     def exists(self, name: str) -> bool:
-        return os.path.isfile(self.path(name))
+        return self.safe.regular(name) is not None
 
     def size(self, name: str) -> int | None:
-        try:
-            st = os.stat(self.path(name))
-        except FileNotFoundError:
-            return None
-        return st.st_size if stat.S_ISREG(st.st_mode) else None
+        st = self.safe.regular(name)
+        return st.st_size if st is not None else None
+
+    def close(self) -> None:
+        self.safe.close()
 
 
 class _Slice(io.RawIOBase):

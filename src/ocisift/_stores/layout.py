@@ -11,17 +11,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._core import jsontext
-
-if TYPE_CHECKING:
-    from filelock import FileLock
-
 from .._core import mediatypes as mt
 from .._core.digest import Digest, VerifyingReader, verified, verify_bytes
 from .._core.errors import MalformedDocument, NotFoundError, OcisiftError
@@ -36,6 +32,7 @@ from .files import DirectoryFiles, LayoutFiles
 MAX_INDEX_JSON_BYTES = jsontext.MAX_DECODED_BYTES  # read whole: no more than is ever parsed
 LOCK_TIMEOUT = 120.0
 LAYOUT_MARKER = b'{"imageLayoutVersion":"1.0.0"}'
+LOCK_NAME = ".index.json.lock"  # every writer of a layout's index.json takes an flock on it
 
 
 def blob_name(digest: Digest) -> str:
@@ -204,23 +201,29 @@ class LayoutStore(LayoutReader):
     kind = "a layout directory"
 
     def __init__(self, path: str, *, scheme: str = "oci") -> None:
-        if not os.path.isdir(path):
-            raise NotFoundError(f"no OCI layout directory at {path}")
         self.directory = DirectoryFiles(path)
-        super().__init__(path, self.directory, scheme=scheme)
+        self.safe = self.directory.safe
+        try:
+            super().__init__(path, self.directory, scheme=scheme)
+        except BaseException:
+            self.directory.close()
+            raise
         self._pending: list[tuple[dict[str, Any], str | None]] | None = None  # names a batch holds back
 
     @classmethod
     def create(cls, path: str, *, scheme: str = "oci") -> LayoutStore:
         """Open a layout directory, creating an empty one if nothing is there."""
         os.makedirs(path, exist_ok=True)
-        # Under the lock: a writer that created the layout a moment ago may already have recorded an entry.
-        with index_lock(path):
-            marker = os.path.join(path, "oci-layout")
-            if not os.path.exists(marker):
-                atomic_write(marker, LAYOUT_MARKER)
-            if not os.path.exists(os.path.join(path, "index.json")):
-                atomic_write(os.path.join(path, "index.json"), index_json_bytes({"manifests": []}))
+        files = DirectoryFiles(path)
+        try:
+            # Under the lock: a writer that created the layout a moment ago may already have recorded an entry.
+            with files.safe.locked(LOCK_NAME, LOCK_TIMEOUT):
+                if files.safe.regular("oci-layout") is None:
+                    files.safe.write_file("oci-layout", LAYOUT_MARKER)
+                if files.safe.regular("index.json") is None:
+                    files.safe.write_file("index.json", index_json_bytes({"manifests": []}))
+        finally:
+            files.close()
         return cls(path, scheme=scheme)
 
     # -- blobs -------------------------------------------------------------------
@@ -228,30 +231,26 @@ class LayoutStore(LayoutReader):
     def exists(self, desc: Descriptor) -> bool:
         """Present, and marked as reused: a writer asks before it skips a blob, and a blob it is about to
         reference must look young to a gc running meanwhile (gc spares what was touched)."""
-        path = self.directory.path(blob_name(desc.digest))
+        name = blob_name(desc.digest)
         try:
-            os.utime(path)
+            return self.safe.touch(name)
         except PermissionError:  # another user's blob: present, but this writer cannot mark it
-            return os.path.isfile(path)
-        except OSError:
-            return False
-        return True
+            return self.safe.regular(name) is not None
 
     def push(self, desc: Descriptor, stream: ByteSource) -> None:
         """Write a blob through a verified temporary file; an existing blob is kept (and marked reused)."""
-        final = self.directory.path(blob_name(desc.digest))
         if self.exists(desc):
             return
-        os.makedirs(os.path.dirname(final), exist_ok=True)
+        folder = f"blobs/{desc.digest.algorithm}"
         reader = verified(stream, desc.digest, desc.size, what=f"blob {desc.digest.short}")
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(final))
+        fd, tmp = self.safe.new_file(folder)
         try:
             os.fchmod(fd, file_mode())  # private while filled; a blob others may read once it is in place
             with os.fdopen(fd, "wb") as out:
                 copy_stream(reader, out.write)  # its last read is where a digest or size mismatch is raised
-            os.replace(tmp, final)
+            self.safe.rename(folder, tmp, desc.digest.hex)
         except BaseException:
-            unlink_quietly(tmp)
+            self.safe.unlink(f"{folder}/{tmp}")
             raise
 
     def push_bytes(self, data: bytes, media_type: str, annotations: Mapping[str, str] | None = None) -> Descriptor:
@@ -272,11 +271,11 @@ class LayoutStore(LayoutReader):
             current["manifests"] = change(entries)
             current["schemaVersion"] = 2
             current.setdefault("mediaType", mt.OCI_INDEX)
-            atomic_write(os.path.join(self.path, "index.json"), index_json_bytes(current))
+            self.safe.write_file("index.json", index_json_bytes(current))
             self._index = None
 
-    def _lock(self) -> FileLock:
-        return index_lock(self.path)
+    def _lock(self) -> AbstractContextManager[None]:
+        return self.safe.locked(LOCK_NAME, LOCK_TIMEOUT)
 
     def add_root(self, desc: Descriptor, annotations: Mapping[str, str] | None = None) -> None:
         self._record(desc, dict(annotations or {}), replace_tag=None)
@@ -344,27 +343,34 @@ class LayoutStore(LayoutReader):
 
     def delete(self, desc: Descriptor) -> None:
         """Drop the entries naming this digest and its blob; what only it referenced stays until gc."""
-        path = self.directory.path(blob_name(desc.digest))
-        if not os.path.exists(path):
+        name = blob_name(desc.digest)
+        if self.safe.regular(name) is None:
             raise NotFoundError(f"{desc.digest} is not in {self.location}")
         self.edit_index(lambda entries: [m for m in entries if m.get("digest") != str(desc.digest)])
-        unlink_quietly(path)
+        self.safe.unlink(name)
 
     # -- garbage collection ----------------------------------------------------------
 
     def inventory(self) -> Iterator[tuple[Digest, int, float]]:
-        blobs = os.path.join(self.path, "blobs")
+        """Every blob file, listed through the blob directories' descriptors: a blob directory or blob
+        that is a link (into a directory outside) is refused, never listed and so never removed."""
         now = time.time()
-        for algorithm in sorted(os.listdir(blobs)) if os.path.isdir(blobs) else []:
-            folder = os.path.join(blobs, algorithm)
-            for name in sorted(os.listdir(folder)):
+        for algorithm in self.safe.names("blobs"):
+            kind = self.safe.lstat(f"blobs/{algorithm}")
+            if kind is None or stat.S_ISREG(kind.st_mode):
+                continue  # gone meanwhile, or a stray file beside the algorithm directories
+            for name in self.safe.names(f"blobs/{algorithm}"):  # refuses a link
                 if name.startswith("."):
-                    continue  # a push's temporary file
+                    continue  # a push's temporary file, or the tomb of a removal that was cut short
                 try:
                     digest = Digest.parse(f"{algorithm}:{name}")
-                    info = os.stat(os.path.join(folder, name))
-                except (OcisiftError, OSError):
-                    continue  # not a blob we know how to name, or gone meanwhile
+                except OcisiftError:
+                    continue  # not a blob we know how to name
+                info = self.safe.lstat(f"blobs/{algorithm}/{name}")
+                if info is None:
+                    continue  # gone meanwhile
+                if not stat.S_ISREG(info.st_mode):
+                    raise self.safe.refusal(f"blobs/{algorithm}/{name}", "not a regular file")
                 yield digest, info.st_size, now - info.st_mtime
 
     def remove_blob(self, digest: Digest, older_than: float) -> bool:
@@ -374,21 +380,28 @@ class LayoutStore(LayoutReader):
         fails and it writes the blob again), then its age is read once more: a
         mark that came before the rename restores it.
         """
-        path = self.directory.path(blob_name(digest))
-        tomb = os.path.join(os.path.dirname(path), f".gc-{digest.hex}")
+        folder = f"blobs/{digest.algorithm}"
+        tomb = f".gc-{digest.hex}"
         try:
-            os.rename(path, tomb)
+            self.safe.rename(folder, digest.hex, tomb)  # a link named like the tomb is replaced, not followed
         except FileNotFoundError:
             return False
-        if time.time() - os.stat(tomb).st_mtime < older_than:
+        except OSError as exc:  # the tomb's name is taken by a directory
+            raise self.safe.refusal(f"{folder}/{tomb}", f"in the way ({exc.strerror})") from None
+        info = self.safe.lstat(f"{folder}/{tomb}")
+        if info is not None and time.time() - info.st_mtime < older_than:
             try:
-                os.link(tomb, path)  # back in place, unless a writer has written it again meanwhile
+                self.safe.link(folder, tomb, digest.hex)  # back in place, unless a writer wrote it again meanwhile
             except FileExistsError:
                 pass
-            unlink_quietly(tomb)
+            self.safe.unlink(f"{folder}/{tomb}")
             return False
-        unlink_quietly(tomb)
+        self.safe.unlink(f"{folder}/{tomb}")
         return True
+
+    def close(self) -> None:
+        super().close()
+        self.directory.close()
 
     def exclusive(self) -> AbstractContextManager[None]:
         @contextmanager
@@ -405,30 +418,9 @@ def _annotations_of(entry: dict[str, Any]) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def index_lock(layout: str) -> FileLock:
-    """The lock every writer of this layout's index.json takes (filelock is imported only by writers)."""
-    from filelock import FileLock
-
-    return FileLock(os.path.join(layout, ".index.json.lock"), timeout=LOCK_TIMEOUT)
-
-
 def index_json_bytes(body: dict[str, Any]) -> bytes:
     out = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, **body}
     return json.dumps(out, indent=2).encode() + b"\n"
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path) or ".")
-    try:
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        unlink_quietly(tmp)
-        raise
 
 
 def unlink_quietly(path: str) -> None:

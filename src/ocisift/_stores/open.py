@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .._core.options import RegistryOptions
-from .._core.reference import DockerArchiveReference, LayoutReference, Reference, parse_reference
+from .._core.reference import DirReference, DockerArchiveReference, LayoutReference, Reference, parse_reference
 from .archive import ArchiveReader, ArchiveWriter
 from .base import Reader
+from .dir_transport import DirReader, DirWriter
 from .docker_archive import DockerArchiveWriter, open_docker_archive
 from .layout import LayoutStore
 
@@ -28,6 +29,9 @@ def open_store(ref: Reference | str, *, writable: bool = False, create: bool = F
     if isinstance(ref, DockerArchiveReference):
         # Written by copy (a new file, as skopeo writes one); anything else reads it.
         return DockerArchiveWriter(ref.path) if writable and create else open_docker_archive(ref.path)
+    if isinstance(ref, DirReference):
+        # Written by copy (staged, then put in place of the directory, as skopeo replaces it); read in place.
+        return DirWriter(ref.path) if writable and create else DirReader(ref.path)
     if isinstance(ref, LayoutReference):
         if ref.layout == "archive":
             return ArchiveWriter(ref.path, create=create) if writable else ArchiveReader(ref.path)
