@@ -829,6 +829,8 @@ def _interrupted(signum: int, frame: object) -> None:
 def _run(argv: list[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = _wants_json(args)
+    if any("\0" in arg for arg in args):  # a process's arguments cannot hold one; a caller's list can
+        return _fail(UsageError("an argument holds a NUL byte, which no path, reference or value can"), as_json)
     try:
         code = main.main(args=args, prog_name="ocisift", standalone_mode=False)
         return code if isinstance(code, int) else 0  # a command's own exit code (sync's worst failure)
