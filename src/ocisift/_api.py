@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import BinaryIO
 
 from ._core import jsontext
@@ -403,22 +403,29 @@ def index_create(
     registry: RegistryOptions | None = None,
 ) -> Pushed:
     """Compose an image index from manifests or indexes in any stores, copying their content into DST."""
-    from ._graph.compose import bring_entry, write_index
+    from ._graph.compose import plan_entry, write_index
+    from ._graph.copy import GraphCopier
 
     dst_ref = _ref(dst)
     given = dict(platform_of or {})
     entries: list[Descriptor] = []
-    with _writing(dst_ref, registry, create=True) as destination:
+    with ExitStack() as sources_open:  # every source read and its entry known before DST is made or changed
+        planned = []
         for src in sources:
             src_ref = _ref(src)
             platform = given.pop(str(src), None)
-            with opened(src_ref, options=registry) as source:
-                entries.append(bring_entry(source, src_ref.target, destination,
-                                           Platform.parse(platform) if platform else None, str(src_ref)))
+            source = sources_open.enter_context(opened(src_ref, options=registry))
+            root, entry = plan_entry(source, src_ref.target, Platform.parse(platform) if platform else None,
+                                     str(src_ref))
+            planned.append((source, root, str(src_ref)))
+            entries.append(entry)
         if given:
             raise UsageError(f"--platform-of names sources that were not given: {', '.join(given)}")
-        return write_index(destination, dst_ref.target, entries, annotations=parse_annotations(annotations),
-                           artifact_type=artifact_type)
+        with _writing(dst_ref, registry, create=True) as destination:
+            for source, root, name in planned:
+                GraphCopier(source, destination, CopyResult(name, destination.location)).copy(root)
+            return write_index(destination, dst_ref.target, entries, annotations=parse_annotations(annotations),
+                               artifact_type=artifact_type)
 
 
 def index_add(dst: RefLike, src: RefLike, *, platform: str | None = None,

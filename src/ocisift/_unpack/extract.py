@@ -26,7 +26,6 @@ import os
 import shutil
 import stat
 import tarfile
-import threading
 import zlib
 from collections import deque
 from collections.abc import Sequence
@@ -37,6 +36,9 @@ from .._core.mediatypes import compression_of
 from .._core.permissions import umask
 from .._core.sources import CHUNK, CheckedStream, Readable
 from .._core.streams import copy_stream
+from .._core.tarheaders import MAX_HEADER_CHAIN as MAX_HEADER_CHAIN
+from .._core.tarheaders import MAX_SPECIAL_HEADER as MAX_SPECIAL_HEADER
+from .._core.tarheaders import CappedTarInfo
 from .limits import ExtractLimits
 from .staging import remove_tree
 
@@ -166,82 +168,6 @@ def open_tar_stream(raw: Readable, media_type: str, limits: ExtractLimits, budge
 
 
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, zlib.error, EOFError, OSError, ValueError)
-
-# Go's archive/tar allows 1 MiB for a PAX header or a GNU long name; tarfile would read any size into memory.
-MAX_SPECIAL_HEADER = 1 << 20
-MAX_SPARSE_ENTRIES = 100_000
-MAX_HEADER_CHAIN = 8  # PAX and long-name headers in a row before one member (tarfile would recurse through all)
-_SPECIAL = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
-            tarfile.GNUTYPE_LONGLINK)
-_chain = threading.local()
-
-
-class CappedTarInfo(tarfile.TarInfo):
-    """tarfile's headers with bounds: every header tarfile reads into memory has a size cap, chains of them a
-    length cap, sparse maps an entry cap; past any of them the layer is refused, not read."""
-
-    def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
-        if self.type not in _SPECIAL:
-            return super()._proc_member(tf)  # type: ignore[misc,no-any-return]
-        if self.size > MAX_SPECIAL_HEADER:
-            raise UnsafeContentError(f"refusing a {self.size}-byte extended tar header (the cap is "
-                                     f"{MAX_SPECIAL_HEADER} bytes)")
-        depth = getattr(_chain, "depth", 0)
-        if depth >= MAX_HEADER_CHAIN:
-            raise UnsafeContentError(f"refusing more than {MAX_HEADER_CHAIN} extended tar headers before one member")
-        _chain.depth = depth + 1
-        try:
-            return super()._proc_member(tf)  # type: ignore[misc,no-any-return]
-        finally:
-            _chain.depth = depth
-
-    def _proc_sparse(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
-        """A GNU sparse member: tarfile's reading of the extension blocks, with a cap on how many."""
-        structs, isextended, origsize = self._sparse_structs  # type: ignore[attr-defined]
-        del self._sparse_structs  # type: ignore[attr-defined]
-        while isextended:
-            if len(structs) > MAX_SPARSE_ENTRIES:
-                raise UnsafeContentError(f"refusing a sparse tar member with more than {MAX_SPARSE_ENTRIES} regions")
-            buf = tf.fileobj.read(tarfile.BLOCKSIZE)
-            if len(buf) < tarfile.BLOCKSIZE:
-                raise tarfile.ReadError("unexpected end of data in a sparse header")
-            pos = 0
-            for _ in range(21):
-                try:
-                    offset = tarfile.nti(buf[pos:pos + 12])  # type: ignore[attr-defined]
-                    numbytes = tarfile.nti(buf[pos + 12:pos + 24])  # type: ignore[attr-defined]
-                except ValueError:
-                    break
-                if offset and numbytes:
-                    structs.append((offset, numbytes))
-                pos += 24
-            isextended = bool(buf[504])
-        self.sparse = structs
-        self.offset_data = tf.fileobj.tell()
-        tf.offset = self.offset_data + self._block(self.size)  # type: ignore[attr-defined]
-        self.size = origsize
-        return self
-
-    def _proc_gnusparse_10(self, next_: tarfile.TarInfo, pax_headers: dict[str, str], tf: tarfile.TarFile) -> None:
-        """A PAX 1.0 sparse map: tarfile's reading of it, with a cap on its entries."""
-        sparse: list[int] = []
-        buf = tf.fileobj.read(tarfile.BLOCKSIZE)
-        head, buf = buf.split(b"\n", 1)
-        fields = int(head)
-        if fields > MAX_SPARSE_ENTRIES:
-            raise UnsafeContentError(f"refusing a sparse tar member with {fields} regions (the cap is "
-                                     f"{MAX_SPARSE_ENTRIES})")
-        while len(sparse) < fields * 2:
-            if b"\n" not in buf:
-                more = tf.fileobj.read(tarfile.BLOCKSIZE)
-                if not more:
-                    raise tarfile.ReadError("unexpected end of data in a sparse map")
-                buf += more
-            number, buf = buf.split(b"\n", 1)
-            sparse.append(int(number))
-        next_.offset_data = tf.fileobj.tell()
-        next_.sparse = list(zip(sparse[::2], sparse[1::2], strict=False))  # type: ignore[assignment]  # typeshed says bytes
-
 
 class TreeBuilder:
     """Applies tar layers, in order, into a staging directory it alone writes to."""
