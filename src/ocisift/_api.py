@@ -84,10 +84,11 @@ def _hint(ref: Reference) -> str:
 
 
 @contextmanager
-def _writing(ref: Reference, registry: RegistryOptions | None, *, create: bool = False) -> Iterator[Reader]:
+def _writing(ref: Reference, registry: RegistryOptions | None, *, create: bool = False,
+             limits: ExtractLimits | None = None) -> Iterator[Reader]:
     """A store opened for writing (`create`: a new layout or archive may be started); staged writes are
-    published only if the block succeeds."""
-    with opened(ref, writable=True, create=create, options=registry) as store:
+    published only if the block succeeds. `limits` caps what it may unpack (a docker archive's layers)."""
+    with opened(ref, writable=True, create=create, options=registry, limits=limits) as store:
         yield store
         if isinstance(store, Finisher):
             store.finish()
@@ -196,17 +197,19 @@ def tree(ref: RefLike, *, referrers: bool = False, max_depth: int = MAX_DEPTH,
 
 def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurrency: int = 4,
          registry: RegistryOptions | None = None, progress: Progress | None = None, referrers: bool = False,
-         semver: str | None = None, tag_regex: str | None = None) -> CopyResult:
+         semver: str | None = None, tag_regex: str | None = None, limits: ExtractLimits | None = None) -> CopyResult:
     """The whole graph (or the chosen platforms) from one store to another; existing content is skipped.
 
     `referrers` carries the referrers of every manifest copied, recursively. `semver`/`tag_regex`
-    choose the source's tag as in `resolve`; a destination without a tag then gets that tag."""
+    choose the source's tag as in `resolve`; a destination without a tag then gets that tag. `limits`
+    caps the unpacking a docker-archive destination does (its layers are plain tars), as pull's."""
     from ._graph.copy import copy_between
 
     src_ref, dst_ref = _ref(src), _ref(dst)
     chosen = (platforms,) if isinstance(platforms, str) else tuple(platforms)  # one platform given bare
     try:
-        with opened(src_ref, options=registry) as source, _writing(dst_ref, registry, create=True) as destination:
+        with opened(src_ref, options=registry) as source, \
+                _writing(dst_ref, registry, create=True, limits=limits) as destination:
             picked = pick_tag(src_ref, source, semver, tag_regex)
             if picked is not src_ref and picked.target.tag is not None and is_repository(dst_ref):
                 dst_ref = with_tag(dst_ref, picked.target.tag)
@@ -222,7 +225,7 @@ def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurren
 def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurrency: int = 4,
               registry: RegistryOptions | None = None, progress: Progress | None = None, referrers: bool = False,
               semver: str | None = None, tag_regex: str | None = None,
-              tags: Sequence[str] | None = None) -> list[CopyResult]:
+              tags: Sequence[str] | None = None, limits: ExtractLimits | None = None) -> list[CopyResult]:
     """Every tag of the repository SRC names (or `tags`, or those inside `semver` / matching `tag_regex`)
     into the repository DST names, under the same tags, sharing what one copy moved with the next.
 
@@ -238,7 +241,8 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
     chosen = (platforms,) if isinstance(platforms, str) else tuple(platforms)
     results: list[CopyResult] = []
     try:
-        with opened(src_ref, options=registry) as source, _writing(dst_ref, registry, create=True) as destination:
+        with opened(src_ref, options=registry) as source, \
+                _writing(dst_ref, registry, create=True, limits=limits) as destination:
             if tags is None:
                 listed = repository_tags(src_ref, source)
                 wanted = TagFilter.build(semver, tag_regex).matching(listed) if semver or tag_regex else listed

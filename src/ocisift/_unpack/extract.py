@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import errno
 import fnmatch
-import io
 import os
 import shutil
 import stat
@@ -29,8 +28,9 @@ import tarfile
 import zlib
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
+from .._core.decompress import Meter, counted, decompressed, sniff
 from .._core.errors import ConflictError, IntegrityError, OcisiftError, UnsafeContentError, UsageError
 from .._core.mediatypes import compression_of
 from .._core.permissions import umask
@@ -41,9 +41,6 @@ from .._core.tarheaders import MAX_SPECIAL_HEADER as MAX_SPECIAL_HEADER
 from .._core.tarheaders import CappedTarInfo
 from .limits import ExtractLimits
 from .staging import remove_tree
-
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
 
 # tarfile's stream reader builds a new bytes object per read, of the size asked for.
 # Below glibc's mmap threshold (128 KiB) those come from the reused heap; at 1 MiB
@@ -89,60 +86,12 @@ class PathFilter:
         return [p for p in self.include if p not in self.matched]
 
 
-class _Meter(io.RawIOBase):
-    """Counts bytes through a stream and enforces the bomb caps on decompressed output."""
-
-    def __init__(self, inner: Readable, limits: ExtractLimits | None = None, source: _Meter | None = None,
-                 budget: list[int] | None = None) -> None:
-        super().__init__()
-        self.inner = inner
-        self.count = 0
-        self.limits = limits
-        self.source = source
-        self.budget = budget
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        n = self.inner.readinto(buffer) or 0
-        self.count += n
-        if self.limits is not None and n:
-            self._check(n)
-        return n
-
-    def _check(self, n: int) -> None:
-        limits = self.limits
-        assert limits is not None
-        if self.budget is not None:
-            self.budget[0] -= n
-            if self.budget[0] < 0:
-                raise UnsafeContentError(
-                    f"extraction exceeds {limits.max_bytes} bytes (raise it with --max-extract-size)"
-                )
-        if self.source is not None and self.count > limits.ratio_floor:
-            if self.count > limits.max_ratio * max(self.source.count, 1):
-                raise UnsafeContentError(
-                    f"decompression ratio over {limits.max_ratio:g}:1 looks like a bomb (raise it with --max-ratio)"
-                )
-
-
-def _sniff(head: bytes) -> str:
-    if head[:2] == b"\x1f\x8b":
-        return "gzip"
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return "zstd"
-    if len(head) >= 262 and head[257:262] == b"ustar":
-        return "none"
-    return "unknown"
-
-
-def open_tar_stream(raw: Readable, media_type: str, limits: ExtractLimits, budget: list[int]) -> tuple[_Meter, _Meter]:
+def open_tar_stream(raw: Readable, media_type: str, limits: ExtractLimits, budget: list[int],
+                    what: str = "layer") -> tuple[Meter, Meter]:
     """Decompress per the media type, after checking it against the magic bytes."""
-    compressed = _Meter(raw)
-    buffered = io.BufferedReader(compressed, CHUNK)
+    compressed, buffered = counted(raw)
     head = buffered.peek(512)[:512]
-    found = _sniff(head)
+    found = sniff(head)
     expected = compression_of(media_type)
     if expected is None:
         if found == "unknown":
@@ -152,19 +101,7 @@ def open_tar_stream(raw: Readable, media_type: str, limits: ExtractLimits, budge
         raise IntegrityError(f"layer says {media_type} but its bytes are {found}-compressed")
     elif expected in ("gzip", "zstd") and found != expected:
         raise IntegrityError(f"layer says {media_type} but its bytes are not {expected}-compressed")
-    if expected == "gzip":
-        from zlib_ng import gzip_ng
-
-        stream: Readable = gzip_ng.GzipNGFile(fileobj=buffered, mode="rb")  # type: ignore[no-untyped-call]
-    elif expected == "zstd":
-        import zstandard
-
-        stream = zstandard.ZstdDecompressor(max_window_size=1 << 27).stream_reader(
-            buffered, read_size=CHUNK, read_across_frames=True
-        )
-    else:
-        stream = buffered
-    return _Meter(stream, limits, compressed, budget), compressed
+    return decompressed(compressed, buffered, expected, limits, budget, what), compressed
 
 
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, zlib.error, EOFError, OSError, ValueError)
@@ -199,7 +136,7 @@ class TreeBuilder:
         self.entries = 0
         self.files_written = 0
         self._umask = umask()
-        self._meter: _Meter | None = None  # the current layer's unpacked-bytes meter
+        self._meter: Meter | None = None  # the current layer's unpacked-bytes meter
 
     # -- one layer ---------------------------------------------------------------
 
@@ -381,7 +318,7 @@ class TreeBuilder:
         count as if they had: against the size cap and the ratio cap, like every unpacked byte."""
         if n > 0 and self._meter is not None:
             self._meter.count += n
-            self._meter._check(n)
+            self._meter.check(n)
 
     def _escapes(self, rel: str, target: str) -> bool:
         if target.startswith("/") or "\0" in target:
