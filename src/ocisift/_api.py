@@ -382,9 +382,10 @@ def push(
     progress: Progress | None = None,
 ) -> Pushed:
     """Push files and directories as an ORAS-compatible artifact to a registry, layout or archive."""
-    from ._graph.push import push_artifact
+    from ._graph.push import check_pushable, push_artifact
 
     reference = _ref(ref)
+    check_pushable(files)  # a directory pull would refuse is refused before a layout is made for it
     per_file = _annotation_file(annotation_file) if annotation_file is not None else {}
     subject_desc = resolve(subject, registry=registry).descriptor if subject is not None else None
     plat = Platform.parse(platform) if isinstance(platform, str) else platform
