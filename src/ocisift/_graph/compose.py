@@ -31,7 +31,7 @@ def platform_of(store: Reader, desc: Descriptor) -> Platform | None:
     doc = load_document(store, desc)
     if isinstance(doc, Manifest):
         data = read_small_blob(store, doc.config) if doc.config.size > 2 else None
-        return parse_config_platform(data) if data else None
+        return parse_config_platform(data, doc.config.media_type, f"config {doc.config.digest}") if data else None
     return None
 
 

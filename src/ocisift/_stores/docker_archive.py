@@ -178,7 +178,7 @@ class DockerArchiveReader:
             layers.append(Descriptor(media_type, digest, member.size))
             self._members[digest] = name
         raw = _docker_manifest(config, layers)
-        platform = parse_config_platform(config_raw)
+        platform = parse_config_platform(config_raw, mt.DOCKER_CONFIG, f"{where}: its config {item['Config']}")
         manifest = Descriptor(mt.DOCKER_MANIFEST, Digest.of(raw), len(raw), platform=platform)
         self._documents[manifest.digest] = raw
         self._images.append(manifest)
