@@ -22,7 +22,7 @@ import pytest
 import ocisift
 from conftest import artifact, entry, member, raw_tar, write_index
 from ocisift._core import mediatypes as mt
-from ocisift._core.errors import MetadataError, UnsafeContentError
+from ocisift._core.errors import IntegrityError, MetadataError, UnsafeContentError
 from ocisift._core.models import Descriptor
 from ocisift._unpack.metadata import RootfsMetadata, rootless_owner
 
@@ -209,14 +209,15 @@ def test_notes_reach_stderr_and_json(layout, tmp_path, cli):
 
 
 @pytest.mark.parametrize("field,value", [
-    ("mtime", "nan"), ("mtime", "inf"), ("mtime", "1e9"), ("mtime", ""), ("mtime", "-"), ("mtime", "0x10"),
+    ("mtime", "nan"), ("mtime", "inf"), ("mtime", "1e9"), ("mtime", "-"), ("mtime", "0x10"),
     ("mtime", "99999999999999999999"), ("atime", "nan"), ("ctime", "1.2.3"),
     ("uid", "-1"), ("uid", "abc"), ("uid", "99999999999999999999"), ("gid", " 1"), ("gid", "1.5"),
     ("size", "-5"), ("size", "NaN"), ("size", "1e3"),
 ])
 def test_pax_numbers_go_would_refuse_are_refused(layout, tmp_path, field, value):
+    """Go refuses these as it reads them (a negative uid it reads, and no chown could apply it)."""
     layer = raw_tar([(pax("f", records={field: value}), b"x")])
-    with pytest.raises(UnsafeContentError, match=f"PAX {field}") as info:
+    with pytest.raises(IntegrityError, match=field) as info:
         unpack(layout, tmp_path, layer)
     assert info.value.exit_code == 5 and not (tmp_path / "rootfs").exists()
 

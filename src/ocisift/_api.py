@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import BinaryIO, Literal
 
 from ._core import jsontext
@@ -85,10 +85,11 @@ def _hint(ref: Reference) -> str:
 
 
 @contextmanager
-def _writing(ref: Reference, registry: RegistryOptions | None, *, create: bool = False) -> Iterator[Reader]:
+def _writing(ref: Reference, registry: RegistryOptions | None, *, create: bool = False,
+             limits: ExtractLimits | None = None) -> Iterator[Reader]:
     """A store opened for writing (`create`: a new layout or archive may be started); staged writes are
-    published only if the block succeeds."""
-    with opened(ref, writable=True, create=create, options=registry) as store:
+    published only if the block succeeds. `limits` caps what it may unpack (a docker archive's layers)."""
+    with opened(ref, writable=True, create=create, options=registry, limits=limits) as store:
         yield store
         if isinstance(store, Finisher):
             store.finish()
@@ -205,7 +206,7 @@ ManifestFormat = Literal["oci"]
 def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurrency: int = 4,
          registry: RegistryOptions | None = None, progress: Progress | None = None, referrers: bool = False,
          semver: str | None = None, tag_regex: str | None = None, manifest_format: ManifestFormat | None = None,
-         include_nondistributable: bool = False) -> CopyResult:
+         include_nondistributable: bool = False, limits: ExtractLimits | None = None) -> CopyResult:
     """The whole graph (or the chosen platforms) from one store to another; existing content is skipped.
 
     `referrers` carries the referrers of every manifest copied, recursively. `semver`/`tag_regex`
@@ -213,7 +214,8 @@ def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurren
     `manifest_format="oci"` converts Docker manifests and lists to OCI's (new digests, in the result's
     `converted`), as skopeo's `--format oci` does; without it every digest is kept. Non-distributable
     blobs (descriptors with `urls`) are left at their URLs and listed in `external`, unless
-    `include_nondistributable`, which copies them (from the source, else from their HTTPS URLs)."""
+    `include_nondistributable`, which copies them (from the source, else from their HTTPS URLs).
+    `limits` caps the unpacking a docker-archive destination does (its layers are plain tars), as pull's."""
     from ._graph.copy import copy_between
 
     src_ref, dst_ref = _ref(src), _ref(dst)
@@ -221,7 +223,7 @@ def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurren
     _check_format(manifest_format, referrers)
     try:
         with opened(src_ref, options=registry) as opened_source, \
-                _writing(dst_ref, registry, create=True) as destination, \
+                _writing(dst_ref, registry, create=True, limits=limits) as destination, \
                 _external(registry, include_nondistributable) as external:
             source = _viewed(opened_source, manifest_format)
             picked = pick_tag(src_ref, source, semver, tag_regex)
@@ -288,7 +290,7 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
               registry: RegistryOptions | None = None, progress: Progress | None = None, referrers: bool = False,
               semver: str | None = None, tag_regex: str | None = None,
               tags: Sequence[str] | None = None, manifest_format: ManifestFormat | None = None,
-              include_nondistributable: bool = False) -> list[CopyResult]:
+              include_nondistributable: bool = False, limits: ExtractLimits | None = None) -> list[CopyResult]:
     """Every tag of the repository SRC names (or `tags`, or those inside `semver` / matching `tag_regex`)
     into the repository DST names, under the same tags, sharing what one copy moved with the next.
 
@@ -306,7 +308,7 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
     results: list[CopyResult] = []
     try:
         with opened(src_ref, options=registry) as opened_source, \
-                _writing(dst_ref, registry, create=True) as destination, \
+                _writing(dst_ref, registry, create=True, limits=limits) as destination, \
                 _external(registry, include_nondistributable) as external:
             source = _viewed(opened_source, manifest_format)
             if tags is None:
@@ -449,9 +451,10 @@ def push(
     progress: Progress | None = None,
 ) -> Pushed:
     """Push files and directories as an ORAS-compatible artifact to a registry, layout or archive."""
-    from ._graph.push import push_artifact
+    from ._graph.push import check_pushable, push_artifact
 
     reference = _ref(ref)
+    check_pushable(files)  # a directory pull would refuse is refused before a layout is made for it
     per_file = _annotation_file(annotation_file) if annotation_file is not None else {}
     subject_desc = resolve(subject, registry=registry).descriptor if subject is not None else None
     plat = Platform.parse(platform) if isinstance(platform, str) else platform
@@ -474,22 +477,29 @@ def index_create(
     registry: RegistryOptions | None = None,
 ) -> Pushed:
     """Compose an image index from manifests or indexes in any stores, copying their content into DST."""
-    from ._graph.compose import bring_entry, write_index
+    from ._graph.compose import plan_entry, write_index
+    from ._graph.copy import GraphCopier
 
     dst_ref = _ref(dst)
     given = dict(platform_of or {})
     entries: list[Descriptor] = []
-    with _writing(dst_ref, registry, create=True) as destination:
+    with ExitStack() as sources_open:  # every source read and its entry known before DST is made or changed
+        planned = []
         for src in sources:
             src_ref = _ref(src)
             platform = given.pop(str(src), None)
-            with opened(src_ref, options=registry) as source:
-                entries.append(bring_entry(source, src_ref.target, destination,
-                                           Platform.parse(platform) if platform else None, str(src_ref)))
+            source = sources_open.enter_context(opened(src_ref, options=registry))
+            root, entry = plan_entry(source, src_ref.target, Platform.parse(platform) if platform else None,
+                                     str(src_ref))
+            planned.append((source, root, str(src_ref)))
+            entries.append(entry)
         if given:
             raise UsageError(f"--platform-of names sources that were not given: {', '.join(given)}")
-        return write_index(destination, dst_ref.target, entries, annotations=parse_annotations(annotations),
-                           artifact_type=artifact_type)
+        with _writing(dst_ref, registry, create=True) as destination:
+            for source, root, name in planned:
+                GraphCopier(source, destination, CopyResult(name, destination.location)).copy(root)
+            return write_index(destination, dst_ref.target, entries, annotations=parse_annotations(annotations),
+                               artifact_type=artifact_type)
 
 
 def index_add(dst: RefLike, src: RefLike, *, platform: str | None = None,

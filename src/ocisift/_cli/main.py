@@ -19,6 +19,7 @@ from .._core.version import __version__
 from .text import printable, printable_lines
 
 if TYPE_CHECKING:  # imported where used: `ocisift --version` and `--help` stay fast
+    from .._core.limits import ExtractLimits
     from .._core.options import RegistryOptions
     from .._core.progress import Progress
     from .._graph.select import Selector
@@ -260,6 +261,17 @@ def tags(reference: str, show_all: bool, semver: str | None, tag_regex: str | No
             click.echo(printable(name))
 
 
+def _limits(max_extract_size: int | None, max_ratio: float | None) -> ExtractLimits:
+    """--max-extract-size and --max-ratio, over the defaults (pull unpacks; copy into a docker archive does)."""
+    from .._unpack.limits import ExtractLimits
+
+    limits = ExtractLimits()
+    return ExtractLimits(
+        max_bytes=max_extract_size if max_extract_size is not None else limits.max_bytes,
+        max_ratio=max_ratio if max_ratio is not None else limits.max_ratio,
+    )
+
+
 @main.command()
 @click.argument("reference")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory.")
@@ -306,14 +318,8 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
     """
     from .. import _api as api
     from .._unpack.layers import LayerSelector
-    from .._unpack.limits import ExtractLimits
 
-    limits = ExtractLimits()
-    if max_extract_size is not None or max_ratio is not None:
-        limits = ExtractLimits(
-            max_bytes=max_extract_size if max_extract_size is not None else limits.max_bytes,
-            max_ratio=max_ratio if max_ratio is not None else limits.max_ratio,
-        )
+    limits = _limits(max_extract_size, max_ratio)
     registry = _registry(sel)
     with _progress(fmt, quiet) as progress:
         result = api.pull(
@@ -350,6 +356,9 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
               help="Convert Docker manifests and lists to OCI's (new digests, printed); `--format oci` too.")
 @click.option("--include-nondistributable", is_flag=True,
               help="Copy non-distributable blobs (descriptors with urls) too: from the source, else their HTTPS URLs.")
+@click.option("--max-extract-size", type=int, metavar="BYTES",
+              help="Cap on bytes unpacked into a docker-archive destination (default 16 GiB).")
+@click.option("--max-ratio", type=float, help="Cap on decompression ratio there (default 250).")
 @tag_choice
 @CONCURRENCY
 @registry_options
@@ -358,8 +367,9 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
               help="Output for people or for scripts (errors included); `oci` (skopeo's spelling) is "
                    "--manifest-format oci with text output.")
 def copy(source: str, destination: str, platforms: tuple[str, ...], referrers: bool, all_tags: bool,
-         manifest_format: str | None, include_nondistributable: bool, semver: str | None, tag_regex: str | None,
-         concurrency: int, quiet: bool, fmt: str, **kw: Any) -> None:
+         manifest_format: str | None, include_nondistributable: bool, max_extract_size: int | None,
+         max_ratio: float | None, semver: str | None, tag_regex: str | None, concurrency: int, quiet: bool,
+         fmt: str, **kw: Any) -> None:
     """Copy the graph SOURCE names into DESTINATION (registry or layout), skipping blobs already there.
 
     Digests are kept (Docker media types too); --format oci converts to OCI's as
@@ -380,7 +390,8 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], referrers: b
         fmt, manifest_format = "text", "oci"
     options: dict[str, Any] = dict(platforms=platforms, concurrency=concurrency, registry=registry,
                                    referrers=referrers, semver=semver, tag_regex=tag_regex,
-                                   manifest_format=manifest_format, include_nondistributable=include_nondistributable)
+                                   manifest_format=manifest_format, include_nondistributable=include_nondistributable,
+                                   limits=_limits(max_extract_size, max_ratio))
     with _progress(fmt, quiet) as progress:
         if all_tags:
             results = api.copy_tags(source, destination, progress=progress, **options)

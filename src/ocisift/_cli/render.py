@@ -34,7 +34,9 @@ def _data(text: str, style: str = "") -> Text:
     return Text(printable(text), style=style)
 
 
-def _label(node: TreeNode) -> Text:
+def _label(node: TreeNode, *, root: bool = False) -> Text:
+    """A node's line: its annotations are those it is listed with; a root's own annotations too, since
+    nothing lists a root with them (its index.json entry carries its name, a registry nothing)."""
     digest = node.descriptor.digest
     label = Text.assemble((node.kind, "bold red" if node.kind == "absent" else "bold"),
                           f" {digest.algorithm}:{digest.hex[:12]}")
@@ -47,8 +49,9 @@ def _label(node: TreeNode) -> Text:
     if node.artifact_type:
         label.append("  ")
         label.append_text(_data(node.artifact_type, "magenta"))
-    ann = {k: v for k, v in node.descriptor.annotations.items()
-           if not k.startswith(("org.opencontainers.image.ref", "io.containerd"))}
+    listed = dict(node.own_annotations) if root else {}
+    listed.update(node.descriptor.annotations)
+    ann = {k: v for k, v in listed.items() if not k.startswith(("org.opencontainers.image.ref", "io.containerd"))}
     if ann:
         label.append("  ")
         label.append_text(_data(" ".join(f"{k}={v}" for k, v in sorted(ann.items())), "dim"))
@@ -87,7 +90,7 @@ def render_tree(nodes: list[TreeNode]) -> None:
     if not nodes:
         out.print("(empty)")
     for node in nodes:
-        root = Tree(_label(node))
+        root = Tree(_label(node, root=True))
         _grow(root, node)
         out.print(root)
 

@@ -209,8 +209,13 @@ def parse_document(raw: bytes, media_type: str | None = None, what: str = "docum
     raise MalformedDocument(f"{what}: media type {kind!r} is neither an image manifest nor an index")
 
 
-def parse_config_platform(raw: bytes) -> Platform | None:
-    """The platform an image config declares, if it is an image config at all."""
+def parse_config_platform(raw: bytes, media_type: str | None = None, what: str = "config") -> Platform | None:
+    """The platform a config declares. An image config (`media_type` one of CONFIG_TYPES) is held to its
+    types: not JSON, not an object, or a platform field of the wrong type is malformed (exit 5), as the
+    same field in an index entry is; one without os or architecture declares no platform. Any other
+    config (an artifact's) is no platform's authority: what it holds is read if it fits, else ignored."""
+    if media_type in mt.CONFIG_TYPES:
+        return Platform.from_config(jsontext.document(raw, what), what)
     try:
         obj = jsontext.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -219,7 +224,7 @@ def parse_config_platform(raw: bytes) -> Platform | None:
         return None
     features = obj.get("os.features")
     if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
-        features = []  # a config is not a platform's authority on this; what is malformed is left out
+        features = []
     return Platform(
         os=obj["os"],
         architecture=obj["architecture"],
@@ -227,7 +232,6 @@ def parse_config_platform(raw: bytes) -> Platform | None:
         os_version=obj.get("os.version") if isinstance(obj.get("os.version"), str) else None,
         os_features=tuple(features),
     )
-
 
 
 def referrer_descriptor(desc: Descriptor, doc: Manifest | Index) -> Descriptor:

@@ -72,20 +72,42 @@ class Platform:
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "platform") -> Platform:
-        if not isinstance(obj, dict) or not isinstance(obj.get("os"), str) or not isinstance(obj.get("architecture"), str):
+        """An index entry's platform: an object whose every field has its type (an absent or null optional
+        field is absent; a wrong-typed one is malformed, as Go's JSON decoding in containerd finds it)."""
+        if not isinstance(obj, dict):
+            raise MalformedDocument(f"{where}: platform must be an object")
+        if not isinstance(obj.get("os"), str) or not isinstance(obj.get("architecture"), str):
             raise MalformedDocument(f"{where}: platform needs string os and architecture")
-        features = obj.get("os.features") or ()
-        if not isinstance(features, (list, tuple)) or not all(isinstance(f, str) for f in features):
+        return cls._typed(obj, where)
+
+    @classmethod
+    def _typed(cls, obj: dict[str, Any], where: str) -> Platform:
+        features = obj.get("os.features")
+        if features is not None and (not isinstance(features, list) or not all(isinstance(f, str) for f in features)):
             raise MalformedDocument(f"{where}: os.features must be a list of strings")
-        variant = obj.get("variant")
-        os_version = obj.get("os.version")
+        for key in ("variant", "os.version"):
+            if obj.get(key) is not None and not isinstance(obj[key], str):
+                raise MalformedDocument(f"{where}: {key} must be a string")
         return cls(
             os=obj["os"],
             architecture=obj["architecture"],
-            variant=variant if isinstance(variant, str) and variant else None,
-            os_version=os_version if isinstance(os_version, str) and os_version else None,
-            os_features=tuple(features),
+            variant=obj.get("variant") or None,
+            os_version=obj.get("os.version") or None,
+            os_features=tuple(features or ()),
         )
+
+    @classmethod
+    def from_config(cls, obj: Any, where: str = "config") -> Platform | None:
+        """The platform an image config declares at its top level, None when it declares none (no os or no
+        architecture); a platform field of the wrong type is malformed, as it is in an index entry."""
+        if not isinstance(obj, dict):
+            raise MalformedDocument(f"{where}: an image config must be a JSON object")
+        for key in ("os", "architecture"):
+            if obj.get(key) is not None and not isinstance(obj[key], str):
+                raise MalformedDocument(f"{where}: {key} must be a string")
+        platform = cls._typed({**obj, "os": obj.get("os") or "", "architecture": obj.get("architecture") or ""},
+                              where)
+        return platform if platform.os and platform.architecture else None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"architecture": self.architecture, "os": self.os}

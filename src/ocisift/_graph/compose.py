@@ -31,7 +31,7 @@ def platform_of(store: Reader, desc: Descriptor) -> Platform | None:
     doc = load_document(store, desc)
     if isinstance(doc, Manifest):
         data = read_small_blob(store, doc.config) if doc.config.size > 2 else None
-        return parse_config_platform(data) if data else None
+        return parse_config_platform(data, doc.config.media_type, f"config {doc.config.digest}") if data else None
     return None
 
 
@@ -44,12 +44,20 @@ def index_entry(store: Reader, desc: Descriptor, platform: Platform | None) -> D
     return Descriptor(desc.media_type, desc.digest, desc.size, {}, platform, artifact_type)
 
 
+def plan_entry(src: Reader, src_target: Target, platform: Platform | None,
+               source_name: str | None = None) -> tuple[Descriptor, Descriptor]:
+    """What SRC names and the entry that will list it, read before anything is written: a source whose
+    config is malformed fails here, with nothing copied."""
+    root = resolve_in(src, src_target, reference=source_name).root
+    return root, index_entry(src, root, platform)
+
+
 def bring_entry(src: Reader, src_target: Target, dst: Reader, platform: Platform | None,
                 source_name: str | None = None) -> Descriptor:
     """Copy what SRC names into DST and return the entry that lists it."""
-    root = resolve_in(src, src_target, reference=source_name).root
+    root, entry = plan_entry(src, src_target, platform, source_name)
     GraphCopier(src, dst, CopyResult(source_name or src.location, dst.location)).copy(root)
-    return index_entry(src, root, platform)
+    return entry
 
 
 def write_index(dst: Reader, target: Target | None, entries: Sequence[Descriptor], *,

@@ -55,7 +55,8 @@ def config_platform_reader(store: Reader) -> Callable[[Manifest], Platform | Non
         key = str(manifest.config.digest)
         if key not in cache:
             data = read_small_blob(store, manifest.config) if manifest.config.size > 2 else None
-            cache[key] = parse_config_platform(data) if data else None
+            cache[key] = parse_config_platform(data, manifest.config.media_type,
+                                               f"config {manifest.config.digest}") if data else None
         return cache[key]
 
     return read

@@ -5,6 +5,7 @@ Drawing it is the command line's business; this builds what it draws.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,9 @@ from .walk import MAX_DEPTH, document_loader, walk
 
 @dataclass
 class TreeNode:
+    """One manifest or index of the graph. `descriptor.annotations` are those it is listed with (its
+    index's entry, index.json's); `own_annotations` are the document's own `annotations`."""
+
     descriptor: Descriptor
     kind: str
     platform: Platform | None = None
@@ -28,6 +32,7 @@ class TreeNode:
     children: list[TreeNode] = field(default_factory=list)
     layers: list[Descriptor] = field(default_factory=list)
     referrers: list[TreeNode] = field(default_factory=list)
+    own_annotations: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -44,6 +49,8 @@ class TreeNode:
             out["artifactType"] = self.artifact_type
         if self.descriptor.annotations:
             out["annotations"] = dict(self.descriptor.annotations)
+        if self.own_annotations:
+            out["ownAnnotations"] = dict(self.own_annotations)
         if self.children:
             out["manifests"] = [c.to_json() for c in self.children]
         if self.layers:
@@ -77,6 +84,7 @@ def build_tree(store: Reader, target: Target, *, referrers: bool = False, max_de
         for desc, doc, path in walk(root, load, max_depth=max_depth, on_absent=absent):
             node = TreeNode(desc, "index" if isinstance(doc, Index) else "manifest", desc.platform, desc.artifact_type)
             node.names = names_of(desc)
+            node.own_annotations = doc.annotations
             if isinstance(doc, Manifest):
                 node.artifact_type = node.artifact_type or doc.effective_artifact_type
                 node.layers = list(doc.layers)

@@ -9,6 +9,7 @@ archive is replaced whole or not at all.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -73,7 +74,10 @@ class ArchiveWriter(LayoutStore):
                 shutil.copyfileobj(src, out, CHUNK)
             member = files.member(name)
             mtime = member.mtime if member is not None else 0.0
-            os.utime(dest, (mtime, mtime))  # a blob's age survives the round trip, so gc's grace means the same
+            try:
+                os.utime(dest, (mtime, mtime))  # a blob's age survives the round trip, so gc's grace means the same
+            except (OverflowError, ValueError, OSError):
+                pass  # a date past what this system keeps (Go's int64 seconds are not): the blob counts as new
 
     def pinned(self, desc: Descriptor) -> str:
         return f"oci-archive:{self.display_path}@{desc.digest}"
@@ -85,12 +89,13 @@ class ArchiveWriter(LayoutStore):
         try:
             with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
                 for name in ("oci-layout", "index.json"):
-                    tar.add(os.path.join(self.workdir, name), arcname=name, recursive=False)
+                    tar.add(os.path.join(self.workdir, name), arcname=name, recursive=False, filter=_whole_seconds)
                 blobs = os.path.join(self.workdir, "blobs")
                 for algorithm in sorted(os.listdir(blobs)) if os.path.isdir(blobs) else []:
                     for blob in sorted(os.listdir(os.path.join(blobs, algorithm))):
                         if not blob.startswith("."):
-                            tar.add(os.path.join(blobs, algorithm, blob), arcname=f"blobs/{algorithm}/{blob}")
+                            tar.add(os.path.join(blobs, algorithm, blob), arcname=f"blobs/{algorithm}/{blob}",
+                                    filter=_whole_seconds)
             os.replace(tmp, self.target)
         except BaseException:
             unlink_quietly(tmp)
@@ -99,3 +104,10 @@ class ArchiveWriter(LayoutStore):
     def close(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
         super().close()
+
+
+def _whole_seconds(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """A member's time as whole seconds: tarfile writes a float time as str(float), which is `1e+18` or
+    `-1e-05` at the edges, a PAX time Go (and so the next read of this archive) refuses."""
+    info.mtime = math.floor(info.mtime)
+    return info

@@ -38,8 +38,10 @@ from typing import Any
 
 from .._core import jsontext
 from .._core import mediatypes as mt
+from .._core.decompress import counted, decompressed
 from .._core.digest import Digest, VerifyingReader, verify_bytes
 from .._core.errors import MalformedDocument, NotFoundError, OcisiftError, UsageError
+from .._core.limits import ExtractLimits
 from .._core.models import MAX_MANIFEST_BYTES, Descriptor, Manifest, parse_config_platform, parse_document
 from .._core.names import full_name_of, match_index_entries, tags_of
 from .._core.permissions import file_mode
@@ -176,7 +178,7 @@ class DockerArchiveReader:
             layers.append(Descriptor(media_type, digest, member.size))
             self._members[digest] = name
         raw = _docker_manifest(config, layers)
-        platform = parse_config_platform(config_raw)
+        platform = parse_config_platform(config_raw, mt.DOCKER_CONFIG, f"{where}: its config {item['Config']}")
         manifest = Descriptor(mt.DOCKER_MANIFEST, Digest.of(raw), len(raw), platform=platform)
         self._documents[manifest.digest] = raw
         self._images.append(manifest)
@@ -272,10 +274,11 @@ class DockerArchiveWriter:
 
     kind = "a docker archive being written"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, limits: ExtractLimits | None = None) -> None:
         self.target = os.path.abspath(path)
         self.location = f"docker-archive:{path}"
         self.display_path = path
+        self.limits = limits or ExtractLimits()  # layers are unpacked to plain tars: the bomb caps hold
         if os.path.exists(self.target):  # as skopeo: a docker archive is written whole, never changed
             raise UsageError(f"{path} exists; a docker archive is written whole, not added to: "
                              "remove it or write another file")
@@ -331,6 +334,7 @@ class DockerArchiveWriter:
             if name is not None and familiar(name) not in tags:
                 tags.append(familiar(name))
         entries, files = [], []
+        budget = [self.limits.max_bytes]  # every layer this archive unpacks, together
         for root, tags in images.values():
             doc = parse_document(self.staged.fetch_manifest(root), root.media_type, what=f"manifest {root.digest}")
             if not isinstance(doc, Manifest):
@@ -345,27 +349,22 @@ class DockerArchiveWriter:
             layer_names = []
             for layer, diff_id in zip(doc.layers, diff_ids, strict=True):
                 layer_names.append(f"{diff_id.hex}.tar")
-                files.append((f"{diff_id.hex}.tar", self._uncompressed(layer, diff_id)))
+                files.append((f"{diff_id.hex}.tar", self._uncompressed(layer, diff_id, budget)))
             entries.append({"Config": config_name, "RepoTags": tags, "Layers": layer_names})
         self._write(entries, files)
 
-    def _uncompressed(self, layer: Descriptor, diff_id: Digest) -> str:
-        """The layer as docker load wants it: a plain tar whose digest is the config's diff_id."""
+    def _uncompressed(self, layer: Descriptor, diff_id: Digest, budget: list[int]) -> str:
+        """The layer as docker load wants it: a plain tar whose digest is the config's diff_id, unpacked
+        through the metered decompressor (bomb caps, broken streams exit 5) as a pull unpacks it."""
         out = os.path.join(self.workdir, f"{diff_id.hex}.tar")
         if os.path.exists(out):
             return out
         compression = mt.compression_of(layer.media_type) or "none"
         h = hashlib.sha256()
         with self.staged.fetch(layer) as raw, open(out, "wb") as sink:
-            stream: Any = raw
-            if compression == "gzip":
-                from zlib_ng import gzip_ng
-
-                stream = gzip_ng.GzipNGFile(fileobj=raw, mode="rb")  # type: ignore[no-untyped-call]
-            elif compression == "zstd":
-                import zstandard
-
-                stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[arg-type]
+            compressed, buffered = counted(raw)
+            stream = decompressed(compressed, buffered, compression, self.limits, budget,
+                                  f"layer {layer.digest} ({layer.media_type})")
             while chunk := stream.read(CHUNK):
                 h.update(chunk)
                 sink.write(chunk)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 import posixpath
 import tarfile
 from typing import IO, TYPE_CHECKING, NamedTuple, Protocol
 
-from .._core.errors import MalformedDocument, NotFoundError, UsageError
+from .._core.errors import MalformedDocument, NotFoundError, UnsafeContentError, UsageError
 from .._core.sources import CHUNK
+from .._core.tarheaders import CappedTarInfo
 from .safefs import SafeDir
 
 if TYPE_CHECKING:
@@ -119,19 +121,32 @@ class ArchiveFiles:
                     raise UsageError(
                         f"{path} is a compressed file; oci-archive: reads plain tar files (decompress it first)"
                     )
-            with tarfile.open(path, "r:") as tar:
+            length = os.path.getsize(path)
+            with tarfile.open(path, "r:", tarinfo=CappedTarInfo) as tar:
                 for member in tar:
                     name = member.name
                     while name.startswith("./"):
                         name = name[2:]
                     if member.isfile():
-                        self.members[name] = Member(member.offset_data, member.size, member.mtime)
+                        self.members[name] = self._checked(member, name, length)
                     elif member.issym():
                         self.links[name] = member.linkname
         except tarfile.TarError as exc:
             raise MalformedDocument(f"{path} is not a readable tar archive: {exc}") from None
         except FileNotFoundError:
             raise NotFoundError(f"no archive at {path}") from None
+        except (MalformedDocument, UnsafeContentError) as exc:  # a header refused: say which archive
+            raise type(exc)(f"{path}: {exc.message}") from None
+
+    def _checked(self, member: tarfile.TarInfo, name: str, length: int) -> Member:
+        """Where a regular member's data lies, read in place: only a plain window of the file can be."""
+        if member.sparse is not None:
+            raise MalformedDocument(f"tar member {name[:200]!r} is stored sparse; archive members are read in "
+                                    "place, and a sparse one cannot be (repack the archive without --sparse)")
+        if member.offset_data + member.size > length:
+            raise MalformedDocument(f"tar member {name[:200]!r} claims {member.size} bytes, past the end of "
+                                    "the archive")
+        return Member(member.offset_data, member.size, member.mtime)
 
     def resolve(self, name: str) -> str | None:
         """The regular member a name leads to, through symlinks inside the archive; None when none does."""

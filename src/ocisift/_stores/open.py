@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .._core.limits import ExtractLimits
 from .._core.options import RegistryOptions
 from .._core.reference import DirReference, DockerArchiveReference, LayoutReference, Reference, parse_reference
 from .archive import ArchiveReader, ArchiveWriter
@@ -15,7 +16,7 @@ from .layout import LayoutStore
 
 
 def open_store(ref: Reference | str, *, writable: bool = False, create: bool = False,
-               options: RegistryOptions | None = None) -> Reader:
+               options: RegistryOptions | None = None, limits: ExtractLimits | None = None) -> Reader:
     """Open the store a reference points into.
 
     `writable` is for writers: an archive is opened as a staged copy that
@@ -23,12 +24,14 @@ def open_store(ref: Reference | str, *, writable: bool = False, create: bool = F
     cannot be written). `create` is for writers that may start a new layout or
     archive (push, copy, index create); the others (tag, untag, delete, gc,
     index add/remove) edit what exists, and a missing one is not found.
+    `limits` caps what a store that unpacks layers (a docker archive being
+    written) may inflate.
     """
     if isinstance(ref, str):
         ref = parse_reference(ref)
     if isinstance(ref, DockerArchiveReference):
         # Written by copy (a new file, as skopeo writes one); anything else reads it.
-        return DockerArchiveWriter(ref.path) if writable and create else open_docker_archive(ref.path)
+        return DockerArchiveWriter(ref.path, limits) if writable and create else open_docker_archive(ref.path)
     if isinstance(ref, DirReference):
         # Written by copy (staged, then put in place of the directory, as skopeo replaces it); read in place.
         return DirWriter(ref.path) if writable and create else DirReader(ref.path)
@@ -45,9 +48,9 @@ def open_store(ref: Reference | str, *, writable: bool = False, create: bool = F
 
 @contextmanager
 def opened(ref: Reference | str, *, writable: bool = False, create: bool = False,
-           options: RegistryOptions | None = None) -> Iterator[Reader]:
+           options: RegistryOptions | None = None, limits: ExtractLimits | None = None) -> Iterator[Reader]:
     """open_store for a `with` block: the store is closed however the block ends."""
-    store = open_store(ref, writable=writable, create=create, options=options)
+    store = open_store(ref, writable=writable, create=create, options=options, limits=limits)
     try:
         yield store
     finally:

@@ -21,29 +21,27 @@ from __future__ import annotations
 
 import errno
 import fnmatch
-import io
 import os
-import re
 import shutil
 import stat
 import tarfile
-import threading
 import zlib
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
+from .._core.decompress import Meter, counted, decompressed, sniff
 from .._core.errors import ConflictError, IntegrityError, OcisiftError, UnsafeContentError, UsageError
 from .._core.mediatypes import compression_of
 from .._core.permissions import umask
 from .._core.sources import CHUNK, CheckedStream, Readable
 from .._core.streams import copy_stream
+from .._core.tarheaders import MAX_HEADER_CHAIN as MAX_HEADER_CHAIN
+from .._core.tarheaders import MAX_SPECIAL_HEADER as MAX_SPECIAL_HEADER
+from .._core.tarheaders import CappedTarInfo
 from .limits import ExtractLimits
-from .metadata import RootfsMetadata, pax_time_ns
+from .metadata import RootfsMetadata
 from .staging import remove_tree
-
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
 
 # tarfile's stream reader builds a new bytes object per read, of the size asked for.
 # Below glibc's mmap threshold (128 KiB) those come from the reused heap; at 1 MiB
@@ -89,60 +87,12 @@ class PathFilter:
         return [p for p in self.include if p not in self.matched]
 
 
-class _Meter(io.RawIOBase):
-    """Counts bytes through a stream and enforces the bomb caps on decompressed output."""
-
-    def __init__(self, inner: Readable, limits: ExtractLimits | None = None, source: _Meter | None = None,
-                 budget: list[int] | None = None) -> None:
-        super().__init__()
-        self.inner = inner
-        self.count = 0
-        self.limits = limits
-        self.source = source
-        self.budget = budget
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        n = self.inner.readinto(buffer) or 0
-        self.count += n
-        if self.limits is not None and n:
-            self._check(n)
-        return n
-
-    def _check(self, n: int) -> None:
-        limits = self.limits
-        assert limits is not None
-        if self.budget is not None:
-            self.budget[0] -= n
-            if self.budget[0] < 0:
-                raise UnsafeContentError(
-                    f"extraction exceeds {limits.max_bytes} bytes (raise it with --max-extract-size)"
-                )
-        if self.source is not None and self.count > limits.ratio_floor:
-            if self.count > limits.max_ratio * max(self.source.count, 1):
-                raise UnsafeContentError(
-                    f"decompression ratio over {limits.max_ratio:g}:1 looks like a bomb (raise it with --max-ratio)"
-                )
-
-
-def _sniff(head: bytes) -> str:
-    if head[:2] == b"\x1f\x8b":
-        return "gzip"
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return "zstd"
-    if len(head) >= 262 and head[257:262] == b"ustar":
-        return "none"
-    return "unknown"
-
-
-def open_tar_stream(raw: Readable, media_type: str, limits: ExtractLimits, budget: list[int]) -> tuple[_Meter, _Meter]:
+def open_tar_stream(raw: Readable, media_type: str, limits: ExtractLimits, budget: list[int],
+                    what: str = "layer") -> tuple[Meter, Meter]:
     """Decompress per the media type, after checking it against the magic bytes."""
-    compressed = _Meter(raw)
-    buffered = io.BufferedReader(compressed, CHUNK)
+    compressed, buffered = counted(raw)
     head = buffered.peek(512)[:512]
-    found = _sniff(head)
+    found = sniff(head)
     expected = compression_of(media_type)
     if expected is None:
         if found == "unknown":
@@ -152,131 +102,10 @@ def open_tar_stream(raw: Readable, media_type: str, limits: ExtractLimits, budge
         raise IntegrityError(f"layer says {media_type} but its bytes are {found}-compressed")
     elif expected in ("gzip", "zstd") and found != expected:
         raise IntegrityError(f"layer says {media_type} but its bytes are not {expected}-compressed")
-    if expected == "gzip":
-        from zlib_ng import gzip_ng
-
-        stream: Readable = gzip_ng.GzipNGFile(fileobj=buffered, mode="rb")  # type: ignore[no-untyped-call]
-    elif expected == "zstd":
-        import zstandard
-
-        stream = zstandard.ZstdDecompressor(max_window_size=1 << 27).stream_reader(
-            buffered, read_size=CHUNK, read_across_frames=True
-        )
-    else:
-        stream = buffered
-    return _Meter(stream, limits, compressed, budget), compressed
+    return decompressed(compressed, buffered, expected, limits, budget, what), compressed
 
 
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, zlib.error, EOFError, OSError, ValueError)
-
-# Go's archive/tar allows 1 MiB for a PAX header or a GNU long name; tarfile would read any size into memory.
-MAX_SPECIAL_HEADER = 1 << 20
-MAX_SPARSE_ENTRIES = 100_000
-MAX_HEADER_CHAIN = 8  # PAX and long-name headers in a row before one member (tarfile would recurse through all)
-_SPECIAL = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
-            tarfile.GNUTYPE_LONGLINK)
-_chain = threading.local()
-
-
-class CappedTarInfo(tarfile.TarInfo):
-    """tarfile's headers with bounds: every header tarfile reads into memory has a size cap, chains of them a
-    length cap, sparse maps an entry cap; past any of them the layer is refused, not read."""
-
-    def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
-        if self.type not in _SPECIAL:
-            return super()._proc_member(tf)  # type: ignore[misc,no-any-return]
-        if self.size > MAX_SPECIAL_HEADER:
-            raise UnsafeContentError(f"refusing a {self.size}-byte extended tar header (the cap is "
-                                     f"{MAX_SPECIAL_HEADER} bytes)")
-        depth = getattr(_chain, "depth", 0)
-        if depth >= MAX_HEADER_CHAIN:
-            raise UnsafeContentError(f"refusing more than {MAX_HEADER_CHAIN} extended tar headers before one member")
-        _chain.depth = depth + 1
-        try:
-            return super()._proc_member(tf)  # type: ignore[misc,no-any-return]
-        finally:
-            _chain.depth = depth
-
-    def _proc_pax(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
-        """A global PAX header is read and ignored, as Go's archive/tar (and so containerd, umoci, Docker)
-        ignores it: tarfile would apply its path, size, times and attributes to every later member, and a
-        layer must not mean one thing to ocisift and another to the runtime that uses the same image."""
-        if self.type == tarfile.XGLTYPE:
-            tf.fileobj.read(self._block(self.size))  # type: ignore[attr-defined]
-            return self.fromtarfile(tf)
-        return super()._proc_pax(tf)  # type: ignore[misc,no-any-return]
-
-    def _apply_pax_info(self, pax_headers: dict[str, str], encoding: str, errors: str) -> None:
-        """PAX numbers as Go reads them: decimal or refused (tarfile turns an unreadable one into 0, and
-        takes 'nan' and 'inf' as times)."""
-        check_pax_numbers(pax_headers, self.name)
-        super()._apply_pax_info(pax_headers, encoding, errors)  # type: ignore[misc]
-
-    def _proc_sparse(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
-        """A GNU sparse member: tarfile's reading of the extension blocks, with a cap on how many."""
-        structs, isextended, origsize = self._sparse_structs  # type: ignore[attr-defined]
-        del self._sparse_structs  # type: ignore[attr-defined]
-        while isextended:
-            if len(structs) > MAX_SPARSE_ENTRIES:
-                raise UnsafeContentError(f"refusing a sparse tar member with more than {MAX_SPARSE_ENTRIES} regions")
-            buf = tf.fileobj.read(tarfile.BLOCKSIZE)
-            if len(buf) < tarfile.BLOCKSIZE:
-                raise tarfile.ReadError("unexpected end of data in a sparse header")
-            pos = 0
-            for _ in range(21):
-                try:
-                    offset = tarfile.nti(buf[pos:pos + 12])  # type: ignore[attr-defined]
-                    numbytes = tarfile.nti(buf[pos + 12:pos + 24])  # type: ignore[attr-defined]
-                except ValueError:
-                    break
-                if offset and numbytes:
-                    structs.append((offset, numbytes))
-                pos += 24
-            isextended = bool(buf[504])
-        self.sparse = structs
-        self.offset_data = tf.fileobj.tell()
-        tf.offset = self.offset_data + self._block(self.size)  # type: ignore[attr-defined]
-        self.size = origsize
-        return self
-
-    def _proc_gnusparse_10(self, next_: tarfile.TarInfo, pax_headers: dict[str, str], tf: tarfile.TarFile) -> None:
-        """A PAX 1.0 sparse map: tarfile's reading of it, with a cap on its entries."""
-        sparse: list[int] = []
-        buf = tf.fileobj.read(tarfile.BLOCKSIZE)
-        head, buf = buf.split(b"\n", 1)
-        fields = int(head)
-        if fields > MAX_SPARSE_ENTRIES:
-            raise UnsafeContentError(f"refusing a sparse tar member with {fields} regions (the cap is "
-                                     f"{MAX_SPARSE_ENTRIES})")
-        while len(sparse) < fields * 2:
-            if b"\n" not in buf:
-                more = tf.fileobj.read(tarfile.BLOCKSIZE)
-                if not more:
-                    raise tarfile.ReadError("unexpected end of data in a sparse map")
-                buf += more
-            number, buf = buf.split(b"\n", 1)
-            sparse.append(int(number))
-        next_.offset_data = tf.fileobj.tell()
-        next_.sparse = list(zip(sparse[::2], sparse[1::2], strict=False))  # type: ignore[assignment]  # typeshed says bytes
-
-
-_PAX_ID = re.compile(r"[0-9]{1,19}")
-_PAX_TIMES = ("mtime", "atime", "ctime")
-
-
-def check_pax_numbers(pax_headers: dict[str, str], name: str) -> None:
-    """uid, gid and size must be non-negative decimals; times decimal seconds with a fraction (Go's
-    parsePAXTime): anything else is refused before tarfile reads a number out of it."""
-    for key in ("uid", "gid", "size"):
-        value = pax_headers.get(key)
-        if value is not None and (_PAX_ID.fullmatch(value) is None or int(value) >= 1 << 63):
-            raise UnsafeContentError(f"refusing tar member {name[:200]!r}: its PAX {key} {value[:40]!r} is not a "
-                                     "non-negative decimal number")
-    for key in _PAX_TIMES:
-        value = pax_headers.get(key)
-        if value is not None:
-            pax_time_ns(value, key, name)
-
 
 class TreeBuilder:
     """Applies tar layers, in order, into a staging directory it alone writes to."""
@@ -308,7 +137,7 @@ class TreeBuilder:
         self.entries = 0
         self.files_written = 0
         self._umask = umask()
-        self._meter: _Meter | None = None  # the current layer's unpacked-bytes meter
+        self._meter: Meter | None = None  # the current layer's unpacked-bytes meter
 
     # -- one layer ---------------------------------------------------------------
 
@@ -501,7 +330,7 @@ class TreeBuilder:
         count as if they had: against the size cap and the ratio cap, like every unpacked byte."""
         if n > 0 and self._meter is not None:
             self._meter.count += n
-            self._meter._check(n)
+            self._meter.check(n)
 
     def _escapes(self, rel: str, target: str) -> bool:
         if target.startswith("/") or "\0" in target:

@@ -1,18 +1,8 @@
-"""Caps on what an extraction may write, in a module of their own so they can be named cheaply."""
+"""The extraction caps, named where unpacking code and the command line have always found them (they live in
+`_core.limits`, so stores that decompress obey them too)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-GiB = 1 << 30
-MiB = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class ExtractLimits:
-    """Caps against decompression bombs; all configurable (`--max-extract-size`, `--max-ratio`)."""
-
-    max_bytes: int = 16 * GiB
-    max_ratio: float = 250.0
-    ratio_floor: int = 32 * MiB
-    max_entries: int = 1_000_000
+from .._core.limits import ExtractLimits as ExtractLimits
+from .._core.limits import GiB as GiB
+from .._core.limits import MiB as MiB

@@ -50,7 +50,7 @@ MAX_XATTR_VALUE = 64 * 1024  # Linux's XATTR_SIZE_MAX
 # Times outside what utimensat takes in nanoseconds (int64) are refused, not wrapped.
 MAX_TIME_SECONDS = (1 << 63) // 1_000_000_000 - 1
 
-_PAX_TIME = re.compile(r"-?[0-9]{1,19}(\.[0-9]{0,64})?")
+_PAX_TIME = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]*))?", re.ASCII)  # Go's parsePAXTime (tarheaders.py checks it)
 
 
 def is_privileged() -> bool:
@@ -67,12 +67,12 @@ def checked_id(value: int, what: str, rel: str) -> int:
 def pax_time_ns(text: str, what: str, rel: str) -> int:
     """A PAX time as Go's archive/tar reads it (decimal seconds, an optional fraction), to nanoseconds exactly:
     `float()` would take 'nan' and 'inf' and lose the nanoseconds umoci keeps."""
-    if _PAX_TIME.fullmatch(text) is None:
+    match = _PAX_TIME.fullmatch(text)
+    seconds = match.group(2).lstrip("0") if match is not None else ""
+    if match is None or len(seconds) > 19:
         raise UnsafeContentError(f"refusing {rel[:200]!r}: its PAX {what} {text[:40]!r} is not a time")
-    negative = text.startswith("-")
-    seconds, _, fraction = text.lstrip("-").partition(".")
-    ns = int(seconds) * 1_000_000_000 + int((fraction + "000000000")[:9])
-    ns = -ns if negative else ns
+    ns = int(seconds or "0") * 1_000_000_000 + int(((match.group(3) or "") + "000000000")[:9])
+    ns = -ns if match.group(1) == "-" else ns
     if abs(ns) // 1_000_000_000 > MAX_TIME_SECONDS:
         raise UnsafeContentError(f"refusing {rel[:200]!r}: its {what} {text[:40]!r} is out of range")
     return ns
