@@ -65,14 +65,15 @@ def pax_integer(name: str, key: str, value: str) -> int:
     return number
 
 
-def pax_time(name: str, key: str, value: str) -> float:
-    """A PAX time as Go's parsePAXTime reads it: seconds in an int64, any digits after a point."""
+def pax_time_ns(name: str, key: str, value: str) -> int:
+    """A PAX time as Go's parsePAXTime reads it (seconds in an int64, any digits after a point), in exact
+    nanoseconds (a float would lose the nanoseconds umoci keeps); or a refusal naming member and field."""
     match = _PAX_TIME.fullmatch(value)
     if match is None:
         raise _refuse(name, f"PAX {key}", value, "is not a time in decimal seconds")
     whole = pax_integer(name, key, match.group(1))
-    fraction = float(f"0.{match.group(2)[:9]}") if match.group(2) else 0.0
-    return whole - fraction if match.group(1).startswith("-") else whole + fraction
+    fraction = int(((match.group(2) or "") + "000000000")[:9])
+    return whole * 1_000_000_000 + (-fraction if match.group(1).startswith("-") else fraction)
 
 
 def checked_pax_numbers(name: str, headers: dict[str, str]) -> dict[str, str]:
@@ -84,7 +85,7 @@ def checked_pax_numbers(name: str, headers: dict[str, str]) -> dict[str, str]:
             if value == "":
                 continue
             if key in _PAX_TIMES:
-                pax_time(name, key, value)
+                pax_time_ns(name, key, value)
             elif pax_integer(name, key, value) < 0 and key not in ("uid", "gid"):
                 raise _refuse(name, f"PAX {key}", value, "is negative")
         elif key == "GNU.sparse.map":

@@ -28,7 +28,6 @@ import base64
 import binascii
 import errno
 import os
-import re
 import tarfile
 import urllib.parse
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .._core.errors import MetadataError, OcisiftError, UnsafeContentError
+from .._core.tarheaders import pax_time_ns
 
 XATTR_PAX_PREFIX = "SCHILY.xattr."
 LIBARCHIVE_XATTR_PREFIX = "LIBARCHIVE.xattr."  # name URL-encoded, value base64 (libarchive's pax writer)
@@ -48,9 +48,8 @@ ROOT_ONLY_NAMESPACES = ("trusted.", "security.")
 MAX_XATTRS_PER_ENTRY = 1024
 MAX_XATTR_VALUE = 64 * 1024  # Linux's XATTR_SIZE_MAX
 # Times outside what utimensat takes in nanoseconds (int64) are refused, not wrapped.
-MAX_TIME_SECONDS = (1 << 63) // 1_000_000_000 - 1
+MAX_TIME_NS = (1 << 63) - 1
 
-_PAX_TIME = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]*))?", re.ASCII)  # Go's parsePAXTime (tarheaders.py checks it)
 
 
 def is_privileged() -> bool:
@@ -64,30 +63,15 @@ def checked_id(value: int, what: str, rel: str) -> int:
     return value
 
 
-def pax_time_ns(text: str, what: str, rel: str) -> int:
-    """A PAX time as Go's archive/tar reads it (decimal seconds, an optional fraction), to nanoseconds exactly:
-    `float()` would take 'nan' and 'inf' and lose the nanoseconds umoci keeps."""
-    match = _PAX_TIME.fullmatch(text)
-    seconds = match.group(2).lstrip("0") if match is not None else ""
-    if match is None or len(seconds) > 19:
-        raise UnsafeContentError(f"refusing {rel[:200]!r}: its PAX {what} {text[:40]!r} is not a time")
-    ns = int(seconds or "0") * 1_000_000_000 + int(((match.group(3) or "") + "000000000")[:9])
-    ns = -ns if match.group(1) == "-" else ns
-    if abs(ns) // 1_000_000_000 > MAX_TIME_SECONDS:
-        raise UnsafeContentError(f"refusing {rel[:200]!r}: its {what} {text[:40]!r} is out of range")
-    return ns
-
-
 def member_times_ns(m: tarfile.TarInfo, rel: str) -> tuple[int, int]:
-    """(atime, mtime) in nanoseconds; atime is the PAX atime when there is one, else the mtime (umoci)."""
+    """(atime, mtime) in nanoseconds; atime is the PAX atime when there is one, else the mtime (umoci).
+    A PAX time keeps its nanoseconds (tarfile's float would not); one utimensat cannot take is refused."""
     pax = m.pax_headers
-    if "mtime" in pax:
-        mtime = pax_time_ns(pax["mtime"], "mtime", rel)
-    else:
-        if not isinstance(m.mtime, int) or abs(m.mtime) > MAX_TIME_SECONDS:
-            raise UnsafeContentError(f"refusing {rel[:200]!r}: its mtime {m.mtime!r} is out of range")
-        mtime = m.mtime * 1_000_000_000
-    atime = pax_time_ns(pax["atime"], "atime", rel) if "atime" in pax else mtime
+    mtime = pax_time_ns(rel, "mtime", pax["mtime"]) if "mtime" in pax else int(m.mtime) * 1_000_000_000
+    atime = pax_time_ns(rel, "atime", pax["atime"]) if "atime" in pax else mtime
+    for what, ns in (("mtime", mtime), ("atime", atime)):
+        if abs(ns) > MAX_TIME_NS:
+            raise UnsafeContentError(f"refusing {rel[:200]!r}: its {what} is out of the range a file's time has")
     return atime, mtime
 
 
