@@ -171,7 +171,8 @@ def test_record_name_without_a_tag_records_a_root_only_where_roots_are_listed():
     assert {"v2", "stable"} <= set(store.tags())
     full = Target(name=parse_image_name("example.com/acme/app:1.0"))
     record_name(store, full, desc)
-    named = [e for e in store.roots() if e.annotations.get(mt.ANNOTATION_REF_NAME) == "1.0"]
+    # A full name is recorded whole, in ref.name and where containerd looks: another image's 1.0 stays.
+    named = [e for e in store.roots() if e.annotations.get(mt.ANNOTATION_REF_NAME) == "example.com/acme/app:1.0"]
     assert named[0].annotations[mt.ANNOTATION_CONTAINERD_NAME] == "example.com/acme/app:1.0"
 
 

@@ -121,4 +121,4 @@ def test_copy_carries_only_the_destination_names(sample, tmp_path, cli):
     entries = json.loads((tmp_path / "named" / "index.json").read_text())["manifests"]
     assert [e["annotations"] for e in entries] == [
         {mt.ANNOTATION_REF_NAME: "mine"},
-        {mt.ANNOTATION_REF_NAME: "7", mt.ANNOTATION_CONTAINERD_NAME: "docker.io/library/redis:7"}]
+        {mt.ANNOTATION_REF_NAME: "docker.io/library/redis:7", mt.ANNOTATION_CONTAINERD_NAME: "docker.io/library/redis:7"}]

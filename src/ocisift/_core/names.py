@@ -97,6 +97,22 @@ def is_named(annotations: Mapping[str, object], tag: str) -> bool:
     return False
 
 
+def replaced_by(annotations: Mapping[str, object], name: str) -> bool:
+    """Is an entry with these annotations replaced when `name` is recorded again? Only by the same name: a
+    full name (`docker.io/acme/one:1`) replaces the entries that carry that full name (in
+    io.containerd.image.name or ref.name, normalised), never another image's entry that shares its tag; a
+    short tag replaces the entries whose ref.name is that tag, as skopeo and umoci replace them."""
+    wanted = full_name_of(name)
+    if wanted is None:
+        return annotations.get(mt.ANNOTATION_REF_NAME) == name
+    for key in (mt.ANNOTATION_CONTAINERD_NAME, mt.ANNOTATION_REF_NAME):
+        value = annotations.get(key)
+        found = full_name_of(value) if isinstance(value, str) else None
+        if found is not None and _same_name(found, wanted):
+            return True
+    return False
+
+
 def tags_of(entries: Sequence[Descriptor]) -> list[str]:
     """Every name and tag the entries carry, once each, in order."""
     seen: list[str] = []

@@ -32,7 +32,9 @@ def record_name(store: Reader, target: Target, root: Descriptor, extra_tags: Seq
     """
     check_pin(target, root)
     check_tags(extra_tags)
-    primary = target.named_tag
+    # A full name is recorded whole (ref.name `docker.io/acme/one:1`, and io.containerd.image.name): two
+    # images of one tag under different names then live side by side, each found by short and full name.
+    primary = str(target.name) if target.name is not None and target.digest is None else target.named_tag
     tags = ([primary] if primary else []) + [t for t in extra_tags if t != primary]
     if not tags:
         if isinstance(store, RootRecorder):

@@ -22,7 +22,7 @@ from .._core import mediatypes as mt
 from .._core.digest import Digest, VerifyingReader, verified, verify_bytes
 from .._core.errors import MalformedDocument, NotFoundError, OcisiftError
 from .._core.models import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_document, referrer_descriptor
-from .._core.names import is_named, is_referrers_tag, match_index_entries, referrers_tag, tags_of
+from .._core.names import is_named, is_referrers_tag, match_index_entries, referrers_tag, replaced_by, tags_of
 from .._core.permissions import file_mode
 from .._core.reference import Target
 from .._core.sources import ByteSource
@@ -297,7 +297,7 @@ class LayoutStore(LayoutReader):
         def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             replaced = {tag for _, tag in records if tag is not None}
             if replaced:
-                entries = [m for m in entries if _annotations_of(m).get(mt.ANNOTATION_REF_NAME) not in replaced]
+                entries = [m for m in entries if not any(replaced_by(_annotations_of(m), t) for t in replaced)]
             last_of_tag = {tag: i for i, (_, tag) in enumerate(records) if tag is not None}
             present = {json.dumps(m, sort_keys=True) for m in entries}
             for i, (new, tag) in enumerate(records):

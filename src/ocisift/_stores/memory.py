@@ -19,7 +19,7 @@ from .._core import mediatypes as mt
 from .._core.digest import Digest, VerifyingReader, verified, verify_bytes
 from .._core.errors import NotFoundError
 from .._core.models import MAX_MANIFEST_BYTES, Descriptor, Manifest, parse_document, referrer_descriptor
-from .._core.names import is_named, match_index_entries, tags_of
+from .._core.names import is_named, match_index_entries, replaced_by, tags_of
 from .._core.reference import Target
 from .._core.sources import ByteSource
 from .._core.streams import copy_stream
@@ -120,7 +120,7 @@ class MemoryStore:
                            desc.platform, desc.artifact_type)
         with self._lock:
             if replace_tag is not None:
-                self.entries = [e for e in self.entries if e.annotations.get(mt.ANNOTATION_REF_NAME) != replace_tag]
+                self.entries = [e for e in self.entries if not replaced_by(e.annotations, replace_tag)]
             if entry not in self.entries:
                 self.entries.append(entry)
 
