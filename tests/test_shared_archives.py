@@ -121,3 +121,40 @@ def test_a_docker_archive_holds_full_names_and_is_never_added_to(registry, tmp_p
     _read_back_whole(f"docker-archive:{docker}:acme/one:1", tmp_path, "one")
     subprocess.run(["skopeo", "inspect", f"docker-archive:{docker}:acme/one:1"], check=True, capture_output=True,
                    timeout=60)
+
+
+def test_processes_writing_one_archive_at_once_keep_every_image(registry, tmp_path):
+    """Each writer holds a lock beside the archive (`.bundle.tar.lock`, removed as it is let go) from opening
+    it to packing it, so the later one starts from what the earlier one wrote instead of packing over it."""
+    import sys
+
+    bundle = tmp_path / "bundle.tar"
+    runs = [subprocess.Popen([sys.executable, "-m", "ocisift", "copy", f"{registry.host}/acme/{name}:1",
+                              f"oci-archive:{bundle}/acme/{name}:1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for name in NAMES]
+    for run in runs:
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+    for name in NAMES:
+        assert ocisift.resolve(f"oci-archive:{bundle}/acme/{name}:1").descriptor.digest == registry.digests[name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle.tar"]  # no lock file, no staging left
+
+
+def test_the_archive_lock_excludes_waits_and_refuses_a_link(tmp_path):
+    from ocisift._core.errors import OcisiftError, UnsafeContentError
+    from ocisift._stores.safefs import FileLock
+
+    target = tmp_path / "bundle.tar"
+    held = FileLock(str(target))
+    with pytest.raises(OcisiftError, match="another writer"):
+        FileLock(str(target), timeout=0.2)
+    held.release()
+    again = FileLock(str(target), timeout=0.2)  # the name was removed as it was let go: a new lock file
+    again.release()
+    assert list(tmp_path.iterdir()) == []
+    secret = tmp_path / "secret"
+    secret.write_text("keep")
+    (tmp_path / ".bundle.tar.lock").symlink_to(secret)
+    with pytest.raises(UnsafeContentError):
+        FileLock(str(target), timeout=0.2)
+    assert secret.read_text() == "keep"

@@ -22,6 +22,7 @@ from .._core.permissions import file_mode
 from .._core.sources import CHUNK
 from .files import ArchiveFiles
 from .layout import LayoutReader, LayoutStore, unlink_quietly
+from .safefs import FileLock
 
 _LAYOUT_MEMBER = re.compile(r"^(oci-layout|index\.json|blobs/(sha256|sha512)/[a-f0-9]{64,128})$")
 
@@ -46,7 +47,12 @@ class ArchiveWriter(LayoutStore):
             raise NotFoundError(f"no archive at {path}")
         parent = os.path.dirname(self.target)
         os.makedirs(parent, exist_ok=True)
-        self.workdir = tempfile.mkdtemp(prefix=".ocisift-archive-", dir=parent)
+        self.lock = FileLock(self.target)  # another process's write of it ends first; we start from its result
+        try:
+            self.workdir = tempfile.mkdtemp(prefix=".ocisift-archive-", dir=parent)
+        except BaseException:
+            self.lock.release()
+            raise
         try:
             if os.path.exists(self.target):
                 self._seed(ArchiveFiles(self.target))
@@ -54,6 +60,7 @@ class ArchiveWriter(LayoutStore):
             super().__init__(self.workdir, scheme="oci-archive")
         except BaseException:
             shutil.rmtree(self.workdir, ignore_errors=True)
+            self.lock.release()
             raise
         self.location = f"oci-archive:{path}"
         self.display_path = path
@@ -102,8 +109,11 @@ class ArchiveWriter(LayoutStore):
             raise
 
     def close(self) -> None:
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        super().close()
+        try:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            super().close()
+        finally:
+            self.lock.release()
 
 
 def _whole_seconds(info: tarfile.TarInfo) -> tarfile.TarInfo:

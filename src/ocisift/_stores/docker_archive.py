@@ -50,6 +50,7 @@ from .._core.sources import CHUNK, ByteSource
 from .base import MAX_CONFIG_BYTES
 from .files import ArchiveFiles
 from .layout import LayoutReader, LayoutStore, unlink_quietly
+from .safefs import FileLock
 
 MAX_MANIFEST_JSON_BYTES = 16 * 1024 * 1024
 MAX_IMAGES = 10_000
@@ -279,16 +280,22 @@ class DockerArchiveWriter:
         self.location = f"docker-archive:{path}"
         self.display_path = path
         self.limits = limits or ExtractLimits()  # layers are unpacked to plain tars: the bomb caps hold
-        if os.path.exists(self.target):  # as skopeo: a docker archive is written whole, never changed
-            raise UsageError(f"{path} exists; a docker archive is written whole, not added to: "
-                             "remove it or write another file")
         parent = os.path.dirname(self.target)
         os.makedirs(parent, exist_ok=True)
-        self.workdir = tempfile.mkdtemp(prefix=".ocisift-docker-archive-", dir=parent)
+        self.lock = FileLock(self.target)  # two writers of one new file: the second finds it there
+        try:
+            if os.path.exists(self.target):  # as skopeo: a docker archive is written whole, never changed
+                raise UsageError(f"{path} exists; a docker archive is written whole, not added to: "
+                                 "remove it or write another file")
+            self.workdir = tempfile.mkdtemp(prefix=".ocisift-docker-archive-", dir=parent)
+        except BaseException:
+            self.lock.release()
+            raise
         try:
             self.staged = LayoutStore.create(os.path.join(self.workdir, "layout"))
         except BaseException:
             shutil.rmtree(self.workdir, ignore_errors=True)
+            self.lock.release()
             raise
 
     # -- Reader (what has been staged) ----------------------------------------------------
@@ -309,7 +316,10 @@ class DockerArchiveWriter:
         return f"{self.location}@{desc.digest}"
 
     def close(self) -> None:
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        try:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        finally:
+            self.lock.release()
 
     # -- writing -------------------------------------------------------------------------
 

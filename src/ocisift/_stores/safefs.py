@@ -325,3 +325,79 @@ def exchange_paths(a: str, b: str) -> bool:
     if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
         return False
     raise OSError(code, os.strerror(code), b)
+
+
+ARCHIVE_LOCK_TIMEOUT = 600.0  # a writer of an archive holds it for its whole copy, which may take minutes
+
+
+class FileLock:
+    """A writer's lock on one file (an archive): a lock file beside it (`.NAME.lock`), held from open to
+    close, so two processes writing one archive go one after the other, the second starting from what the
+    first wrote instead of packing over it.
+
+    The lock file is removed when the lock is released, so nothing is left beside the archive: the holder
+    unlinks it while still holding it, and a waiter that then gets the lock on the unlinked file sees that
+    the name no longer leads to what it holds, and opens it again. It is reached through the parent's
+    directory descriptor without following a link, and must be a regular file with one link.
+    """
+
+    def __init__(self, path: str, timeout: float = ARCHIVE_LOCK_TIMEOUT) -> None:
+        parent, name = os.path.split(os.path.abspath(path))
+        self._dir = SafeDir(parent)
+        self._name = f".{name}.lock"
+        self._fd: int | None = None
+        try:
+            self._acquire(time.monotonic() + timeout, timeout)
+        except BaseException:
+            self._dir.close()
+            raise
+
+    def _acquire(self, deadline: float, timeout: float) -> None:
+        parent = self._dir.dir("")
+        while True:
+            try:
+                fd = os.open(self._name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                             file_mode(), dir_fd=parent)
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
+                raise self._dir.refusal(self._name, "a symbolic link") from None
+            try:
+                held = os.fstat(fd)
+                if not stat.S_ISREG(held.st_mode) or held.st_nlink > 1:
+                    raise self._dir.refusal(self._name, f"{_what(held)} with {held.st_nlink} links (a lock file "
+                                                        "has one; remove it when no writer is running)")
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise OcisiftError(f"another writer has held {self._dir.where(self._name)} for "
+                                               f"{timeout:.0f} s; try again when it is done") from None
+                        time.sleep(0.02)
+                try:
+                    now = os.stat(self._name, dir_fd=parent, follow_symlinks=False)
+                except FileNotFoundError:
+                    now = None
+                if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                    self._fd, fd = fd, -1
+                    return
+                # the holder before us removed this lock file as it let go: open the name anew
+            finally:
+                if fd >= 0:
+                    os.close(fd)
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            try:
+                os.unlink(self._name, dir_fd=self._dir.dir(""))
+            except FileNotFoundError:
+                pass
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+            self._dir.close()
