@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from typing import BinaryIO
 
 from ._core import jsontext
+from ._core.bounds import CONCURRENCY, GRACE_SECONDS, IMAGES_AT_ONCE
+from ._core.bounds import MAX_DEPTH as MAX_DEPTH_BOUND
 from ._core.digest import Digest
 from ._core.errors import (
     AuthError,
@@ -156,6 +158,7 @@ def pull(
     ones arrive. `semver`/`tag_regex` choose the tag as in `resolve`."""
     from ._graph.pull import pull_from
 
+    CONCURRENCY.check(concurrency)
     reference = _ref(ref)
     with opened(reference, options=registry) as store:
         reference = pick_tag(reference, store, semver, tag_regex)
@@ -188,7 +191,7 @@ def blob(ref: RefLike, output: str | BinaryIO, *, registry: RegistryOptions | No
 def tree(ref: RefLike, *, referrers: bool = False, max_depth: int = MAX_DEPTH,
          registry: RegistryOptions | None = None) -> list[TreeNode]:
     """The whole graph under what the reference names (every root of a tagless layout)."""
-
+    MAX_DEPTH_BOUND.check(max_depth)
     reference = _ref(ref)
     with opened(reference, options=registry) as store:
         return build_tree(store, reference.target, referrers=referrers, max_depth=max_depth, hint=_hint(reference))
@@ -203,6 +206,7 @@ def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurren
     choose the source's tag as in `resolve`; a destination without a tag then gets that tag."""
     from ._graph.copy import copy_between
 
+    CONCURRENCY.check(concurrency)
     src_ref, dst_ref = _ref(src), _ref(dst)
     chosen = (platforms,) if isinstance(platforms, str) else tuple(platforms)  # one platform given bare
     try:
@@ -231,6 +235,7 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
     """
     from ._graph.copy import GraphCopier, copy_between
 
+    CONCURRENCY.check(concurrency)
     src_ref, dst_ref = _ref(src), _ref(dst)
     for ref, role in ((src_ref, "source"), (dst_ref, "destination")):
         if not is_repository(ref):
@@ -271,6 +276,8 @@ def sync(spec: str | SyncSpec, *, dry_run: bool = False, images_at_once: int = 4
     """
     from ._graph.sync import sync as run_sync
 
+    IMAGES_AT_ONCE.check(images_at_once)
+    CONCURRENCY.check(concurrency)
     parsed = load_spec(spec) if isinstance(spec, str) else spec
 
     @contextmanager
@@ -519,6 +526,7 @@ def _store_identity(ref: Reference) -> str:
 
 def gc(ref: RefLike, *, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False) -> GcResult:
     """Remove blobs that nothing reachable from the store's roots uses."""
+    GRACE_SECONDS.check(grace_seconds)
     reference = _ref(ref)
     with _writing(reference, None) as store:
         if not reference.target.tagless and isinstance(store, RootLister):

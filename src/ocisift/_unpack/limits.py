@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._core.bounds import MAX_ENTRIES, MAX_EXTRACT_BYTES, MAX_RATIO, RATIO_FLOOR
+
 GiB = 1 << 30
 MiB = 1 << 20
 
@@ -16,3 +18,9 @@ class ExtractLimits:
     max_ratio: float = 250.0
     ratio_floor: int = 32 * MiB
     max_entries: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        MAX_EXTRACT_BYTES.check(self.max_bytes)
+        MAX_RATIO.check(self.max_ratio)
+        RATIO_FLOOR.check(self.ratio_floor)
+        MAX_ENTRIES.check(self.max_entries)
