@@ -536,25 +536,50 @@ def gc(ref: RefLike, *, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: b
 
 def login(host: str, username: str, password: str, *, registry: RegistryOptions | None = None,
           config_path: str | None = None) -> str:
-    """Check the credentials against HOST, then store them in Docker's config.json; returns its path."""
-    from ._stores.registry.credentials import Credentials, store_credentials
+    """Check the credentials against HOST, then store them in Docker's config.json; returns its path.
+
+    A config.json that could not be rewritten whole is refused before the password goes anywhere."""
+    from ._core.options import secret_problem, username_problem
+    from ._stores.registry.credentials import Credentials, check_rewritable, docker_config_path, store_credentials
     from ._stores.registry.session import check_login, forget_sessions
 
+    host = _registry_host(host)
+    for what, problem in (("username", username_problem(username)), ("password", secret_problem(password))):
+        if problem:
+            raise UsageError(f"the {what} {problem}")
+    if not password:
+        raise UsageError("the password is empty")
+    path = config_path or docker_config_path()
+    check_rewritable(path)
     creds = Credentials(username, password)
     check_login(host, creds, registry or RegistryOptions())
-    path = store_credentials(host, creds, config_path)
+    path = store_credentials(host, creds, path)
     forget_sessions(host)  # this process's sessions of HOST found its credentials before they changed
     return path
 
 
 def logout(host: str, *, config_path: str | None = None) -> str:
-    """Remove HOST's credentials from Docker's config.json; returns its path."""
-    from ._stores.registry.credentials import store_credentials
+    """Remove HOST's credentials from Docker's config.json (every entry that names it); returns its path."""
+    from ._stores.registry.credentials import remove_credentials
     from ._stores.registry.session import forget_sessions
 
-    path = store_credentials(host, None, config_path)
+    host = _registry_host(host)
+    path = remove_credentials(host, config_path)
     forget_sessions(host)
     return path
+
+
+def _registry_host(text: str) -> str:
+    """HOST[:PORT], also taken as the URL Docker users paste (`https://HOST/v1/`), as docker login takes it."""
+    from ._core.reference import is_registry_host
+    from ._stores.registry.credentials import hostname_of
+    from ._stores.registry.dockerconfig import quoted
+
+    host = hostname_of(text) if isinstance(text, str) else ""
+    if not is_registry_host(host):
+        raise UsageError(f"{quoted(str(text))} is not a registry host (HOST[:PORT], such as ghcr.io or "
+                         "localhost:5000)")
+    return host
 
 
 def sample(path: str) -> str:

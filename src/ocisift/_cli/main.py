@@ -104,18 +104,44 @@ def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+MAX_PASSWORD_BYTES = 64 * 1024
+
+
 def _registry(kw: dict[str, Any]) -> RegistryOptions:
     from .._core.options import RegistryOptions
 
     password = None
     if kw.pop("password_stdin"):
-        password = sys.stdin.readline().rstrip("\r\n")
         if kw.get("username") is None:
             raise UsageError("--password-stdin needs --username")
+        password = _password_from_stdin()
+    elif kw.get("username") is not None:
+        raise UsageError("--username needs --password-stdin: the password is read from standard input")
     certs_dirs = kw.pop("certs_dirs")
     return RegistryOptions(plain_http=kw.pop("plain_http"), insecure=kw.pop("insecure"), ca_file=kw.pop("ca_file"),
                            certs_dirs=tuple(certs_dirs) if certs_dirs else None, username=kw.pop("username"),
                            password=password, timeout=kw.pop("timeout"))
+
+
+def _password_from_stdin() -> str:
+    """The first line of standard input without its line ending, as bytes (a password that is not UTF-8
+    keeps them, as surrogate escapes), at most MAX_PASSWORD_BYTES: `< /dev/zero` is not read forever."""
+    stream = sys.stdin
+    try:
+        binary = getattr(stream, "buffer", None)
+        if binary is not None:
+            raw: bytes = binary.readline(MAX_PASSWORD_BYTES + 3).rstrip(b"\r\n")
+            size, text = len(raw), raw.decode("utf-8", "surrogateescape")
+        else:  # a text stream without bytes under it (tests, embedding)
+            text = str(stream.readline(MAX_PASSWORD_BYTES + 3) if stream is not None else "").rstrip("\r\n")
+            size = len(text)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--password-stdin could not read standard input: {exc}") from None
+    if size > MAX_PASSWORD_BYTES:
+        raise UsageError(f"--password-stdin read more than {MAX_PASSWORD_BYTES // 1024} KiB without a line end")
+    if not text:
+        raise UsageError("--password-stdin read an empty password")
+    return text
 
 
 def _selector(platform: tuple[str, ...], artifact_type: str | None, media_type: str | None,
