@@ -760,3 +760,22 @@ def test_a_sighup_the_caller_ignores_stays_ignored_and_the_pull_completes(image,
     assert result.code == 0, result.stderr
     assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == EXPECTED
     assert not leftovers(tmp_path)
+
+
+@STOPPING
+def test_a_signal_during_a_sync_exits_128_plus_its_number_and_leaves_the_mirror_as_it_was(image, tmp_path, env,
+                                                                                        signum):
+    layout, index_before, _ = _layout_with_one_tag(tmp_path)
+    faults = slow(True)
+    (tmp_path / "run").mkdir()
+    with proxy(image.reg.host, faults) as front:
+        spec = tmp_path / "mirror.yaml"
+        spec.write_text(f"images:\n  - source: {front}/{REPO}\n    tags: [v1]\n    destination: oci:{layout}\n")
+        result = interrupt(["sync", str(spec)], env, tmp_path / "run", lambda: faults.trickled >= 4 * 64 * 1024,
+                           (signum,))
+    problems = interrupt_findings(result)
+    if (layout / "index.json").read_bytes() != index_before:
+        problems.append("index.json changed")
+    if leftovers(tmp_path):
+        problems.append(f"left behind: {leftovers(tmp_path)}")
+    assert not problems, problems

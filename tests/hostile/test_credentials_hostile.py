@@ -519,3 +519,25 @@ def test_hostile_token_services_behind_a_real_registry(tmp_path_factory, monkeyp
         assert code == 0, message  # the same registry, with a token service that answers well
         log = reg.log_text()
         assert "X-Injected" not in log and "['a']" not in log
+
+
+# -- the Python API -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("username", "password", "detail"), [
+    ("a:b", "p", "contains ':'"), ("", "p", "is empty"), ("u\r\n", "p", "control characters"),
+    (["u"], "p", "is a list, not a string"), (5, "p", "is a number, not a string"), ("u", 5, "is a number"),
+    ("u", None, "needs its password"), (None, "p", "needs its username"), ("u", "\ud800", "lone surrogate"),
+])
+def test_the_api_refuses_credentials_it_cannot_send_where_they_enter(world, username, password, detail):
+    import ocisift
+    from ocisift import RegistryOptions, UsageError
+
+    with pytest.raises(UsageError) as raised:
+        RegistryOptions(username=username, password=password)
+    assert detail in raised.value.message
+    if username is not None and password is not None:
+        with pytest.raises(UsageError) as raised:
+            ocisift.login(world.recorder.host, username, password)
+        assert detail in raised.value.message
+        assert world.recorder.requests == [] and not world.config.exists()
