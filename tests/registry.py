@@ -64,7 +64,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def run_registry(workdir: Path, timeout: float = 20.0, htpasswd: tuple[str, str] | None = None,
+def run_registry(workdir: Path, timeout: float = 20.0, htpasswd: tuple[str, str | bytes] | None = None,
                  token: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None,
                  client_ca: Path | None = None, probe_client: tuple[Path, Path] | None = None,
                  deletes: bool = True, urls_allow: tuple[str, ...] = ()) -> Iterator[Registry]:
@@ -121,7 +121,8 @@ http:
         import bcrypt
 
         user, password = htpasswd
-        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=6)).decode()
+        secret = password if isinstance(password, bytes) else password.encode()  # bytes: any, UTF-8 or not
+        hashed = bcrypt.hashpw(secret, bcrypt.gensalt(rounds=6)).decode()
         (workdir / "htpasswd").write_text(f"{user}:{hashed}\n")
         config.write_text(config.read_text() + f"""auth:
   htpasswd:

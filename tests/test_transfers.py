@@ -495,27 +495,40 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, proc: sub
 @dataclass
 class Interrupted:
     code: int
-    after_signal: float  # seconds from SIGINT to the process's end
+    after_signal: float  # seconds from the (first) signal to the process's end
     stderr: str
+    signum: int = signal.SIGINT
 
 
-def interrupt(args: list[str], env: dict[str, str], tmp_path: Path, started: Callable[[], bool]) -> Interrupted:
-    """Run ocisift, wait until `started`, send SIGINT, and wait (bounded) for the process to end."""
+def interrupt(args: list[str], env: dict[str, str], tmp_path: Path, started: Callable[[], bool],
+              signals: tuple[int, ...] = (signal.SIGINT,), gap: float = 0.05,
+              ignore: tuple[int, ...] = ()) -> Interrupted:
+    """Run ocisift, wait until `started`, send `signals` (`gap` seconds apart), and wait (bounded) for the
+    process to end. `ignore`: signals the process starts with ignored (as nohup starts it for SIGHUP)."""
     err_path = tmp_path / "stderr.txt"
+
+    def ignoring() -> None:
+        for signum in ignore:
+            signal.signal(signum, signal.SIG_IGN)
+
     with open(err_path, "wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "ocisift", *args], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err, env=env)
+                                stdout=subprocess.DEVNULL, stderr=err, env=env, preexec_fn=ignoring if ignore else None)
         try:
             wait_for(started, 30, "the transfer started", proc)
             sent = time.monotonic()
-            proc.send_signal(signal.SIGINT)
-            code = proc.wait(timeout=15)
+            for n, signum in enumerate(signals):
+                if n:
+                    time.sleep(gap)
+                if proc.poll() is None:
+                    proc.send_signal(signum)
+            code = proc.wait(timeout=60 if ignore else 15)
             after = time.monotonic() - sent
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=10)
-    return Interrupted(code, after, err_path.read_text(errors="replace"))
+    return Interrupted(code, after, err_path.read_text(errors="replace"), signals[0])
 
 
 CONNECTIONS = pytest.mark.parametrize("keep_alive", [False, True], ids=["connection-close", "keep-alive"])
@@ -528,13 +541,18 @@ def slow(keep_alive: bool) -> Faults:
 
 
 def interrupt_findings(result: Interrupted) -> list[str]:
+    """Exit 128 + the signal's number (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP), within two
+    seconds, saying so, with no traceback."""
     found = []
-    if result.code != 130:
-        found.append(f"exit code {result.code}, not 130")
+    name = signal.Signals(result.signum).name
+    if result.code != 128 + result.signum:
+        found.append(f"exit code {result.code}, not {128 + result.signum} ({name})")
     if result.after_signal >= 2.0:
-        found.append(f"ended {result.after_signal:.2f} s after SIGINT")
-    if "interrupted" not in result.stderr or "Traceback" in result.stderr:
+        found.append(f"ended {result.after_signal:.2f} s after {name}")
+    if "interrupted" not in result.stderr or "Traceback" in result.stderr or "internal error" in result.stderr:
         found.append(f"stderr {result.stderr[-500:]!r}")
+    if result.signum != signal.SIGINT and name not in result.stderr:
+        found.append(f"stderr does not name {name}: {result.stderr[-500:]!r}")
     return found
 
 
@@ -601,6 +619,163 @@ def test_ctrl_c_during_a_copy_into_a_layout_leaves_it_as_it_was(image, tmp_path,
         problems.append(f"gone: {sorted(set(before) - set(after))}")
     if (blobs / image.manifest.digest.hex).exists():
         problems.append("the manifest was written")
+    if leftovers(tmp_path):
+        problems.append(f"left behind: {leftovers(tmp_path)}")
+    assert not problems, problems
+
+
+# -- 6. SIGTERM and SIGHUP: what Ctrl-C does ---------------------------------------------------------------------
+
+STOPPING = pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+
+
+def _pull_args(front: str, out: Path, concurrency: int) -> list[str]:
+    return ["pull", f"{front}/{REPO}:v1", "-o", str(out), "--mode", "extract-all", "--concurrency", str(concurrency)]
+
+
+def _pull_interrupted(image: Image, tmp_path: Path, env: dict[str, str], signals: tuple[int, ...],
+                      concurrency: int = 4, keep_alive: bool = True) -> list[str]:
+    """A pull behind the trickling proxy, stopped by `signals` once staging holds bytes; what went wrong."""
+    parent = tmp_path / "parent"
+    (parent / "out").mkdir(parents=True)
+    (parent / "out" / "mine.txt").write_bytes(b"mine\n")
+    before = snapshot(parent)
+    faults = slow(keep_alive)
+
+    def started() -> bool:
+        staged = any(p.name.startswith(".ocisift-staging-") for p in parent.iterdir())
+        return staged and faults.trickled >= 4 * 64 * 1024
+
+    (tmp_path / "run").mkdir()
+    with proxy(image.reg.host, faults) as front:
+        result = interrupt(_pull_args(front, parent / "out", concurrency), env, tmp_path / "run", started, signals)
+    problems = interrupt_findings(result)
+    if snapshot(parent) != before:
+        problems.append(f"the output's parent changed: {sorted(set(snapshot(parent)) ^ set(before))}")
+    if leftovers(tmp_path):
+        problems.append(f"left behind: {leftovers(tmp_path)}")
+    return problems
+
+
+@STOPPING
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_signal_during_a_pull_exits_128_plus_its_number_at_once_and_leaves_nothing(image, tmp_path, env, signum,
+                                                                                     concurrency):
+    problems = _pull_interrupted(image, tmp_path, env, (signum,), concurrency)
+    assert not problems, problems
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGTERM, signal.SIGTERM), (signal.SIGINT, signal.SIGTERM),
+                                     (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)],
+                         ids=["TERM-TERM", "INT-TERM", "HUP-INT-TERM"])
+def test_more_signals_while_the_first_unwinds_still_leave_nothing_and_the_first_names_the_exit(
+        image, tmp_path, env, signals):
+    """systemd and docker stop send SIGTERM and may send more; people press Ctrl-C twice. A second signal
+    must not cut the clean-up short (a KeyboardInterrupt inside a finally leaves staging)."""
+    problems = _pull_interrupted(image, tmp_path, env, signals)
+    assert not problems, problems
+
+
+def _layout_with_one_tag(tmp_path: Path) -> tuple[Path, bytes, dict[str, tuple[object, ...]]]:
+    layout = tmp_path / "layout"
+    store = LayoutStore.create(str(layout))
+    store.tag(artifact(store, {"before.txt": b"there before\n"}), "before")
+    return layout, (layout / "index.json").read_bytes(), snapshot(layout)
+
+
+@STOPPING
+def test_a_signal_during_a_copy_into_a_layout_leaves_it_as_it_was_and_its_lock_free(image, tmp_path, env, ocisift,
+                                                                                   signum):
+    from filelock import FileLock
+
+    layout, index_before, before = _layout_with_one_tag(tmp_path)
+    blobs = layout / "blobs" / "sha256"
+    faults = slow(True)
+
+    def started() -> bool:
+        writing = any(p.name.startswith(".tmp-") for p in blobs.iterdir())
+        return writing and faults.trickled >= 4 * 64 * 1024
+
+    (tmp_path / "run").mkdir()
+    with proxy(image.reg.host, faults) as front:
+        result = interrupt(["copy", f"{front}/{REPO}:v1", f"oci:{layout}:v1", "--concurrency", "4"],
+                           env, tmp_path / "run", started, (signum,))
+    problems = interrupt_findings(result)
+    if (layout / "index.json").read_bytes() != index_before:
+        problems.append("index.json changed")
+    temporary = [p.name for p in blobs.iterdir() if p.name.startswith(".")]
+    if temporary:
+        problems.append(f"temporary blob files: {temporary}")
+    for rel, entry in snapshot(layout).items():
+        if rel not in before and not (rel.startswith("blobs/sha256/") and entry[0] == "file"
+                                      and hashlib.sha256(entry[2]).hexdigest() == rel.rsplit("/", 1)[1]):  # type: ignore[arg-type]
+            problems.append(f"new entry that is no whole blob: {rel}")
+    if leftovers(tmp_path):
+        problems.append(f"left behind: {leftovers(tmp_path)}")
+    assert not problems, problems
+    # The lock is free at once, and a second writer gets on with it.
+    lock = FileLock(str(layout / ".index.json.lock"), timeout=0)
+    lock.acquire()
+    lock.release()
+    started_at = time.monotonic()
+    second = ocisift("copy", f"{image.reg.host}/{REPO}:v1", f"oci:{layout}:v1", timeout=60)
+    assert second.returncode == 0, text(second)
+    assert time.monotonic() - started_at < 30
+    entries = json.loads((layout / "index.json").read_bytes())["manifests"]
+    assert str(image.manifest.digest) in {e["digest"] for e in entries}
+
+
+@STOPPING
+def test_a_signal_during_a_copy_into_an_archive_leaves_no_archive_and_no_staging(image, tmp_path, env, signum):
+    archive = tmp_path / "out" / "bundle.tar"
+    archive.parent.mkdir()
+    faults = slow(True)
+
+    def started() -> bool:
+        staged = [p for p in archive.parent.iterdir() if p.name.startswith(".ocisift-archive-")]
+        return bool(staged) and faults.trickled >= 4 * 64 * 1024
+
+    (tmp_path / "run").mkdir()
+    with proxy(image.reg.host, faults) as front:
+        result = interrupt(["copy", f"{front}/{REPO}:v1", f"oci-archive:{archive}:v1"], env, tmp_path / "run",
+                           started, (signum,))
+    problems = interrupt_findings(result)
+    if list(archive.parent.iterdir()):
+        problems.append(f"left in the archive's directory: {sorted(p.name for p in archive.parent.iterdir())}")
+    assert not problems, problems
+
+
+def test_a_sighup_the_caller_ignores_stays_ignored_and_the_pull_completes(image, tmp_path, env):
+    """`nohup ocisift pull …` is meant to outlive its terminal: SIGHUP ignored at start stays ignored."""
+    out = tmp_path / "out"
+    faults = slow(True)
+
+    def started() -> bool:
+        return faults.trickled >= 4 * 64 * 1024
+
+    (tmp_path / "run").mkdir()
+    with proxy(image.reg.host, faults) as front:
+        result = interrupt(_pull_args(front, out, 4), env, tmp_path / "run", started, (signal.SIGHUP,),
+                           ignore=(signal.SIGHUP,))
+    assert result.code == 0, result.stderr
+    assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()} == EXPECTED
+    assert not leftovers(tmp_path)
+
+
+@STOPPING
+def test_a_signal_during_a_sync_exits_128_plus_its_number_and_leaves_the_mirror_as_it_was(image, tmp_path, env,
+                                                                                        signum):
+    layout, index_before, _ = _layout_with_one_tag(tmp_path)
+    faults = slow(True)
+    (tmp_path / "run").mkdir()
+    with proxy(image.reg.host, faults) as front:
+        spec = tmp_path / "mirror.yaml"
+        spec.write_text(f"images:\n  - source: {front}/{REPO}\n    tags: [v1]\n    destination: oci:{layout}\n")
+        result = interrupt(["sync", str(spec)], env, tmp_path / "run", lambda: faults.trickled >= 4 * 64 * 1024,
+                           (signum,))
+    problems = interrupt_findings(result)
+    if (layout / "index.json").read_bytes() != index_before:
+        problems.append("index.json changed")
     if leftovers(tmp_path):
         problems.append(f"left behind: {leftovers(tmp_path)}")
     assert not problems, problems

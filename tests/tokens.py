@@ -37,6 +37,7 @@ class Issuer:
     requests: list[dict[str, str]] = field(default_factory=list)
     expires_in: int | None = None  # told to the client; None leaves it out (Docker's default: 60 s)
     issued: list[tuple[float, str]] = field(default_factory=list)  # (time.monotonic() when issued, token)
+    reply: bytes | None = None  # when set, the whole body of every answer (a hostile token service's)
 
     def __post_init__(self) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
@@ -81,6 +82,13 @@ class Issuer:
                         self.end_headers()
                         return
                     subject = user
+                if issuer.reply is not None:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(issuer.reply)))
+                    self.end_headers()
+                    self.wfile.write(issuer.reply)
+                    return
                 scope = query.get("scope") if subject else None  # anonymous callers get no access
                 token = issuer.token(subject, scope)
                 issuer.issued.append((time.monotonic(), token))
@@ -97,7 +105,11 @@ class Issuer:
             def log_message(self, *args):
                 pass
 
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):  # a client that hung up mid-answer is no error here
+                pass
+
+        server = Server(("127.0.0.1", 0), Handler)
         if tls is not None:
             server.socket = tls.wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -16,6 +16,8 @@ from contextlib import ExitStack, contextmanager
 from typing import BinaryIO, Literal
 
 from ._core import jsontext
+from ._core.bounds import CONCURRENCY, GRACE_SECONDS, IMAGES_AT_ONCE
+from ._core.bounds import MAX_DEPTH as MAX_DEPTH_BOUND
 from ._core.digest import Digest
 from ._core.errors import (
     AuthError,
@@ -161,6 +163,7 @@ def pull(
     `require_xattrs`)."""
     from ._graph.pull import pull_from
 
+    CONCURRENCY.check(concurrency)
     reference = _ref(ref)
     with opened(reference, options=registry) as store:
         reference = pick_tag(reference, store, semver, tag_regex)
@@ -194,7 +197,7 @@ def blob(ref: RefLike, output: str | BinaryIO, *, registry: RegistryOptions | No
 def tree(ref: RefLike, *, referrers: bool = False, max_depth: int = MAX_DEPTH,
          registry: RegistryOptions | None = None) -> list[TreeNode]:
     """The whole graph under what the reference names (every root of a tagless layout)."""
-
+    MAX_DEPTH_BOUND.check(max_depth)
     reference = _ref(ref)
     with opened(reference, options=registry) as store:
         return build_tree(store, reference.target, referrers=referrers, max_depth=max_depth, hint=_hint(reference))
@@ -218,6 +221,7 @@ def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurren
     `limits` caps the unpacking a docker-archive destination does (its layers are plain tars), as pull's."""
     from ._graph.copy import copy_between
 
+    CONCURRENCY.check(concurrency)
     src_ref, dst_ref = _ref(src), _ref(dst)
     chosen = (platforms,) if isinstance(platforms, str) else tuple(platforms)  # one platform given bare
     _check_format(manifest_format, referrers)
@@ -299,6 +303,7 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
     """
     from ._graph.copy import GraphCopier, copy_between
 
+    CONCURRENCY.check(concurrency)
     src_ref, dst_ref = _ref(src), _ref(dst)
     for ref, role in ((src_ref, "source"), (dst_ref, "destination")):
         if not is_repository(ref):
@@ -344,6 +349,8 @@ def sync(spec: str | SyncSpec, *, dry_run: bool = False, images_at_once: int = 4
     """
     from ._graph.sync import sync as run_sync
 
+    IMAGES_AT_ONCE.check(images_at_once)
+    CONCURRENCY.check(concurrency)
     parsed = load_spec(spec) if isinstance(spec, str) else spec
 
     @contextmanager
@@ -600,6 +607,7 @@ def _store_identity(ref: Reference) -> str:
 
 def gc(ref: RefLike, *, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False) -> GcResult:
     """Remove blobs that nothing reachable from the store's roots uses."""
+    GRACE_SECONDS.check(grace_seconds)
     reference = _ref(ref)
     with _writing(reference, None) as store:
         if not reference.target.tagless and isinstance(store, RootLister):
@@ -609,25 +617,50 @@ def gc(ref: RefLike, *, grace_seconds: float = DEFAULT_GRACE_SECONDS, dry_run: b
 
 def login(host: str, username: str, password: str, *, registry: RegistryOptions | None = None,
           config_path: str | None = None) -> str:
-    """Check the credentials against HOST, then store them in Docker's config.json; returns its path."""
-    from ._stores.registry.credentials import Credentials, store_credentials
+    """Check the credentials against HOST, then store them in Docker's config.json; returns its path.
+
+    A config.json that could not be rewritten whole is refused before the password goes anywhere."""
+    from ._core.options import secret_problem, username_problem
+    from ._stores.registry.credentials import Credentials, check_rewritable, docker_config_path, store_credentials
     from ._stores.registry.session import check_login, forget_sessions
 
+    host = _registry_host(host)
+    for what, problem in (("username", username_problem(username)), ("password", secret_problem(password))):
+        if problem:
+            raise UsageError(f"the {what} {problem}")
+    if not password:
+        raise UsageError("the password is empty")
+    path = config_path or docker_config_path()
+    check_rewritable(path)
     creds = Credentials(username, password)
     check_login(host, creds, registry or RegistryOptions())
-    path = store_credentials(host, creds, config_path)
+    path = store_credentials(host, creds, path)
     forget_sessions(host)  # this process's sessions of HOST found its credentials before they changed
     return path
 
 
 def logout(host: str, *, config_path: str | None = None) -> str:
-    """Remove HOST's credentials from Docker's config.json; returns its path."""
-    from ._stores.registry.credentials import store_credentials
+    """Remove HOST's credentials from Docker's config.json (every entry that names it); returns its path."""
+    from ._stores.registry.credentials import remove_credentials
     from ._stores.registry.session import forget_sessions
 
-    path = store_credentials(host, None, config_path)
+    host = _registry_host(host)
+    path = remove_credentials(host, config_path)
     forget_sessions(host)
     return path
+
+
+def _registry_host(text: str) -> str:
+    """HOST[:PORT], also taken as the URL Docker users paste (`https://HOST/v1/`), as docker login takes it."""
+    from ._core.reference import is_registry_host
+    from ._stores.registry.credentials import hostname_of
+    from ._stores.registry.dockerconfig import quoted
+
+    host = hostname_of(text) if isinstance(text, str) else ""
+    if not is_registry_host(host):
+        raise UsageError(f"{quoted(str(text))} is not a registry host (HOST[:PORT], such as ghcr.io or "
+                         "localhost:5000)")
+    return host
 
 
 def sample(path: str) -> str:

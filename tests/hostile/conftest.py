@@ -101,8 +101,10 @@ def allocated(path: str) -> int:
 
 
 def run_bounded(args: list[str], *, timeout: float = TIME_LIMIT, file_limit: int = FILE_LIMIT,
-                watch: str | None = None) -> Bounded:
+                watch: str | None = None, stdin: str | None = None) -> Bounded:
     """Run `ocisift ARGS` in a child; kill it (and fail: "hung") after `timeout` seconds.
+
+    `stdin`: a file the child reads as standard input (/dev/zero, a FIFO); else it inherits pytest's.
 
     `watch` is a directory whose peak growth (bytes allocated below it) is sampled while the child runs,
     as often as walking it allows (a fifth of the time at most).
@@ -128,8 +130,13 @@ def run_bounded(args: list[str], *, timeout: float = TIME_LIMIT, file_limit: int
     # Through a shell that forks it: Linux carries ru_maxrss across execve, so a child exec'd straight from
     # pytest would report pytest's own peak (hundreds of MiB late in a run) as its own.
     child = [sys.executable, "-c", _CHILD, str(file_limit), *args]
-    proc = subprocess.Popen(["/bin/sh", "-c", '"$@"; exit $?', "sh", *child], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    source = open(stdin, "rb") if stdin is not None else None  # noqa: SIM115 - closed below, however it ends
+    try:
+        proc = subprocess.Popen(["/bin/sh", "-c", '"$@"; exit $?', "sh", *child], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env, start_new_session=True, stdin=source)
+    finally:
+        if source is not None:
+            source.close()
     if poller is not None:
         poller.start()
     try:

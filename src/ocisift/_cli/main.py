@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._core import cancel
+from .._core import bounds, cancel
 from .._core.errors import OcisiftError, UsageError
 from .._core.version import __version__
 from .text import printable, printable_lines
@@ -24,7 +25,28 @@ if TYPE_CHECKING:  # imported where used: `ocisift --version` and `--help` stay 
     from .._core.progress import Progress
     from .._graph.select import Selector
 
-CONCURRENCY = click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
+
+
+def ints(bound: bounds.IntBound) -> click.IntRange:
+    """The click type of an integer option: the API's range, with click's usual message past it."""
+    return click.IntRange(bound.low, bound.high)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf (a NaN compares false with both ends of a range)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def floats(bound: bounds.FloatBound) -> FiniteFloatRange:
+    return FiniteFloatRange(bound.low, bound.high if math.isfinite(bound.high) else None, min_open=bound.low_open)
+
+
+CONCURRENCY = click.option("--concurrency", type=ints(bounds.CONCURRENCY), default=4, show_default=True,
                            help="Blobs in flight at once.")
 QUIET = click.option("--quiet", "-q", is_flag=True,
                      help="No progress bars; print only the pinned reference (as docker -q does).")
@@ -45,7 +67,7 @@ def selector_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Select by annotation (repeatable, all must hold; KEY alone means present)."),
         click.option("--referrers", is_flag=True, help="Also consider artifacts attached via subject."),
         click.option("--first", is_flag=True, help="Accept the first match in graph order instead of failing."),
-        click.option("--max-depth", type=int, default=16, show_default=True,
+        click.option("--max-depth", type=ints(bounds.MAX_DEPTH), default=16, show_default=True,
                      help="Deepest index nesting walked before the graph is refused."),
     ]
     for option in reversed(options):
@@ -75,11 +97,15 @@ def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
                           "/etc/containers/certs.d, /etc/docker/certs.d and ~/.config/containers/certs.d)."),
         click.option("--username", "-u", help="Registry user (else Docker's config.json is used)."),
         click.option("--password-stdin", is_flag=True, help="Read the registry password from standard input."),
-        click.option("--timeout", type=float, default=30.0, show_default=True, help="Network timeout in seconds."),
+        click.option("--timeout", type=floats(bounds.TIMEOUT), default=30.0, show_default=True,
+                     help="Network timeout in seconds (at most a day)."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
+
+
+MAX_PASSWORD_BYTES = 64 * 1024
 
 
 def _registry(kw: dict[str, Any]) -> RegistryOptions:
@@ -87,13 +113,36 @@ def _registry(kw: dict[str, Any]) -> RegistryOptions:
 
     password = None
     if kw.pop("password_stdin"):
-        password = sys.stdin.readline().rstrip("\r\n")
         if kw.get("username") is None:
             raise UsageError("--password-stdin needs --username")
+        password = _password_from_stdin()
+    elif kw.get("username") is not None:
+        raise UsageError("--username needs --password-stdin: the password is read from standard input")
     certs_dirs = kw.pop("certs_dirs")
     return RegistryOptions(plain_http=kw.pop("plain_http"), insecure=kw.pop("insecure"), ca_file=kw.pop("ca_file"),
                            certs_dirs=tuple(certs_dirs) if certs_dirs else None, username=kw.pop("username"),
                            password=password, timeout=kw.pop("timeout"))
+
+
+def _password_from_stdin() -> str:
+    """The first line of standard input without its line ending, as bytes (a password that is not UTF-8
+    keeps them, as surrogate escapes), at most MAX_PASSWORD_BYTES: `< /dev/zero` is not read forever."""
+    stream = sys.stdin
+    try:
+        binary = getattr(stream, "buffer", None)
+        if binary is not None:
+            raw: bytes = binary.readline(MAX_PASSWORD_BYTES + 3).rstrip(b"\r\n")
+            size, text = len(raw), raw.decode("utf-8", "surrogateescape")
+        else:  # a text stream without bytes under it (tests, embedding)
+            text = str(stream.readline(MAX_PASSWORD_BYTES + 3) if stream is not None else "").rstrip("\r\n")
+            size = len(text)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--password-stdin could not read standard input: {exc}") from None
+    if size > MAX_PASSWORD_BYTES:
+        raise UsageError(f"--password-stdin read more than {MAX_PASSWORD_BYTES // 1024} KiB without a line end")
+    if not text:
+        raise UsageError("--password-stdin read an empty password")
+    return text
 
 
 def _selector(platform: tuple[str, ...], artifact_type: str | None, media_type: str | None,
@@ -178,7 +227,7 @@ def resolve(reference: str, fmt: str, semver: str | None, tag_regex: str | None,
 @main.command()
 @click.argument("reference")
 @click.option("--referrers", is_flag=True, help="Show artifacts attached via subject.")
-@click.option("--max-depth", type=click.IntRange(1), default=16, show_default=True,
+@click.option("--max-depth", type=ints(bounds.MAX_DEPTH), default=16, show_default=True,
               help="Deepest index nesting walked before the graph is refused.")
 @registry_options
 @FORMAT
@@ -277,7 +326,7 @@ def _limits(max_extract_size: int | None, max_ratio: float | None) -> ExtractLim
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @selector_options
 @click.option("--layer-media-type", metavar="GLOB", help="Take layers of this media type.")
-@click.option("--layer-index", type=int, help="Position among the matching layers (default 0).")
+@click.option("--layer-index", type=ints(bounds.LAYER_INDEX), help="Position among the matching layers (default 0).")
 @click.option("--all-layers", is_flag=True, help="Take every matching layer, in manifest order.")
 @click.option("--layer-annotation", multiple=True, metavar="KEY[=GLOB]", help="Take layers with this annotation.")
 @click.option("--title", help="Take the layer whose org.opencontainers.image.title is TITLE.")
@@ -288,8 +337,9 @@ def _limits(max_extract_size: int | None, max_ratio: float | None) -> ExtractLim
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching paths when unpacking.")
 @click.option("--overwrite", is_flag=True, help="Let later artifact layers replace files of earlier ones.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; fetch no blob and write nothing.")
-@click.option("--max-extract-size", type=int, metavar="BYTES", help="Cap on unpacked bytes (default 16 GiB).")
-@click.option("--max-ratio", type=float, help="Cap on decompression ratio (default 250).")
+@click.option("--max-extract-size", type=ints(bounds.MAX_EXTRACT_BYTES), metavar="BYTES",
+              help="Cap on unpacked bytes (default 16 GiB).")
+@click.option("--max-ratio", type=floats(bounds.MAX_RATIO), help="Cap on decompression ratio (default 250).")
 @click.option("--require-xattrs", is_flag=True,
               help="Fail when an image layer's extended attribute cannot be set (by default: a note on stderr).")
 @CONCURRENCY
@@ -356,9 +406,9 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
               help="Convert Docker manifests and lists to OCI's (new digests, printed); `--format oci` too.")
 @click.option("--include-nondistributable", is_flag=True,
               help="Copy non-distributable blobs (descriptors with urls) too: from the source, else their HTTPS URLs.")
-@click.option("--max-extract-size", type=int, metavar="BYTES",
+@click.option("--max-extract-size", type=ints(bounds.MAX_EXTRACT_BYTES), metavar="BYTES",
               help="Cap on bytes unpacked into a docker-archive destination (default 16 GiB).")
-@click.option("--max-ratio", type=float, help="Cap on decompression ratio there (default 250).")
+@click.option("--max-ratio", type=floats(bounds.MAX_RATIO), help="Cap on decompression ratio there (default 250).")
 @tag_choice
 @CONCURRENCY
 @registry_options
@@ -420,7 +470,7 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], referrers: b
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Say what would be copied (tags compared by HEAD); write nothing.")
-@click.option("--images", "images_at_once", type=click.IntRange(1, 64), default=4, show_default=True,
+@click.option("--images", "images_at_once", type=ints(bounds.IMAGES_AT_ONCE), default=4, show_default=True,
               help="Images in flight at once (those writing one destination store go in turn).")
 @CONCURRENCY
 @registry_options
@@ -727,7 +777,7 @@ def delete(reference: str, fmt: str, **kw: Any) -> None:
 
 @main.command()
 @click.argument("reference")
-@click.option("--grace", type=float, default=600.0, show_default=True,
+@click.option("--grace", type=floats(bounds.GRACE_SECONDS), default=600.0, show_default=True,
               help="Keep blobs younger than this many seconds (a push may be about to reference them).")
 @click.option("--dry-run", is_flag=True, help="List what would be removed.")
 @FORMAT
@@ -811,30 +861,55 @@ def _wants_json(argv: list[str]) -> bool:
     return False
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Entry point: maps every error to the SPEC's exit codes and, with --format json, to JSON."""
+# Ctrl-C, `kill` (and systemd, docker stop, a CI runner's cancel) and a closed terminal: each stops a
+# command the same way, and the exit code says which (128 + the signal's number).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def run(argv: list[str] | None = None, *, last: bool = False) -> int:
+    """Entry point: maps every error to the SPEC's exit codes and, with --format json, to JSON.
+
+    `last`: the process ends with this command. A stop signal that comes once it is over (a second
+    one, a moment after the first ended it) is then ignored rather than left to kill the exiting process
+    with another code than the one its command ended with.
+    """
     _end_of_command()  # a command starts with no session of an earlier one (as a new process would)
     cancel.reset()
-    previous = None
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, _interrupted)
+        for signum in STOP_SIGNALS:
+            # A signal the caller ignores stays ignored: nohup's SIGHUP, SIGINT of a job started with `&`.
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, _interrupted)
     try:
         return _run(argv)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_IGN if last else handler)
         _end_of_command()
 
 
 def _interrupted(signum: int, frame: object) -> None:
-    """Ctrl-C: every transfer stops now (sockets shut, workers stop at their next chunk), then the main
-    thread unwinds, removing staging and temporary files on its way. Inside a shielded step (moving
-    staged files into place) it waits for the step to end."""
+    """Ctrl-C (or SIGTERM, SIGHUP): every transfer stops now (sockets shut, workers stop at their next
+    chunk), then the main thread unwinds, removing staging and temporary files on its way. Inside a
+    shielded step (moving staged files into place) it waits for the step to end. A second signal while
+    the first unwinds is only noted: raising again would cut the clean-up short and leave staging."""
+    cancel.note_signal(signum)
+    if cancel.cancelled():
+        return
     if cancel.in_shield():
         cancel.defer()
         return
     cancel.cancel()
     raise KeyboardInterrupt
+
+
+def _stopped() -> int:
+    """The exit of a command a signal stopped: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP."""
+    signum = cancel.stop_signal()
+    name = signal.Signals(signum).name
+    click.echo("interrupted" if signum == signal.SIGINT else f"interrupted by {name}", err=True)
+    return 128 + signum
 
 
 def _run(argv: list[str] | None) -> int:
@@ -845,12 +920,13 @@ def _run(argv: list[str] | None) -> int:
     try:
         code = main.main(args=args, prog_name="ocisift", standalone_mode=False)
         return code if isinstance(code, int) else 0  # a command's own exit code (sync's worst failure)
+    except cancel.Cancelled:  # a worker's stop reached the main thread before the signal's interrupt
+        return _stopped()
     except OcisiftError as exc:
         return _fail(exc, as_json)
     except click.exceptions.Abort as exc:
         if isinstance(exc.__cause__, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt):
-            click.echo("interrupted", err=True)  # click turns Ctrl-C into Abort; it is still an interrupt
-            return 130
+            return _stopped()  # click turns Ctrl-C into Abort; it is still an interrupt
         click.echo("aborted", err=True)
         return 1
     except click.ClickException as exc:
@@ -860,8 +936,7 @@ def _run(argv: list[str] | None) -> int:
             exc.show()
         return 2
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return 130
+        return _stopped()
     except BrokenPipeError:
         return 1
     except OSError as exc:
@@ -888,7 +963,7 @@ def _fail(exc: OcisiftError, as_json: bool) -> int:
 
 
 def entry() -> None:
-    sys.exit(run())
+    sys.exit(run(last=True))
 
 
 __all__ = ["UsageError", "entry", "main", "run"]

@@ -1,4 +1,4 @@
-"""Stopping a process's transfers at once (Ctrl-C), and the few steps that must not be cut in half.
+"""Stopping a process's transfers at once (Ctrl-C, SIGTERM, SIGHUP), and the few steps that must not be cut in half.
 
 `cancel()` marks every transfer of the process cancelled and runs the hooks
 stores registered (the registry's watchdog shuts the sockets of responses in
@@ -9,10 +9,15 @@ files, and their clean-up (temporary files, staging) runs as they unwind.
 `shielded()` wraps what must happen whole or not at all once it has begun:
 moving staged files into place, replacing index.json, publishing an archive.
 Cancelling inside it is noted, and takes effect when it ends.
+
+`stop_signal()` is the signal that asked (SIGINT unless told otherwise), so
+the command line can exit 128 + its number, as a shell reports a process
+that signal ended.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +28,7 @@ _cancelled = threading.Event()
 _hooks: list[Callable[[], None]] = []
 _state = threading.local()
 _deferred = threading.Event()
+_signal: list[int] = []  # the signal that asked to stop, first one only
 
 
 class Cancelled(OcisiftError):
@@ -35,6 +41,16 @@ def on_cancel(hook: Callable[[], None]) -> None:
     """Run `hook` whenever transfers are cancelled (registered once, at import, by a store module)."""
     if hook not in _hooks:
         _hooks.append(hook)
+
+
+def note_signal(signum: int) -> None:
+    """Remember which signal asked to stop (the first one: the exit code says what ended the command)."""
+    if not _signal:
+        _signal.append(signum)
+
+
+def stop_signal() -> int:
+    return _signal[0] if _signal else int(signal.SIGINT)
 
 
 def cancel() -> None:
@@ -65,6 +81,7 @@ def reset() -> None:
     """A new command in the same process starts uncancelled."""
     _cancelled.clear()
     _deferred.clear()
+    _signal.clear()
 
 
 def in_shield() -> bool:

@@ -559,3 +559,8 @@ def _split_on_disk(body: str, probe: Probe) -> tuple[str, str, str, LayoutKind |
     if colon > slash and colon > 0 and is_tag(body[colon + 1 :]):
         return body[:colon], body[colon + 1 :], ":", None
     return body, "", "", None
+
+
+def is_registry_host(text: str) -> bool:
+    """Whether `text` is HOST[:PORT] as a registry reference names one (what login and logout take)."""
+    return bool(_HOST_RE.fullmatch(text))

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._core import mediatypes as mt
+from .._core.bounds import MAX_DEPTH as MAX_DEPTH_BOUND
 from .._core.digest import Digest
-from .._core.errors import AmbiguousError, NotFoundError, UsageError
+from .._core.errors import AmbiguousError, NotFoundError
 from .._core.matching import annotations_match, glob_match, parse_annotation_filters
 from .._core.models import Descriptor, Manifest
 from .._core.platform import Platform, platform_matches
@@ -30,6 +31,9 @@ class Selector:
     referrers: bool = False
     first: bool = False
     max_depth: int = MAX_DEPTH
+
+    def __post_init__(self) -> None:
+        MAX_DEPTH_BOUND.check(self.max_depth)
 
     @property
     def active(self) -> bool:
@@ -57,8 +61,6 @@ class Selector:
             ann = tuple(annotations.items())
         else:
             ann = parse_annotation_filters(annotations or ())
-        if max_depth < 1:
-            raise UsageError("--max-depth must be at least 1")
         return cls(plats, artifact_type, media_type, ann, referrers, first, max_depth)
 
 

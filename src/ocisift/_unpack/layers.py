@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from .._core.bounds import LAYER_INDEX
 from .._core.errors import AmbiguousError, NotFoundError, UnsafeContentError, UsageError
 from .._core.matching import annotations_match, glob_match, parse_annotation_filters
 from .._core.mediatypes import extension_for
@@ -24,6 +25,10 @@ class LayerSelector:
     annotations: tuple[tuple[str, str | None], ...] = ()
     title: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.index is not None:
+            LAYER_INDEX.check(self.index)
+
     @classmethod
     def build(
         cls,
@@ -35,8 +40,6 @@ class LayerSelector:
     ) -> LayerSelector:
         if all and index is not None:
             raise UsageError("--all-layers and --layer-index cannot be used together")
-        if index is not None and index < 0:
-            raise UsageError("--layer-index must be 0 or more")
         return cls(media_type, index, all, parse_annotation_filters(annotations or ()), title)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import email.utils
 import http.client
 import ipaddress
+import math
 import random
 import re
 import threading
@@ -241,7 +242,7 @@ class Session:
 
     def credentials(self) -> Credentials | None:
         if not self._credentials_known:
-            self._credentials = lookup_credentials(self.host)
+            self._credentials = lookup_credentials(self.host, timeout=self.options.timeout)
             self._credentials_known = True
         return self._credentials
 
@@ -278,6 +279,12 @@ class Session:
             if challenge.scheme != "bearer" or not challenge.realm:
                 raise AuthError(f"{self.host} asked for unsupported authentication {challenge.scheme!r}")
             self._bearer = challenge
+            if creds is not None and creds.registry_token:  # Docker's registrytoken: the Bearer token itself
+                header = f"Bearer {creds.registry_token}"
+                if stale == header:
+                    raise AuthError(f"{self.host} refused the registry token (registrytoken in config.json)")
+                self._tokens[scope] = Token(header, math.inf)
+                return header
             token = self._fetch_token(challenge, scope, creds)
             self._tokens[scope] = token
             return token.header
@@ -457,7 +464,7 @@ def session_for(host: str, options: RegistryOptions) -> tuple[Session, str]:
     with _SESSIONS_LOCK:
         session = _SESSIONS.get(key)
         if session is None:
-            explicit = Credentials(options.username, options.password or "") if options.username is not None else None
+            explicit = Credentials(options.username, options.password) if options.username is not None else None
             session = _SESSIONS[key] = Session(origin, host, options, explicit)
     return session, base
 
