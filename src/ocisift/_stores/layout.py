@@ -267,7 +267,12 @@ class LayoutStore(LayoutReader):
             current = jsontext.document(raw, f"{self.path}/index.json (not changed)")
             if not isinstance(current, dict):
                 raise MalformedDocument(f"{self.path}/index.json is not a JSON object; not changing it")
-            entries = [m for m in current.get("manifests") or [] if isinstance(m, dict)]
+            listed = current.get("manifests")
+            if listed is None:
+                listed = []
+            if not isinstance(listed, list) or not all(isinstance(m, dict) for m in listed):
+                raise MalformedDocument(f"{self.path}/index.json: manifests is not a list of objects; not changing it")
+            entries: list[dict[str, Any]] = listed
             current["manifests"] = change(entries)
             current["schemaVersion"] = 2
             current.setdefault("mediaType", mt.OCI_INDEX)
