@@ -121,3 +121,14 @@ def pytest_collection_modifyitems(config, items):
             "Install them (.ci/run does: apt-get install skopeo umoci docker-registry buildah podman libcap2-bin "
             "libarchive-tools; the oras SDK comes "
             "with the test extras), or set OCISIFT_SKIP_INTEROP=1 to skip the tests that need them.")
+
+
+@pytest.fixture(params=["native", "tarfile"])
+def tar_reader(request, monkeypatch) -> str:
+    """Every extraction test runs under both tar readers (ocisift's own and Python's tarfile, each with Go's
+    rules), in this process and in the child processes it starts, so neither can be less safe than the other."""
+    from ocisift._unpack import extract
+
+    monkeypatch.setattr(extract, "TAR_READER", request.param)
+    monkeypatch.setenv("OCISIFT_TAR_READER", request.param)
+    return request.param

@@ -17,6 +17,8 @@ from ocisift._demo import make_tar
 from ocisift._unpack.layers import LayerSelector
 from ocisift._unpack.limits import ExtractLimits
 
+pytestmark = pytest.mark.usefixtures("tar_reader")  # each test under both tar readers
+
 ARTIFACT_TAR = "application/vnd.acme.content.v1.tar+gzip"
 
 

@@ -9,6 +9,7 @@ import shutil
 import tarfile
 import tempfile
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -73,9 +74,10 @@ kinds = st.sampled_from([tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarf
 members = st.lists(st.tuples(paths, kinds, paths, st.binary(max_size=64)), min_size=1, max_size=8)
 
 
+@pytest.mark.parametrize("reader", ["native", "tarfile"])
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(members, st.booleans())
-def test_fuzz_hostile_tar_members(entries, image_layer):
+def test_fuzz_hostile_tar_members(reader, entries, image_layer):
     outer = tempfile.mkdtemp(prefix="ocisift-fuzz-")
     try:
         root = os.path.join(outer, "out")
@@ -91,6 +93,7 @@ def test_fuzz_hostile_tar_members(entries, image_layer):
             return  # tarfile cannot even write it
         desc = Descriptor(mt.OCI_LAYER_GZIP, Digest.of(blob), len(blob))
         builder = TreeBuilder(root, limits=ExtractLimits(max_bytes=1 << 20))
+        builder.reader = reader
         import io
 
         accepted = True

@@ -24,7 +24,8 @@ import pytest
 import ocisift
 from ocisift import LayerSelector
 
-pytestmark = pytest.mark.skipif(shutil.which("umoci") is None, reason="umoci is needed")
+pytestmark = [pytest.mark.usefixtures("tar_reader"),  # each test under both tar readers
+              pytest.mark.skipif(shutil.which("umoci") is None, reason="umoci is needed")]
 
 
 def _tar(path: Path, entries: list[tuple[str, str, object]]) -> Path:

@@ -26,7 +26,8 @@ from ocisift._core.errors import IntegrityError, MetadataError, UnsafeContentErr
 from ocisift._core.models import Descriptor
 from ocisift._unpack.metadata import RootfsMetadata, rootless_owner
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="owners, devices and trusted.* attributes need root")
+pytestmark = [pytest.mark.usefixtures("tar_reader"),  # each test under both tar readers
+              pytest.mark.skipif(os.geteuid() != 0, reason="owners, devices and trusted.* attributes need root")]
 
 
 def image(layout, *layers: bytes, media_type: str = mt.OCI_LAYER_TAR) -> str:

@@ -38,6 +38,7 @@ from imagetools import (
 
 TOOLS = ("buildah", "podman", "umoci", "setcap", "setpriv")
 pytestmark = [
+    pytest.mark.usefixtures("tar_reader"),  # each test under both tar readers
     pytest.mark.skipif(os.geteuid() != 0, reason="buildah and podman build with vfs storage as root here"),
     pytest.mark.skipif(any(shutil.which(t) is None for t in TOOLS), reason=f"needs {', '.join(TOOLS)}"),
 ]
@@ -156,8 +157,9 @@ def _unpack_both_as_nobody(layout_dir: Path, tag: str, work: Path, umask: str) -
 
 
 @pytest.mark.parametrize("umask", ["002", "022"])
-def test_not_as_root_the_rootfs_is_umoci_rootless(image, nobody_workspace, umask):
-    mine, umocis, stderr = _unpack_both_as_nobody(image.oci_layout, image.tag, nobody_workspace / umask, umask)
+def test_not_as_root_the_rootfs_is_umoci_rootless(image, nobody_workspace, umask, tar_reader):
+    mine, umocis, stderr = _unpack_both_as_nobody(image.oci_layout, image.tag,
+                                                  nobody_workspace / f"{tar_reader}-{umask}", umask)
     # Device nodes need root: umoci --rootless leaves an empty regular file in their place, ocisift
     # leaves them out and says so (a file where a device should be would be copied into a new layer).
     empty = hashlib.sha256(b"").hexdigest()[:16]
@@ -176,12 +178,12 @@ def test_not_as_root_the_rootfs_is_umoci_rootless(image, nobody_workspace, umask
     assert mine["run/ctl"][0].startswith("p")
 
 
-def test_not_as_root_root_only_attributes_are_reported_once_each(nobody_workspace, tmp_path):
+def test_not_as_root_root_only_attributes_are_reported_once_each(nobody_workspace, tmp_path, tar_reader):
     tree = tmp_path / "tree"
     tree.mkdir()
     populate_base(tree, every_namespace=True)
     layout = umoci_image_of([tar_layer("gnutar", tree, tmp_path / "layer.tar")], tmp_path)
-    mine, umocis, stderr = _unpack_both_as_nobody(layout, "1", nobody_workspace / "gnutar", "022")
+    mine, umocis, stderr = _unpack_both_as_nobody(layout, "1", nobody_workspace / f"gnutar-{tar_reader}", "022")
     for node in ("dev/null", "dev/loop0"):
         umocis.pop(node)
     # umoci --rootless drops what it may not set, silently; ocisift drops the same and says so, once each.

@@ -25,6 +25,8 @@ from ocisift._core.platform import Platform
 from ocisift._core.tarheaders import CappedTarInfo
 from ocisift._stores.layout import LayoutStore
 
+pytestmark = pytest.mark.usefixtures("tar_reader")  # each test under both tar readers
+
 TAG = "1"
 
 # -- tars by hand -----------------------------------------------------------------------------------------

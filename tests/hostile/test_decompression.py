@@ -26,6 +26,8 @@ from ocisift._core import mediatypes as mt
 from ocisift._core.decompress import ZstdFrames
 from ocisift._stores.layout import LayoutStore
 
+pytestmark = pytest.mark.usefixtures("tar_reader")  # each test under both tar readers
+
 MIB = 1 << 20
 BOMB = 64 * MIB  # unpacked; past the ratio cap's 32 MiB floor, a few hundred KiB packed
 TAG = "t"

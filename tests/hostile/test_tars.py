@@ -25,6 +25,8 @@ from ocisift._core.errors import UnsafeContentError
 from ocisift._unpack.extract import MAX_HEADER_CHAIN, MAX_SPECIAL_HEADER, CappedTarInfo
 from ocisift._unpack.limits import ExtractLimits
 
+pytestmark = pytest.mark.usefixtures("tar_reader")  # each test under both tar readers
+
 TIB = 1 << 40
 GIB = 1 << 30
 MIB = 1 << 20

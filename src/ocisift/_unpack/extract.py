@@ -28,7 +28,7 @@ import tarfile
 import zlib
 from collections import deque
 from collections.abc import Sequence
-from typing import cast
+from typing import Protocol, cast
 
 from .._core.decompress import Meter, counted, decompressed, sniff
 from .._core.errors import ConflictError, IntegrityError, OcisiftError, UnsafeContentError, UsageError
@@ -39,6 +39,7 @@ from .._core.streams import copy_stream
 from .._core.tarheaders import MAX_HEADER_CHAIN as MAX_HEADER_CHAIN
 from .._core.tarheaders import MAX_SPECIAL_HEADER as MAX_SPECIAL_HEADER
 from .._core.tarheaders import CappedTarInfo
+from .._core.tarstream import TarMember, TarReader, checked_regions
 from .limits import ExtractLimits
 from .metadata import RootfsMetadata
 from .staging import remove_tree
@@ -106,6 +107,58 @@ def open_tar_stream(raw: Readable, media_type: str, limits: ExtractLimits, budge
 
 
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, zlib.error, EOFError, OSError, ValueError)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+# Which tar reader unpacks layers: tarstream.py's, which reads as Go does at the speed small files need, or
+# Python's tarfile under the same rules (tarheaders.py). Chosen when this module is imported; the tests run
+# every extraction test under both (OCISIFT_TAR_READER=tarfile selects the second).
+READERS = ("native", "tarfile")
+TAR_READER = os.environ.get("OCISIFT_TAR_READER", "native")
+if TAR_READER not in READERS:
+    TAR_READER = "native"
+
+
+class MemberData(Protocol):
+    """Writes the current member's data into a file being unpacked."""
+
+    def write(self, fd: int, m: TarMember) -> None: ...
+
+
+class _NativeData:
+    def __init__(self, reader: TarReader) -> None:
+        self.reader = reader
+
+    def write(self, fd: int, m: TarMember) -> None:
+        """Stored bytes straight from the reader's buffer; a sparse file's regions where they belong, its holes
+        left as holes (the file is cut to its whole length)."""
+        if m.sparse is None:
+            self.reader.write_to(fd)
+            return
+        for offset, length in m.sparse:
+            self.reader.write_to(fd, length, offset)
+        if self.reader.remaining:
+            raise UnsafeContentError(f"refusing sparse member {m.name[:200]!r}: it stores data its map does not "
+                                     "place (Go's archive/tar refuses it too)")
+        os.ftruncate(fd, m.size)
+
+
+class _TarfileData:
+    def __init__(self, tar: tarfile.TarFile) -> None:
+        self.tar = tar
+        self.current: tarfile.TarInfo | None = None
+
+    def write(self, fd: int, m: TarMember) -> None:
+        if self.current is not None and m.sparse is not None:
+            self.current.sparse = m.sparse  # type: ignore[assignment]  # the checked map; typeshed says bytes
+        src = self.tar.extractfile(self.current) if self.current is not None else None
+        if src is not None:
+            copy_stream(cast(Readable, src), lambda chunk: _write_all(fd, chunk), MEMBER_CHUNK)
+
+
+def _write_all(fd: int, chunk: bytes | bytearray | memoryview) -> None:
+    view = memoryview(chunk)
+    while view:
+        view = view[os.write(fd, view):]
 
 class TreeBuilder:
     """Applies tar layers, in order, into a staging directory it alone writes to."""
@@ -136,6 +189,7 @@ class TreeBuilder:
             self._path_max = 4096
         self.entries = 0
         self.files_written = 0
+        self.reader = TAR_READER
         self._umask = umask()
         self._meter: Meter | None = None  # the current layer's unpacked-bytes meter
 
@@ -146,23 +200,13 @@ class TreeBuilder:
         try:
             stream, _ = open_tar_stream(raw, media_type, self.limits, self.budget)
             self._meter = stream
-            # UTF-8 with surrogateescape: names and binary PAX values (security.capability) come back byte-exact.
-            with tarfile.open(fileobj=stream, mode="r|", errorlevel=2, bufsize=MEMBER_CHUNK,
-                              tarinfo=CappedTarInfo, encoding="utf-8", errors="surrogateescape") as tar:
-                members = iter(tar)
-                while True:
-                    try:
-                        member = next(members)
-                    except StopIteration:
-                        break
-                    except tarfile.ReadError as exc:
-                        # Some writers (umoci among them) stop right after the last member's data,
-                        # without padding or end-of-archive blocks. Every member so far was complete;
-                        # truncated member data still fails inside _member.
-                        if "unexpected end of data" in str(exc) and self.entries > 0:
-                            break
-                        raise
-                    self._member(tar, member, layer, image_layer)
+            if self.reader == "native":
+                native = TarReader(stream)
+                data: MemberData = _NativeData(native)
+                for member in native:
+                    self._member(data, member, layer, image_layer)
+            else:
+                self._with_tarfile(stream, layer, image_layer)
             while stream.read(CHUNK):
                 pass
             raw.drain()
@@ -173,7 +217,30 @@ class TreeBuilder:
             _check_digest_first(raw)
             raise IntegrityError(f"layer is not a valid {media_type} archive: {exc}") from None
 
-    def _member(self, tar: tarfile.TarFile, m: tarfile.TarInfo, layer: int, image_layer: bool) -> None:
+    def _with_tarfile(self, stream: Meter, layer: int, image_layer: bool) -> None:
+        """The same members through Python's tarfile (with tarheaders.py's Go rules): the second reader, kept so
+        every test runs on both and where they disagree the stricter one is known."""
+        # UTF-8 with surrogateescape: names and binary PAX values (security.capability) come back byte-exact.
+        with tarfile.open(fileobj=stream, mode="r|", errorlevel=2, bufsize=MEMBER_CHUNK,
+                          tarinfo=CappedTarInfo, encoding="utf-8", errors="surrogateescape") as tar:
+            data = _TarfileData(tar)
+            members = iter(tar)
+            while True:
+                try:
+                    info = next(members)
+                except StopIteration:
+                    break
+                except tarfile.ReadError as exc:
+                    # Some writers (umoci among them) stop right after the last member's data,
+                    # without padding or end-of-archive blocks. Every member so far was complete;
+                    # truncated member data still fails inside _member.
+                    if "unexpected end of data" in str(exc) and self.entries > 0:
+                        break
+                    raise
+                data.current = info
+                self._member(data, TarMember.of(info), layer, image_layer)
+
+    def _member(self, data: MemberData, m: TarMember, layer: int, image_layer: bool) -> None:
         self.entries += 1
         if self.entries > self.limits.max_entries:
             raise UnsafeContentError(f"more than {self.limits.max_entries} archive entries")
@@ -213,7 +280,9 @@ class TreeBuilder:
             elif m.islnk():
                 self._hardlink(rel, m.linkname, layer)
             else:
-                self._file(tar, m, rel, layer)
+                self._file(data, m, rel, layer)
+        except FileExistsError:  # not ours: never happens in a fresh staging directory, and is never overwritten
+            raise UnsafeContentError(f"refusing {rel[:200]!r}: unexpected entry in the staging directory") from None
         except OSError as exc:
             # A name, a path or a link target longer than this system allows is the layer's doing: refused
             # as such, not reported as an archive that does not decode (nor with the whole name repeated).
@@ -316,9 +385,7 @@ class TreeBuilder:
 
     def _replace_existing(self, rel: str, layer: int, new_kind: str) -> None:
         kind = self.kinds.get(rel)
-        if kind is None:
-            if os.path.lexists(self._abs(rel)):  # not ours: should never happen in a fresh staging dir
-                raise UnsafeContentError(f"refusing {rel!r}: unexpected entry in the staging directory")
+        if kind is None:  # nothing of ours there; every creation refuses an entry that is (O_EXCL and kin)
             return
         if kind == "dir" and new_kind == "dir":
             return
@@ -370,7 +437,7 @@ class TreeBuilder:
 
     # -- writers -------------------------------------------------------------------
 
-    def _dir(self, rel: str, m: tarfile.TarInfo, layer: int) -> None:
+    def _dir(self, rel: str, m: TarMember, layer: int) -> None:
         self._parents(rel, layer)
         self._replace_existing(rel, layer, "dir")
         if self.kinds.get(rel) != "dir":
@@ -378,45 +445,44 @@ class TreeBuilder:
             self._note(rel, "dir", layer)
         self._dir_metadata(rel, m)
 
-    def _dir_metadata(self, rel: str, m: tarfile.TarInfo) -> None:
+    def _dir_metadata(self, rel: str, m: TarMember) -> None:
         """Artifact layers: the layer's mode under the umask, kept writable for the user."""
         os.chmod(self._abs(rel), ((m.mode & 0o755) | 0o700) & ~self._umask)
 
-    def _root_entry(self, m: tarfile.TarInfo) -> None:
+    def _root_entry(self, m: TarMember) -> None:
         """The archive's own root (`./`): an artifact's says nothing about the output directory."""
 
-    def _node(self, rel: str, m: tarfile.TarInfo, layer: int) -> None:
+    def _node(self, rel: str, m: TarMember, layer: int) -> None:
         raise UnsafeContentError(f"refusing {rel!r}: device nodes and FIFOs are not extracted from artifact layers")
 
-    def _file(self, tar: tarfile.TarFile, m: tarfile.TarInfo, rel: str, layer: int) -> None:
+    def _file(self, data: MemberData, m: TarMember, rel: str, layer: int) -> None:
         sparse = checked_sparse_map(m, rel)
         if sparse is not None:  # GNU or PAX sparse: the stream holds the data; the holes are written as zeros
-            m.sparse = sparse  # type: ignore[assignment]  # typeshed says bytes
+            m.sparse = sparse
             self._charge_written(m.size - sum(length for _, length in sparse), rel)
         self._parents(rel, layer)
         self._replace_existing(rel, layer, "file")
-        src = tar.extractfile(m)
         path = self._abs(rel)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, self._creation_mode(m))
+        fd = os.open(path, _CREATE, self._creation_mode(m))
         self._note(rel, "file", layer)  # noted first: a failure below leaves a file the model knows to remove
-        with os.fdopen(fd, "wb") as out:
-            if src is not None:
-                copy_stream(cast(Readable, src), out.write, MEMBER_CHUNK)  # an ExFileObject: it has readinto
-            out.flush()
-            self._file_metadata(out.fileno(), m, rel)
+        try:
+            data.write(fd, m)
+            self._file_metadata(fd, m, rel)
+        finally:
+            os.close(fd)
         self.files_written += 1
 
-    def _creation_mode(self, m: tarfile.TarInfo) -> int:
+    def _creation_mode(self, m: TarMember) -> int:
         return (m.mode & 0o755) | 0o600
 
-    def _file_metadata(self, fd: int, m: tarfile.TarInfo, rel: str) -> None:
+    def _file_metadata(self, fd: int, m: TarMember, rel: str) -> None:
         """Artifact layers: the mode given at creation, under the umask; the mtime where it fits."""
         try:
             os.utime(fd, (m.mtime, m.mtime))
         except (OverflowError, ValueError, OSError):
             pass
 
-    def _symlink(self, rel: str, target: str, layer: int, m: tarfile.TarInfo | None = None) -> None:
+    def _symlink(self, rel: str, target: str, layer: int, m: TarMember | None = None) -> None:
         if self._escapes(rel, target):
             raise UnsafeContentError(f"refusing symlink {rel!r} -> {target!r}: it points outside the output directory")
         self._parents(rel, layer)
@@ -528,21 +594,21 @@ class ImageTreeBuilder(TreeBuilder):
     def notes(self) -> list[str]:
         return self.metadata.notes()
 
-    def _creation_mode(self, m: tarfile.TarInfo) -> int:
+    def _creation_mode(self, m: TarMember) -> int:
         return 0o600  # private until its owner, exact mode and attributes are set through the descriptor
 
-    def _file_metadata(self, fd: int, m: tarfile.TarInfo, rel: str) -> None:
+    def _file_metadata(self, fd: int, m: TarMember, rel: str) -> None:
         self.metadata.file(fd, m, rel)
 
-    def _dir_metadata(self, rel: str, m: tarfile.TarInfo) -> None:
+    def _dir_metadata(self, rel: str, m: TarMember) -> None:
         self.metadata.directory(rel, m)  # applied in finish(), after everything inside it
 
-    def _root_entry(self, m: tarfile.TarInfo) -> None:
+    def _root_entry(self, m: TarMember) -> None:
         """A rootfs's `./` entry describes `/`: the output directory gets its mode, owner and times (umoci)."""
         self.metadata.directory("", m)
         self.root_metadata_applied = True
 
-    def _node(self, rel: str, m: tarfile.TarInfo, layer: int) -> None:
+    def _node(self, rel: str, m: TarMember, layer: int) -> None:
         """FIFOs need no privilege; device nodes are made as root (containerd, umoci) and skipped otherwise."""
         self._parents(rel, layer)
         self._replace_existing(rel, layer, "node")
@@ -628,7 +694,7 @@ class ImageTreeBuilder(TreeBuilder):
             os.symlink(self.links[target], self._abs(rel))
         self._note(rel, "link", layer, self.links[target])
 
-    def _symlink(self, rel: str, target: str, layer: int, m: tarfile.TarInfo | None = None) -> None:
+    def _symlink(self, rel: str, target: str, layer: int, m: TarMember | None = None) -> None:
         """Kept exactly as written: a root filesystem's links point wherever its programs expect."""
         if "\0" in target:
             raise UnsafeContentError(f"refusing symlink {rel!r} with a NUL byte in its target")
@@ -664,30 +730,10 @@ def _check_digest_first(raw: CheckedStream) -> None:
         pass
 
 
-def checked_sparse_map(m: tarfile.TarInfo, rel: str) -> list[tuple[int, int]] | None:
-    """A sparse member's data regions, checked as Go's archive/tar checks them: in order, not overlapping,
-    inside the file; None for a member that is not sparse.
-
-    tarfile takes any map and fills with zeros whatever the regions do not cover as it reads them, so a
-    map whose regions overlap or run past the end writes holes that `size - sum(lengths)` does not count:
-    one region claiming the whole file over a single stored byte is a TiB of zeros from a layer of a few
-    hundred bytes, none of it through the stream the caps meter. With the map checked, the holes are
-    exactly the size less the data. Empty regions (the unused slots of a GNU header, its end marker)
-    are dropped: they hold nothing, and left in they move tarfile's idea of where the last region ended.
-    """
-    if m.sparse is None:
-        return None
-    regions: list[tuple[int, int]] = []
-    end = 0
-    for offset, length in cast("list[tuple[int, int]]", m.sparse):
-        if length == 0:
-            continue
-        if offset < 0 or length < 0 or offset < end or offset + length > m.size:
-            raise UnsafeContentError(f"refusing sparse member {rel[:200]!r}: its regions are out of order, "
-                                     "overlap or run past its size")
-        regions.append((offset, length))
-        end = offset + length
-    return regions
+def checked_sparse_map(m: TarMember, rel: str) -> list[tuple[int, int]] | None:
+    """A sparse member's data regions, checked as Go checks them (tarstream.checked_regions); None for a
+    member that is not sparse."""
+    return None if m.sparse is None else checked_regions(m.sparse, m.size, rel)
 
 
 def normalize_member(name: str) -> str | None:

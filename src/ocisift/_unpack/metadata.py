@@ -28,7 +28,6 @@ import base64
 import binascii
 import errno
 import os
-import tarfile
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 
 from .._core.errors import MetadataError, OcisiftError, UnsafeContentError
 from .._core.tarheaders import pax_time_ns
+from .._core.tarstream import TarMember
 
 XATTR_PAX_PREFIX = "SCHILY.xattr."
 LIBARCHIVE_XATTR_PREFIX = "LIBARCHIVE.xattr."  # name URL-encoded, value base64 (libarchive's pax writer)
@@ -63,7 +63,7 @@ def checked_id(value: int, what: str, rel: str) -> int:
     return value
 
 
-def member_times_ns(m: tarfile.TarInfo, rel: str) -> tuple[int, int]:
+def member_times_ns(m: TarMember, rel: str) -> tuple[int, int]:
     """(atime, mtime) in nanoseconds; atime is the PAX atime when there is one, else the mtime (umoci).
     A PAX time keeps its nanoseconds (tarfile's float would not); one utimensat cannot take is refused."""
     pax = m.pax_headers
@@ -75,7 +75,7 @@ def member_times_ns(m: tarfile.TarInfo, rel: str) -> tuple[int, int]:
     return atime, mtime
 
 
-def member_xattrs(m: tarfile.TarInfo, rel: str) -> dict[str, bytes]:
+def member_xattrs(m: TarMember, rel: str) -> dict[str, bytes]:
     """Extended attributes a member carries, as bytes. tarfile decodes PAX values as UTF-8 with
     surrogateescape, so encoding them back the same way gives the exact bytes (security.capability is
     binary). SCHILY records win over libarchive's when both name one attribute (libarchive writes both)."""
@@ -153,22 +153,25 @@ class RootfsMetadata:
 
     # -- per entry ---------------------------------------------------------------------
 
-    def owner(self, m: tarfile.TarInfo, rel: str) -> tuple[int, int]:
+    def owner(self, m: TarMember, rel: str) -> tuple[int, int]:
         return checked_id(m.uid, "uid", rel), checked_id(m.gid, "gid", rel)
 
-    def file(self, fd: int, m: tarfile.TarInfo, rel: str) -> None:
+    def file(self, fd: int, m: TarMember, rel: str) -> None:
         """A regular file just written, through its descriptor: nothing is looked up by path again."""
         uid, gid = self.owner(m, rel)
         times = member_times_ns(m, rel)
         xattrs = self._wanted_xattrs(m, rel, uid, gid)
-        with _applying(rel):
+        try:  # not a context manager: this runs once per file, and small-file layers have tens of thousands
             if self.privileged:
                 os.fchown(fd, uid, gid)
             os.fchmod(fd, m.mode & 0o7777)
-            self._set_xattrs(fd, xattrs, rel, "file")
+            if xattrs:
+                self._set_xattrs(fd, xattrs, rel, "file")
             os.utime(fd, ns=times)
+        except OSError as exc:
+            raise _refused(rel, exc) from None
 
-    def node(self, path: str, m: tarfile.TarInfo, rel: str) -> None:
+    def node(self, path: str, m: TarMember, rel: str) -> None:
         """A symlink, FIFO or device node just made at `path` (inside the output): never followed.
         A symlink has no mode of its own; a FIFO or device node is never opened (that could block)."""
         uid, gid = self.owner(m, rel)
@@ -182,7 +185,7 @@ class RootfsMetadata:
             self._set_xattrs(path, xattrs, rel, "symlink" if m.issym() else "node")
             os.utime(path, ns=times, follow_symlinks=False)
 
-    def directory(self, rel: str, m: tarfile.TarInfo) -> None:
+    def directory(self, rel: str, m: TarMember) -> None:
         uid, gid = self.owner(m, rel)
         self.dirs[rel] = PendingDir(m.mode & 0o7777, uid, gid, member_times_ns(m, rel),
                                     self._wanted_xattrs(m, rel, uid, gid))
@@ -216,7 +219,7 @@ class RootfsMetadata:
 
     # -- extended attributes -----------------------------------------------------------
 
-    def _wanted_xattrs(self, m: tarfile.TarInfo, rel: str, uid: int, gid: int) -> dict[str, bytes]:
+    def _wanted_xattrs(self, m: TarMember, rel: str, uid: int, gid: int) -> dict[str, bytes]:
         xattrs = member_xattrs(m, rel)
         for name in FORBIDDEN_XATTRS & xattrs.keys():
             self._lose(name, "the host's, not the image's, as umoci keeps it", rel)
@@ -266,14 +269,17 @@ class RootfsMetadata:
         return out
 
 
+def _refused(rel: str, exc: OSError) -> OcisiftError:
+    """An owner, mode or time the system refuses is the system's answer, not a broken layer: said as such."""
+    return OcisiftError(f"cannot set the owner, mode or times of {rel[:200]!r}: {exc.strerror or exc}")
+
+
 @contextmanager
 def _applying(rel: str) -> Iterator[None]:
-    """An owner, mode or time the system refuses is the system's answer, not a broken layer: said as such."""
     try:
         yield
     except OSError as exc:
-        raise OcisiftError(f"cannot set the owner, mode or times of {rel[:200]!r}: "
-                           f"{exc.strerror or exc}") from None
+        raise _refused(rel, exc) from None
 
 
 def _entries(tally: _Tally) -> str:
