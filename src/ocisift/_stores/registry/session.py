@@ -32,6 +32,7 @@ import urllib3
 
 from ..._core import cancel
 from ..._core.errors import AuthError, OcisiftError, TransferTimeout, UnsafeContentError
+from ..._core.meter import count_request
 from ..._core.options import RegistryOptions
 from .auth import MAX_TOKEN_BODY, Challenge, Token, parse_challenge, parse_token_response
 from .credentials import Credentials, lookup_credentials
@@ -376,6 +377,7 @@ class Session:
         for attempt in range(attempts):
             last = attempt == attempts - 1
             cancel.check()
+            count_request(urlsplit(url).netloc)  # for a sync's report: the requests each tag cost
             try:
                 resp = self.transport.request(method, url, headers, body)
             except TransferTimeout:  # the watchdog ended a wait for headers that never came whole
