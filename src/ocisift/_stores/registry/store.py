@@ -20,7 +20,15 @@ from ..._core.reference import ImageName, Target
 from ..._core.sources import ByteSource
 from ..base import Reader
 from .blobs import blob_exists, blob_size, fetch_blob
-from .listing import TAG_PAGE_SIZE, add_fallback_referrer, list_referrers, list_tags
+from .listing import (
+    TAG_PAGE_SIZE,
+    add_fallback_referrer,
+    adopt_referrer_index,
+    list_referrers,
+    list_tags,
+    peek_referrer_index,
+    referrer_index,
+)
 from .manifests import (
     delete_manifest,
     delete_tag,
@@ -47,6 +55,7 @@ class RegistryStore:
         self.location = image.name
         self.tag_page_size = TAG_PAGE_SIZE
         self._manifests: dict[Digest, bytes] = {}
+        self._referrer_indexes: dict[Digest, bytes] = {}  # a referrers API's answer to a peek, by subject
 
     # -- Reader ----------------------------------------------------------------------
 
@@ -108,6 +117,7 @@ class RegistryStore:
 
     def close(self) -> None:
         self._manifests.clear()  # the session stays: it belongs to the registry, not to this store
+        self._referrer_indexes.clear()
 
     # -- listing -----------------------------------------------------------------------
 
@@ -117,6 +127,23 @@ class RegistryStore:
 
     def referrers(self, desc: Descriptor) -> list[Descriptor]:
         return list_referrers(self.repo, desc)
+
+    def peek_referrers(self, subject: Descriptor) -> Digest | None:
+        """One request: the fallback tag's HEAD, or the referrers API's answer (kept for `referrer_index`)."""
+        found = peek_referrer_index(self.repo, subject)
+        if found is None:
+            return None
+        digest, raw = found
+        if raw is not None:
+            self._referrer_indexes[subject.digest] = raw
+        return digest
+
+    def referrer_index(self, subject: Descriptor) -> bytes | None:
+        kept = self._referrer_indexes.pop(subject.digest, None)
+        return kept if kept is not None else referrer_index(self.repo, subject)
+
+    def adopt_referrer_index(self, subject: Descriptor, raw: bytes) -> bool:
+        return adopt_referrer_index(self.repo, subject, raw)
 
     # -- writing ------------------------------------------------------------------------
 
