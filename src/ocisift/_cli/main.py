@@ -681,9 +681,9 @@ def tag_command(source: str, tags: tuple[str, ...], fmt: str, **kw: Any) -> None
 def untag(reference: str, fmt: str, **kw: Any) -> None:
     """Remove a tag from a layout, archive or registry.
 
-    In layouts the content stays until gc. A registry that cannot delete a tag
-    alone (distribution 2.x) has the manifest deleted instead, but only when no
-    other tag names it.
+    In layouts the content stays until gc. On a registry that cannot delete a
+    tag alone (distribution 2.x) the tag is moved to a throw-away manifest that
+    is then deleted by digest: the image and its other tags stay.
 
     \b
     Example:

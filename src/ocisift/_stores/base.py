@@ -104,8 +104,8 @@ class Untagger(Protocol):
     def untag(self, tag: str) -> int:
         """Remove the name; returns how many entries it named. NotFoundError when none.
 
-        Layouts keep the content until gc. A registry that cannot delete a tag alone deletes the manifest
-        instead, and only when no other tag names it (ConflictError naming that tag otherwise).
+        Layouts keep the content until gc. A registry that cannot delete a tag alone gets the tag moved to
+        a throw-away manifest, which is deleted by digest: the image it named and its other tags stay.
         """
         ...
 

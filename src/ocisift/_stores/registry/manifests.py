@@ -9,6 +9,7 @@ from ..._core.models import MAX_MANIFEST_BYTES, parse_document
 from .repository import Repository
 from .session import BodyTooLarge, discard, error_text, header_number, read_capped
 
+NOBODYS_DIGEST = Digest.parse("sha256:" + "0" * 64)
 ACCEPT = ", ".join([mt.OCI_INDEX, mt.OCI_MANIFEST, mt.DOCKER_LIST, mt.DOCKER_MANIFEST])
 
 
@@ -100,6 +101,15 @@ def delete_tag(repo: Repository, tag: str) -> bool:
     raise OcisiftError(f"registry refused to delete tag {tag} ({status}): {text}")
 
 
+def check_deletes_allowed(repo: Repository) -> None:
+    """Refuse, as deleting by digest would, when the registry does not allow deletes (asked by deleting a
+    digest nobody has: distribution answers 405 when deletes are off, before it looks, else 404)."""
+    resp = repo.request("DELETE", repo.url(f"manifests/{NOBODYS_DIGEST}"), push=True)
+    status, text = resp.status, error_text(resp)
+    if status == 405:
+        raise OcisiftError(_deletes_off(repo, text))
+
+
 def manifest_exists(repo: Repository, digest: Digest) -> bool:
     resp = repo.request("HEAD", repo.url(f"manifests/{digest}"), headers={"Accept": ACCEPT})
     discard(resp)
@@ -114,6 +124,9 @@ def delete_manifest(repo: Repository, digest: Digest) -> None:
     if status == 404:
         raise NotFoundError(f"{digest} is not in {repo.image.name}")
     if status == 405:
-        raise OcisiftError(f"{repo.host} does not allow deletes (405); a distribution registry needs "
-                           f"storage.delete.enabled: true: {text}")
+        raise OcisiftError(_deletes_off(repo, text))
     raise OcisiftError(f"registry refused to delete {digest} ({status}): {text}")
+
+
+def _deletes_off(repo: Repository, text: str) -> str:
+    return f"{repo.host} does not allow deletes (405); a distribution registry needs storage.delete.enabled: true: {text}"
