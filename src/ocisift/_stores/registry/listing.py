@@ -111,8 +111,17 @@ def adopt_referrer_index(repo: Repository, subject: Descriptor, raw: bytes) -> b
 def _from_api(repo: Repository, desc: Descriptor) -> bytes | None:
     """The referrers API's answer, or None where the registry has no such API (learnt from its first 404,
     after which it is not asked again) or did not answer with an index."""
-    if repo.session.referrers_api is False:
+    session = repo.session
+    if session.referrers_api is None:
+        with session.referrers_probe:  # the first asks; the others wait for what it learns
+            if session.referrers_api is None:
+                return _ask_api(repo, desc)
+    if session.referrers_api is False:
         return None
+    return _ask_api(repo, desc)
+
+
+def _ask_api(repo: Repository, desc: Descriptor) -> bytes | None:
     resp = repo.request("GET", repo.url(f"referrers/{desc.digest}"), headers={"Accept": mt.OCI_INDEX})
     if resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(mt.OCI_INDEX):
         try:

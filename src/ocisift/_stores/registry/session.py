@@ -233,6 +233,7 @@ class Session:
         # Learnt from the first answer, for the whole process: a registry with the referrers API never
         # answers 404 to it (distribution-spec 1.1), so one 404 means every subject's list is the fallback tag.
         self.referrers_api: bool | None = None
+        self.referrers_probe = threading.Lock()  # held while it is learnt: images in flight ask it once
         # A registry that could not be connected to after every retry is not asked again for a while:
         # a mirror of 1,000 images from a dead registry must not pay the retries 1,000 times.
         self._unreachable: tuple[float, str] | None = None
