@@ -503,3 +503,35 @@ images:
         assert {line["result"] for line in lines} == {"unchanged"}
         # 2 at each end at most, and once in the run each end's answer that it has no referrers API
         assert sum(line["requests"] for line in lines) <= 4 * len(lines) + 2, lines
+
+
+def test_a_failing_tag_does_not_stop_its_image_and_the_report_says_which(source, mirror, tmp_path, cli):
+    spec = _spec(tmp_path, f"""
+images:
+  - source: {source.repo}
+    tags: [1.0.0, no-such-tag, 1.2.0]
+    destination: {mirror.host}/report/app
+  - source: {source.host}/acme/missing
+    tags: all
+    destination: {mirror.host}/report/missing
+""")
+    report = tmp_path / "report.jsonl"
+    res = cli("sync", spec, "--report", str(report), "--format", "json")
+    assert res.code == 3, res.err  # the worst failure: not found
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    by_tag = {(line["source"], line["tag"]): line for line in lines}
+    assert len(lines) == len(by_tag) == 4
+    for tag in ("1.0.0", "1.2.0"):  # copied, the one between them failing
+        line = by_tag[(source.repo, tag)]
+        assert line["result"] == "copied" and line["exitCode"] == 0 and line["bytes"] > 0, line
+        assert line["digest"] == str(ocisift.resolve(f"{source.repo}:{tag}").descriptor.digest)
+    failed = by_tag[(source.repo, "no-such-tag")]
+    assert failed["result"] == "failed" and failed["exitCode"] == 3 and failed["digest"] is None
+    assert "no-such-tag" in failed["error"]["message"]
+    image = by_tag[(f"{source.host}/acme/missing", None)]  # no tag could be chosen: one line for the image
+    assert image["result"] == "failed" and image["exitCode"] == 3 and image["requests"] == 0
+    out = res.json()
+    assert [t["tag"] for t in out["images"][0]["failedTags"]] == ["no-such-tag"]
+    assert sorted(ocisift.tags(f"{mirror.host}/report/app")) == ["1.0.0", "1.2.0"]
+    text = cli("sync", spec)
+    assert text.code == 3 and f"error: {source.repo}:no-such-tag (line 3)" in text.err, text.err
