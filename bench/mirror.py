@@ -398,8 +398,9 @@ def print_table(report: dict[str, Any]) -> None:
             besides = counted["per_tag_besides_api_probe"][side]
             mark = "" if goal is None else f"; goal at most {goal:g} per tag" + (
                 "" if besides <= goal else "  (over the goal)")
-            print(f"  {side:<11}: {counted['per_tag'][side]:g} per tag, {besides:g} besides the one referrers API"
-                  f" probe of the run ({kinds}){mark}")
+            probe = f", {besides:g} besides the run's one question whether it has the referrers API" \
+                if besides != counted["per_tag"][side] else ""
+            print(f"  {side:<11}: {counted['per_tag'][side]:g} per tag{probe} ({kinds}){mark}")
     print(f"\nrequests of the first runs, per image ({report['images']} images):")
     for name, seen in report["first_run_requests"].items():
         print(f"  {name}:")
