@@ -132,7 +132,8 @@ def test_four_shards_as_four_processes_copy_exactly_what_one_run_copies(tmp_path
         whole = subprocess.run([*command, str(_spec(tmp_path / "one.yaml", src.host, one.host)), "--images", "8",
                                 "--report", str(tmp_path / "one.jsonl"), "--format", "json"],
                                capture_output=True, env=env, timeout=600)
-        assert whole.returncode == 0, whole.stderr.decode()[-3000:]
+        assert whole.returncode == 0, (whole.stderr.decode()[-2000:],
+                                       [i for i in json.loads(whole.stdout)["images"] if "error" in i])
         spec = _spec(tmp_path / "many.yaml", src.host, many.host)
         runs = []
         for i in range(4):  # all at once; the last as a Kubernetes Indexed Job's pod would run it
@@ -142,8 +143,8 @@ def test_four_shards_as_four_processes_copy_exactly_what_one_run_copies(tmp_path
                                           "--report", str(tmp_path / f"shard{i}.jsonl")],
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=shard_env))
         outputs = [r.communicate(timeout=600) for r in runs]
-        for run, (_, err) in zip(runs, outputs, strict=True):
-            assert run.returncode == 0, err.decode()[-3000:]
+        for run, (out, err) in zip(runs, outputs, strict=True):
+            assert run.returncode == 0, (err.decode()[-2000:], [i["error"] for i in json.loads(out)["images"] if "error" in i][:3])
 
         every = {(f"{src.host}/shard/app{n:03d}", tag) for n in range(IMAGES) for tag in TAGS}
         single = _report(tmp_path / "one.jsonl")

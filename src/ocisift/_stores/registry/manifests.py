@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..._core import cancel
 from ..._core import mediatypes as mt
 from ..._core.digest import Digest, verify_bytes
 from ..._core.errors import IntegrityError, MalformedDocument, NotFoundError, OcisiftError
@@ -44,12 +45,26 @@ def get_manifest(repo: Repository, ident: str, pinned: Digest | None) -> tuple[b
     return raw, media_type
 
 
+BLOB_UNKNOWN_RETRIES = (0.1, 0.3, 0.9)  # seconds between tries of a manifest whose blobs are there
+
+
 def put_manifest(repo: Repository, ident: str, raw: bytes, media_type: str) -> bool:
-    """PUT; True when the registry says it indexed the subject itself (the OCI-Subject header)."""
-    resp = repo.request("PUT", repo.url(f"manifests/{ident}"), push=True, body=raw,
-                        headers={"Content-Type": media_type})
-    if resp.status != 201:
-        raise OcisiftError(f"registry refused manifest {ident} ({resp.status}): {error_text(resp)}")
+    """PUT; True when the registry says it indexed the subject itself (the OCI-Subject header).
+
+    Written only after its blobs are there, so a refusal naming one of them unknown is tried again a
+    few times: distribution's filesystem storage rewrites a repository's link to a blob in place
+    whenever another writer uploads that blob too (shards mirroring tags that share layers do), and a
+    manifest checked in that moment names a blob the registry does not see; a moment later it does.
+    """
+    for pause in (*BLOB_UNKNOWN_RETRIES, None):
+        resp = repo.request("PUT", repo.url(f"manifests/{ident}"), push=True, body=raw,
+                            headers={"Content-Type": media_type})
+        if resp.status == 201:
+            break
+        text = error_text(resp)
+        if resp.status != 400 or "BLOB_UNKNOWN" not in text or pause is None:
+            raise OcisiftError(f"registry refused manifest {ident} ({resp.status}): {text}")
+        cancel.sleep(pause)
     subject_seen = bool(resp.headers.get("OCI-Subject"))
     discard(resp)
     return subject_seen
