@@ -9,17 +9,21 @@ and one small tar+gzip layer each, different in every image) and one referrer, a
 the index. Distribution has no referrers API, so the referrer is listed under the fallback tag
 `sha256-<hex of the index digest>`, which `ocisift sync` follows with `referrers: true`.
 
-Each round starts two empty destination registries, and then (the order rotating each round):
+Each round starts three empty destination registries, and then (the order rotating each round):
 
 - `ocisift sync SPEC --images N` into one (every platform and the referrers);
-- `skopeo sync --src yaml --dest docker --all` into the other (every platform; skopeo does not copy
+- the same spec as 4 shards, `ocisift sync SPEC --shard I/4 --images N/4`, 4 processes at once, into
+  another (timed from the first start to the last end; CPU summed, memory the largest process's);
+- `skopeo sync --src yaml --dest docker --all` into the third (every platform; skopeo does not copy
   referrers, so it moves less);
 
-and last `ocisift sync` again into its destination, where everything is there already. That run is timed
-against the first (goal: at most 0.1 of its time), and the requests it made are counted at each registry
-from its access log (goal: at most one request per tag at the source).
+and last `ocisift sync` again into its destination, where everything is there already, with referrers
+(each image's new referrers are looked for) and without (`referrers: false`). The first is timed against the
+first run (goal: at most 0.1 of its time), and the requests both made are counted at each registry from its
+access log (goals: at most two requests per tag at the source with referrers, one without).
 
-Prints medians and best times, the ratios (ocisift / skopeo, goal at most 0.5) and the requests by kind.
+Prints medians and best times, the ratios (ocisift / skopeo, goal at most 0.5; 4 shards / one process) and
+the requests by kind.
 For bench/run.py: `measure(work, rounds)` returns the report as a JSON-able dict, `print_table(report)` prints it.
 """
 
@@ -68,11 +72,14 @@ PLATFORMS = ("linux/amd64", "linux/arm64")
 SIGNATURE_TYPE = "application/vnd.example.sig"
 SPEED_GOAL = 0.5  # ocisift sync / skopeo sync
 NO_CHANGE_GOAL = 0.1  # second run / first run
-SOURCE_REQUESTS_GOAL = 1.0  # requests per tag at the source in the second run
+SOURCE_REQUESTS_GOAL = {"referrers": 2.0, "no referrers": 1.0}  # per tag at the source, nothing changed
+SHARDS = 4
 
 OURS = "sync {n} images, 2 platforms + referrer: ocisift"
+SHARDED = "sync {n} images in 4 shards (4 processes): ocisift"
 THEIRS = "sync {n} images, 2 platforms: skopeo (no referrers)"
 AGAIN = "sync {n} images again, nothing changed: ocisift"
+AGAIN_PLAIN = "sync {n} images again, nothing changed, referrers: false: ocisift"
 
 # distribution's access log: `127.0.0.1 - - [date] "HEAD /v2/bench/app000/manifests/1.0.0 HTTP/1.1" 200 …`
 REQUEST = re.compile(r'"(GET|HEAD|PUT|POST|PATCH|DELETE) (/v2/\S*) HTTP/1\.[01]"')
@@ -101,6 +108,32 @@ def run(cmd: list[str]) -> Timing:
         peak_kib = report.read().strip().splitlines()[-1]
     return Timing(elapsed, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime, int(peak_kib),
                   proc.stdout)
+
+
+def run_together(commands: list[list[str]]) -> Timing:
+    """Several commands started at once: wall time from the first start to the last end, CPU summed over
+    them, the peak RSS of the largest, and their outputs joined by NUL bytes."""
+    with contextlib.ExitStack() as stack:
+        reports = [stack.enter_context(tempfile.NamedTemporaryFile("r", suffix=".time")) for _ in commands]
+        outs = [stack.enter_context(tempfile.TemporaryFile()) for _ in commands]  # no pipe to fill and block on
+        errs = [stack.enter_context(tempfile.TemporaryFile()) for _ in commands]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        procs = [subprocess.Popen(["/usr/bin/time", "-o", report.name, "-f", "%M", *cmd], stdout=out, stderr=err)
+                 for cmd, report, out, err in zip(commands, reports, outs, errs, strict=True)]
+        for proc in procs:
+            proc.wait()
+        elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        for file in (*outs, *errs):
+            file.seek(0)
+        for cmd, proc, err in zip(commands, procs, errs, strict=True):
+            if proc.returncode != 0:
+                raise SystemExit(f"failed: {' '.join(cmd)}\n{err.read().decode(errors='replace')[-4000:]}")
+        peak = max(int(report.read().strip().splitlines()[-1]) for report in reports)
+        outputs = [out.read() for out in outs]
+    return Timing(elapsed, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime, peak,
+                  b"\0".join(outputs))
 
 
 def layer(n: int, arch: str) -> bytes:
@@ -161,12 +194,12 @@ def write_specs(work: Path, source: Registry, count: int) -> tuple[Callable[[Reg
     """The ocisift spec for a destination registry (made per destination), and skopeo's YAML source."""
     names = [f"bench/app{n:03d}" for n in range(count)]
 
-    def ocisift_spec(destination: Registry) -> Path:
-        spec = {"defaults": {"referrers": True},
+    def ocisift_spec(destination: Registry, referrers: bool = True) -> Path:
+        spec = {"defaults": {"referrers": referrers},
                 "images": [{"source": f"{source.host}/{name}", "tags": [TAG],
                             "destination": f"{destination.host}/mirror/{name.rsplit('/', 1)[1]}"}
                            for name in names]}
-        path = work / f"sync-{destination.port}.yaml"
+        path = work / f"sync-{destination.port}{'' if referrers else '-plain'}.yaml"
         path.write_text(json.dumps(spec, indent=1))  # JSON is YAML
         return path
 
@@ -228,8 +261,9 @@ def check_index(registry: Registry, repo: str) -> None:
 
 
 def check_sync(output: bytes, count: int, *, copied: int) -> None:
-    """The sync said it copied (or skipped) every image, and failed none."""
-    result = json.loads(output)
+    """The sync said it copied (or skipped) every image, and failed none (the shards' outputs together)."""
+    parts = [json.loads(part) for part in output.split(b"\0")]
+    result = {key: [x for part in parts for x in part[key]] for key in ("failed", "copied", "skipped")}
     if result["failed"] or len(result["copied"]) != copied or len(result["skipped"]) != count - copied:
         raise SystemExit(f"ocisift sync: expected {copied} of {count} copied, got {len(result['copied'])} copied,"
                          f" {len(result['skipped'])} skipped, {len(result['failed'])} failed")
@@ -237,13 +271,14 @@ def check_sync(output: bytes, count: int, *, copied: int) -> None:
 
 def measure(work: Path, rounds: int, images: int = 200, in_flight: int = 16, warmup: int = 0) -> dict[str, Any]:
     """Set up, run the rounds and return a JSON-able report: results (per run), ratios, best_ratios,
-    ratio_goals and the second run's requests at each registry."""
+    ratio_goals and the no-change runs' requests at each registry."""
     if shutil.which("skopeo") is None or shutil.which("/usr/bin/time") is None:
         raise SystemExit("skopeo and GNU time are needed (apt-get install skopeo time)")
-    ours, theirs, again = OURS.format(n=images), THEIRS.format(n=images), AGAIN.format(n=images)
-    results: dict[str, list[Timing]] = {ours: [], theirs: [], again: []}
+    ours, sharded, theirs = OURS.format(n=images), SHARDED.format(n=images), THEIRS.format(n=images)
+    again, again_plain = AGAIN.format(n=images), AGAIN_PLAIN.format(n=images)
+    results: dict[str, list[Timing]] = {ours: [], sharded: [], theirs: [], again: [], again_plain: []}
     load_before = os.getloadavg()[0]  # other work on the machine takes CPU from the registries too
-    requests: list[dict[str, Counter[str]]] = []  # the no-change run's, each round
+    requests: dict[str, list[dict[str, Counter[str]]]] = {"referrers": [], "no referrers": []}  # each round's
     first: dict[str, dict[str, Counter[str]]] = {}  # the first runs', the last round
     with run_registry(work / "source") as source:
         print(f"pushing {images} images with 2 platforms and a referrer each ...", file=sys.stderr)
@@ -256,41 +291,49 @@ def measure(work: Path, rounds: int, images: int = 200, in_flight: int = 16, war
             print(f"round {n + 1} of {warmup + rounds}{'' if counted else ' (warm-up)'} ...", file=sys.stderr)
             with contextlib.ExitStack() as stack:
                 ours_dst = stack.enter_context(run_registry(work / f"dst-ocisift-{n}"))
+                shards_dst = stack.enter_context(run_registry(work / f"dst-shards-{n}"))
                 theirs_dst = stack.enter_context(run_registry(work / f"dst-skopeo-{n}"))
                 spec = ocisift_spec(ours_dst)
                 sync = [*OCISIFT, "sync", str(spec), "--images", str(in_flight), "--format", "json"]
-                jobs: list[tuple[str, list[str]]] = [
-                    (ours, sync),
-                    (theirs, ["skopeo", "sync", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false",
-                              "--all", str(skopeo_yaml), f"{theirs_dst.host}/mirror-skopeo"]),
-                ]
-                destinations = {ours: ours_dst, theirs: theirs_dst}
-                for name, command in jobs[n % len(jobs):] + jobs[: n % len(jobs)]:
+                shard_spec = ocisift_spec(shards_dst)
+                shard_runs = [[*OCISIFT, "sync", str(shard_spec), "--shard", f"{i}/{SHARDS}",
+                               "--images", str(max(1, in_flight // SHARDS)), "--format", "json"]
+                              for i in range(SHARDS)]
+                skopeo = ["skopeo", "sync", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false",
+                          "--all", str(skopeo_yaml), f"{theirs_dst.host}/mirror-skopeo"]
+                jobs: list[tuple[str, list[list[str]]]] = [(ours, [sync]), (sharded, shard_runs), (theirs, [skopeo])]
+                destinations = {ours: ours_dst, sharded: shards_dst, theirs: theirs_dst}
+                for name, commands in jobs[n % len(jobs):] + jobs[: n % len(jobs)]:
                     starts = log_size(source), log_size(destinations[name])
-                    timing = run(command)
-                    if name == ours:
+                    timing = run(commands[0]) if len(commands) == 1 else run_together(commands)
+                    if name != theirs:
                         check_sync(timing.stdout, images, copied=images)
-                    marker = f"bench-marker-{n}-{'ocisift' if name == ours else 'skopeo'}"
+                    marker = f"bench-marker-{n}-{'skopeo' if name == theirs else 'shards' if name == sharded else 'ocisift'}"
                     first[name] = {"source": requests_between(source, starts[0], marker),
                                    "destination": requests_between(destinations[name], starts[1], marker)}
                     if counted:
                         results[name].append(timing)
                 if n == 0:  # each mirror holds what it should: ocisift's the referrer too, skopeo's every platform
-                    found = ocisift.referrers(f"{ours_dst.host}/mirror/app000:{TAG}")
-                    if not found.referrers:
-                        raise SystemExit(f"ocisift sync left out the referrer of {ours_dst.host}/mirror/app000")
-                    for dst, repo in ((ours_dst, "mirror/app000"), (theirs_dst, "mirror-skopeo/app000")):
+                    for dst in (ours_dst, shards_dst):
+                        found = ocisift.referrers(f"{dst.host}/mirror/app000:{TAG}")
+                        if not found.referrers:
+                            raise SystemExit(f"ocisift sync left out the referrer of {dst.host}/mirror/app000")
+                    for dst, repo in ((ours_dst, "mirror/app000"), (shards_dst, f"mirror/app{images - 1:03d}"),
+                                      (theirs_dst, "mirror-skopeo/app000")):
                         check_index(dst, repo)
-                starts = log_size(source), log_size(ours_dst)
-                timing = run(sync)
-                check_sync(timing.stdout, images, copied=0)
-                marker = f"bench-marker-{n}"
-                seen = {"source": requests_between(source, starts[0], marker),
-                        "destination": requests_between(ours_dst, starts[1], marker)}
-                if counted:
-                    results[again].append(timing)
-                    requests.append(seen)
-            for side in ("ocisift", "skopeo"):
+                plain = [*OCISIFT, "sync", str(ocisift_spec(ours_dst, referrers=False)), "--images", str(in_flight),
+                         "--format", "json"]
+                for setting, command, row in (("referrers", sync, again), ("no referrers", plain, again_plain)):
+                    starts = log_size(source), log_size(ours_dst)
+                    timing = run(command)
+                    check_sync(timing.stdout, images, copied=0)
+                    marker = f"bench-marker-{n}-again-{setting.replace(' ', '-')}"
+                    seen = {"source": requests_between(source, starts[0], marker),
+                            "destination": requests_between(ours_dst, starts[1], marker)}
+                    if counted:
+                        results[row].append(timing)
+                        requests[setting].append(seen)
+            for side in ("ocisift", "shards", "skopeo"):
                 shutil.rmtree(work / f"dst-{side}-{n}", ignore_errors=True)
     rows = {name: summarize(ts) for name, ts in results.items()}
 
@@ -298,21 +341,28 @@ def measure(work: Path, rounds: int, images: int = 200, in_flight: int = 16, war
         return round(pick([t.wall for t in results[a]]) / pick([t.wall for t in results[b]]), 3)
 
     pairs = [(f"{ours} / skopeo", ours, theirs, SPEED_GOAL),
+             (f"{sharded} / skopeo", sharded, theirs, None),
+             (f"{sharded} / one process", sharded, ours, None),
              (f"{again} / first run", again, ours, NO_CHANGE_GOAL)]
     ratios = {label: ratio(a, b, statistics.median) for label, a, b, _ in pairs}
     best_ratios = {label: ratio(a, b, min) for label, a, b, _ in pairs}
-    last = requests[-1]
-    per_tag = {side: round(sum(last[side].values()) / images, 3) for side in ("source", "destination")}
+    no_change = {}
+    for setting, seen_rounds in requests.items():
+        last = seen_rounds[-1]
+        no_change[setting] = {
+            "per_round": [{side: sum(seen[side].values()) for side in seen} for seen in seen_rounds],
+            "by_kind": {side: dict(sorted(last[side].items())) for side in last},
+            "per_tag": {side: round(sum(last[side].values()) / images, 3) for side in ("source", "destination")},
+            # a registry's answer that it has no referrers API is asked once a run, not once a tag
+            "per_tag_besides_api_probe": {side: round((sum(last[side].values()) - last[side]["GET referrers"])
+                                                      / images, 3) for side in ("source", "destination")},
+            "per_tag_goal": {"source": SOURCE_REQUESTS_GOAL[setting]}}
     return {"images": images, "tags": images, "platforms": list(PLATFORMS), "referrers_per_image": 1,
-            "rounds": rounds, "warmup": warmup, "images_in_flight": in_flight, "cpus": os.cpu_count(),
-            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "rounds": rounds, "warmup": warmup, "images_in_flight": in_flight, "shards": SHARDS,
+            "cpus": os.cpu_count(), "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "results": rows, "ratios": ratios, "best_ratios": best_ratios,
-            "ratio_goals": {label: goal for label, _, _, goal in pairs},
-            "no_change_requests": {
-                "per_round": [{side: sum(seen[side].values()) for side in seen} for seen in requests],
-                "by_kind": {side: dict(sorted(last[side].items())) for side in last},
-                "per_tag": per_tag,
-                "per_tag_goal": {"source": SOURCE_REQUESTS_GOAL}},
+            "ratio_goals": {label: goal for label, _, _, goal in pairs if goal is not None},
+            "no_change_requests": no_change,
             "first_run_requests": {name: {side: dict(sorted(kinds.items())) for side, kinds in seen.items()}
                                    for name, seen in first.items()}}
 
@@ -331,24 +381,27 @@ def print_table(report: dict[str, Any]) -> None:
     rows: dict[str, dict[str, Any]] = report["results"]
     print(f"\nmirror: {report['images']} images of {len(report['platforms'])} platforms and"
           f" {report['referrers_per_image']} referrer each, one tag each, {report['rounds']} rounds, medians;"
-          f" ocisift sync --images {report['images_in_flight']}; {report['cpus']} CPUs, load average"
+          f" ocisift sync --images {report['images_in_flight']} (each of {report['shards']} shards: "
+          f"--images {max(1, report['images_in_flight'] // report['shards'])}); {report['cpus']} CPUs, load average"
           f" {report['load_average'][0]:g} before and {report['load_average'][1]:g} after\n")
     print_rows(rows)
     print()
     for label, value in report["ratios"].items():
         goal = report["ratio_goals"].get(label)
-        mark = "" if goal is None or value <= goal else "  (over the goal)"
-        print(f"ratio {label}: {value} (medians), {report['best_ratios'][label]} (best runs);"
-              f" goal at most {goal:g}{mark}")
-    counted = report["no_change_requests"]
-    print(f"\nrequests of the no-change run ({report['tags']} tags):")
-    for side in ("source", "destination"):
-        kinds = ", ".join(f"{count} {kind}" for kind, count in counted["by_kind"][side].items()) or "none"
-        goal = counted["per_tag_goal"].get(side)
-        mark = "" if goal is None else f"; goal at most {goal:g}" + (
-            "" if counted["per_tag"][side] <= goal else "  (over the goal)")
-        print(f"  {side:<11}: {counted['per_tag'][side]:g} per tag ({kinds}){mark}")
-    print(f"requests of the first runs, per image ({report['images']} images):")
+        mark = "" if goal is None else f"; goal at most {goal:g}" + ("" if value <= goal else "  (over the goal)")
+        print(f"ratio {label}: {value} (medians), {report['best_ratios'][label]} (best runs){mark}")
+    for setting, counted in report["no_change_requests"].items():
+        print(f"\nrequests of the no-change run, {setting} ({report['tags']} tags):")
+        for side in ("source", "destination"):
+            kinds = ", ".join(f"{count} {kind}" for kind, count in counted["by_kind"][side].items()) or "none"
+            goal = counted["per_tag_goal"].get(side)
+            besides = counted["per_tag_besides_api_probe"][side]
+            mark = "" if goal is None else f"; goal at most {goal:g} per tag" + (
+                "" if besides <= goal else "  (over the goal)")
+            probe = f", {besides:g} besides the run's one question whether it has the referrers API" \
+                if besides != counted["per_tag"][side] else ""
+            print(f"  {side:<11}: {counted['per_tag'][side]:g} per tag{probe} ({kinds}){mark}")
+    print(f"\nrequests of the first runs, per image ({report['images']} images):")
     for name, seen in report["first_run_requests"].items():
         print(f"  {name}:")
         for side in ("source", "destination"):

@@ -27,7 +27,9 @@ default, being short), three comparisons on smaller images:
 Then bench/complexity.py times each hostile-input family at n and 8n
 in-process and prints the ratios, and bench/mirror.py times `ocisift sync` of
 many small images (2 platforms and a referrer each) against `skopeo sync`,
-then the no-change run, counting its requests from both registries' logs.
+and as 4 shards in 4 processes, then the no-change runs (with referrers and
+without), counting their requests from both registries' logs. `--only mirror`
+runs that part alone.
 """
 
 from __future__ import annotations
@@ -292,8 +294,12 @@ def main() -> int:
                     help="rounds of the small-files extraction (its user CPU varies little)")
     ap.add_argument("--mirror-images", type=int, default=200, help="images the sync benchmark mirrors (0: skip it)")
     ap.add_argument("--mirror-rounds", type=int, default=3)
+    ap.add_argument("--only", choices=["mirror"],
+                    help="run only this part (mirror: bench/mirror.py's sync rows, at --mirror-images and --mirror-rounds)")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
+    if args.only == "mirror":
+        return only_mirror(args.mirror_images, args.mirror_rounds, args.json_out)
     size = parse_size(args.size)
     image_rounds = args.image_rounds if args.image_rounds is not None else 2 * args.rounds
     for tool, package in (("skopeo", "skopeo"), ("curl", "curl"), ("docker-registry", "docker-registry"),
@@ -452,6 +458,18 @@ def main() -> int:
         mirror.print_table(report["mirror"])
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2))
+    print(json.dumps(report))
+    return 0
+
+
+def only_mirror(images: int, rounds: int, json_out: str | None) -> int:
+    """The mirror rows alone: `./dev bench --only mirror`, when the whole bench takes too long."""
+    compileall.compile_dir(os.path.dirname(ocisift.__file__), quiet=1)
+    with tempfile.TemporaryDirectory(prefix="ocisift-bench-mirror-") as tmp:
+        report = {"mirror": mirror.measure(Path(tmp), rounds, images=images)}
+    mirror.print_table(report["mirror"])
+    if json_out:
+        Path(json_out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report))
     return 0
 

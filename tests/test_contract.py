@@ -23,6 +23,7 @@ from ocisift._core import mediatypes as mt
 from ocisift._core.builders import manifest_bytes
 from ocisift._core.digest import Digest
 from ocisift._core.errors import IntegrityError, NotFoundError, UnsupportedError
+from ocisift._core.meter import metering
 from ocisift._core.models import Descriptor
 from ocisift._core.reference import Target, parse_image_name
 from ocisift._graph.naming import record_name
@@ -35,7 +36,9 @@ from ocisift._stores.base import (
     NameBatcher,
     Pusher,
     Reader,
+    ReferrerIndexAdopter,
     ReferrerLister,
+    ReferrerPeeker,
     RemoteReader,
     RootLister,
     RootRecorder,
@@ -52,17 +55,18 @@ from ocisift._stores.registry.store import RegistryStore
 from registry import run_registry
 
 CAPABILITIES = (RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Mounter, Deleter,
-                Finisher, BlobSweeper, RemoteReader, TagPeeker, NameBatcher)
+                Finisher, BlobSweeper, RemoteReader, TagPeeker, NameBatcher, ReferrerPeeker, ReferrerIndexAdopter)
 # What each store can do: the table in ARCHITECTURE.md and in _stores/base.py, checked here.
 EXPECTED = {
     "memory": {RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Mounter, Deleter,
-               BlobSweeper},
+               BlobSweeper, ReferrerPeeker},
     "layout": {RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Deleter, BlobSweeper,
-               NameBatcher},
+               NameBatcher, ReferrerPeeker, ReferrerIndexAdopter},
     "archive-writer": {RootLister, Pusher, Tagger, RootRecorder, Untagger, TagLister, ReferrerLister, Deleter,
-                       Finisher, BlobSweeper, NameBatcher},
-    "archive-reader": {RootLister, TagLister, ReferrerLister},
-    "registry": {Pusher, Tagger, Untagger, TagLister, ReferrerLister, Mounter, Deleter, RemoteReader, TagPeeker},
+                       Finisher, BlobSweeper, NameBatcher, ReferrerPeeker, ReferrerIndexAdopter},
+    "archive-reader": {RootLister, TagLister, ReferrerLister, ReferrerPeeker},
+    "registry": {Pusher, Tagger, Untagger, TagLister, ReferrerLister, Mounter, Deleter, RemoteReader, TagPeeker,
+                 ReferrerPeeker, ReferrerIndexAdopter},
     "dir-writer": {RootLister, Pusher, RootRecorder, Finisher},
     "dir-reader": {RootLister},
 }
@@ -303,8 +307,9 @@ def test_untag_where_the_store_can(subject):
     assert reading.resolve(Target(tag="gone")) == []
     if isinstance(reading, RootLister):
         assert reading.exists(image)  # content stays until gc
-    # A registry that cannot delete a tag alone (distribution 2.x) deleted the manifest no other tag named;
-    # tests/test_network.py has the case where another tag names it.
+    # A registry that cannot delete a tag alone (distribution 2.x) had the tag moved to a throw-away
+    # manifest, deleted by digest; tests/test_transfers.py checks that the image and its other tags stay.
+    assert reading.resolve(Target(digest=image.digest)) != []
 
 
 def test_referrers_are_listed_with_their_artifact_type(subject):
@@ -316,6 +321,38 @@ def test_referrers_are_listed_with_their_artifact_type(subject):
     record_name(subject.writer, Target(), sbom)  # no tag: a layout records it unnamed, a registry needs nothing
     found = require(subject.read_back(), ReferrerLister, "list referrers").referrers(base)
     assert [(d.digest, d.artifact_type) for d in found] == [(sbom.digest, "application/spdx+json")]
+
+
+def test_a_referrer_index_is_peeked_for_one_request_and_adopted_byte_for_byte(subject):
+    """What a mirror compares at both ends of an unchanged tag: the digest of the index listing a subject's
+    referrers, for at most one request, and, where the store keeps a fallback tag, another store's index
+    kept as it is, so that the two ends' digests agree."""
+    if lacks(subject.writer, ReferrerPeeker):
+        return
+    base = push_image(subject.writer, b"peeked subject " + uuid.uuid4().bytes)
+    record_name(subject.writer, Target(tag="v1"), base)
+    lonely = push_image(subject.writer, b"nothing refers to this " + uuid.uuid4().bytes)
+    record_name(subject.writer, Target(tag="v2"), lonely)
+    sbom = push_image(subject.writer, b'{"spdx": 2}', subject=base, artifact_type="application/spdx+json")
+    record_name(subject.writer, Target(), sbom)
+    # an index as another tool writes it (indented, its own field order): the same referrer
+    theirs = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+        {"mediaType": mt.OCI_MANIFEST, "digest": str(sbom.digest), "size": sbom.size,
+         "artifactType": "application/spdx+json"}]}, indent=3).encode()
+    adopted = isinstance(subject.writer, ReferrerIndexAdopter) and \
+        subject.writer.adopt_referrer_index(base, theirs)
+    reading = subject.read_back()
+    peeker = require(reading, ReferrerPeeker, "peek at referrers")
+    peeker.peek_referrers(lonely)  # a registry learns here that it has no referrers API
+    with metering() as meter:
+        digest = peeker.peek_referrers(base)
+        assert peeker.peek_referrers(lonely) is None
+    assert meter.total == (2 if subject.kind == "registry" else 0)  # one request each, and none in a layout
+    raw = peeker.referrer_index(base)
+    assert raw is not None and digest == Digest.of(raw)
+    assert [m["digest"] for m in json.loads(raw)["manifests"]] == [str(sbom.digest)]
+    assert (raw == theirs) is adopted  # kept byte for byte where adopted; else the store's own index
+    assert [d.digest for d in require(reading, ReferrerLister, "list").referrers(base)] == [sbom.digest]
 
 
 def test_mount_where_the_store_can(subject):

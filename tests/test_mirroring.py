@@ -6,6 +6,7 @@ registry reached only through an archive). Request counts come from the registri
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -279,8 +280,13 @@ images:
     src_manifests = [r for r in _requests(source.log_text()[before_src:]) if "/manifests/" in r]
     # one HEAD per tag of each unfiltered image, and nothing else for them
     unfiltered = [t for i in (images[0], images[2], images[3]) for t in i["tags"]]
-    heads = sorted(r.rsplit("/", 1)[1] for r in src_manifests if r.startswith("HEAD"))
+    heads = sorted(r.rsplit("/", 1)[1] for r in src_manifests if r.startswith("HEAD") and "/sha256-" not in r)
     assert heads == sorted(unfiltered), src_manifests
+    # with referrers, one HEAD of the fallback tag of each root (the el8 manifest is one root under its
+    # three tags), and no referrer index read: nothing was attached since
+    fallback_heads = [r for r in src_manifests if "/sha256-" in r]
+    assert len(fallback_heads) == len(images[0]["tags"]) + len(images[3]["tags"]) + 1, src_manifests
+    assert all(r.startswith("HEAD") for r in fallback_heads), src_manifests
     # the platform-filtered image reads each tag (and, once, the manifests it chooses among); the
     # missing source is asked once
     by_tag = sorted(r.rsplit("/", 1)[1] for r in src_manifests if r.startswith("GET") and "sha256:" not in r)
@@ -381,3 +387,151 @@ images:
     assert (tmp_path / "bundle.tar").stat().st_mtime_ns == packed  # nothing changed: not repacked
     text = cli("sync", spec)
     assert "nothing to copy: no tag of" in text.err and "line 6" in text.err
+
+
+# -- referrer-complete runs ---------------------------------------------------------------------------
+
+
+def _per_tag(requests: list[str], repo: str) -> dict[str, list[str]]:
+    """The manifest requests of one repository by what they name: a tag, a fallback tag, a digest."""
+    out: dict[str, list[str]] = {}
+    for r in requests:
+        method, path = r.split(" ", 1)
+        if f"/v2/{repo}/manifests/" in path:
+            out.setdefault(path.rsplit("/", 1)[1], []).append(method)
+    return out
+
+
+def test_a_signature_attached_after_the_first_sync_arrives_with_the_second(mirror, tmp_path, cli):
+    """Referrer-complete runs: a signature and an SBOM attached to images the mirror already has are
+    carried by the next sync into a registry, a layout and an archive, for at most one more request per
+    tag at the source; and the run after that, with nothing new, costs two requests per tag (the tag's
+    HEAD and its fallback tag's HEAD) and repacks nothing."""
+    build_sample_layout(str(tmp_path / "lay"))
+    releases = ("1.0.0", "1.1.0", "1.2.0", "1.3.0")
+    with run_registry(tmp_path / "src") as src:
+        repo = f"{src.host}/acme/signed"
+        for n, tag in enumerate(releases):
+            ocisift.index_create(f"oci:{tmp_path}/rel{n}:{tag}", [f"oci:{tmp_path}/lay:1.2"],
+                                 annotations=[f"org.opencontainers.image.version={tag}"])
+            ocisift.copy(f"oci:{tmp_path}/rel{n}:{tag}", f"{repo}:{tag}")
+        ocisift.push(repo, [_file(tmp_path, "old-sig.json", '{"sig": "old"}')], artifact_type=SIG,
+                     subject=f"{repo}:1.1.0")
+        digests = {tag: ocisift.resolve(f"{repo}:{tag}").descriptor.digest for tag in releases}
+        bundle = tmp_path / "bundle.tar"
+        spec = _spec(tmp_path, f"""
+defaults: {{referrers: true}}
+images:
+  - source: {repo}
+    tags: all
+    destination: {mirror.host}/mirror/signed
+  - source: {repo}
+    tags: all
+    destination: oci:{tmp_path}/mirror-layout
+  - source: {repo}
+    tags: all
+    destination: oci-archive:{bundle}
+""")
+        first = cli("sync", spec, "--format", "json")
+        assert first.code == 0, first.err
+        destinations = (f"{mirror.host}/mirror/signed", f"oci:{tmp_path}/mirror-layout", f"oci-archive:{bundle}")
+        for dst in destinations:
+            assert [r.descriptor.artifact_type for r in ocisift.referrers(f"{dst}:1.1.0").referrers] == [SIG]
+            assert ocisift.referrers(f"{dst}:1.0.0").referrers == []
+
+        # attached after the first sync: a signature on an image that had none, an SBOM beside a signature
+        new_sig = ocisift.push(repo, [_file(tmp_path, "sig.json", '{"sig": "new"}')], artifact_type=SIG,
+                               subject=f"{repo}:1.0.0")
+        sbom = ocisift.push(repo, [_file(tmp_path, "sbom.json", '{"spdx": 3}')], artifact_type=SBOM,
+                            subject=f"{repo}:1.1.0")
+        before_src, before_dst = len(src.log_text()), len(mirror.log_text())
+        report = tmp_path / "second.jsonl"
+        second = cli("sync", spec, "--format", "json", "--report", str(report))
+        assert second.code == 0, second.err
+        for dst in destinations:
+            found = {r.descriptor.digest for r in ocisift.referrers(f"{dst}:1.0.0").referrers}
+            assert found == {new_sig.descriptor.digest}, dst
+            kinds = sorted(r.descriptor.artifact_type or "" for r in ocisift.referrers(f"{dst}:1.1.0").referrers)
+            assert kinds == [SBOM, SIG], dst
+        changed = [f"{dst}:{tag}" for dst in destinations for tag in ("1.0.0", "1.1.0")]
+        assert sorted(second.json()["copied"]) == sorted(changed)
+        lines = [json.loads(line) for line in report.read_text().splitlines()]
+        assert sorted((line["destination"], line["tag"]) for line in lines) == \
+            sorted((dst, tag) for dst in destinations for tag in releases)  # one line per image and tag
+        for line in lines:
+            assert line["source"] == repo and line["exitCode"] == 0 and line["seconds"] >= 0
+            assert line["digest"] == str(digests[line["tag"]])
+            expected = "copied" if line["tag"] in ("1.0.0", "1.1.0") else "unchanged"
+            assert line["result"] == expected, line
+            assert line["referrers"] == (1 if expected == "copied" else 0), line
+            assert line["requests"] == sum(line["requestsByRegistry"].values()) > 0
+        asked = _per_tag(_requests(src.log_text()[before_src:]), "acme/signed")
+        images = len(destinations)
+        for tag in ("1.2.0", "1.3.0"):  # unchanged, nothing attached: HEAD of the tag, HEAD of its fallback tag
+            assert asked.pop(tag) == ["HEAD"] * images
+            assert asked.pop(f"sha256-{digests[tag].hex}") == ["HEAD"] * images
+        # where something was attached: the fallback tag's HEAD, then its index read, then the new referrer
+        for tag in ("1.0.0", "1.1.0"):
+            assert asked.pop(tag) == ["HEAD"] * images
+            assert sorted(asked.pop(f"sha256-{digests[tag].hex}")) == ["GET"] * images + ["HEAD"] * images
+        for new in (new_sig.descriptor.digest, sbom.descriptor.digest):  # read, and its own referrers listed
+            assert asked.pop(str(new)) == asked.pop(f"sha256-{new.hex}") == ["GET"] * images
+        assert asked == {}
+
+        packed = bundle.stat().st_mtime_ns
+        before_src, before_dst = len(src.log_text()), len(mirror.log_text())
+        report = tmp_path / "third.jsonl"
+        third = cli("sync", spec, "--format", "json", "--report", str(report))
+        assert third.code == 0 and third.json()["copied"] == [], third.err
+        assert bundle.stat().st_mtime_ns == packed  # nothing changed: not repacked
+        src_requests = _requests(src.log_text()[before_src:])
+        assert len([r for r in src_requests if "/referrers/" in r]) <= 1  # learning it has no referrers API
+        per_tag = [r for r in src_requests if "/referrers/" not in r and r != "GET /v2/"]
+        listing = [r for r in per_tag if "/tags/list" in r]
+        assert len(listing) == images  # `tags: all`
+        assert len(per_tag) - len(listing) == 2 * images * len(releases), per_tag  # 2 per tag, no more
+        assert all(r.startswith("HEAD ") for r in per_tag if r not in listing), per_tag
+        dst_requests = [r for r in _requests(mirror.log_text()[before_dst:]) if "/mirror/signed/" in r]
+        assert len([r for r in dst_requests if "/referrers/" in r]) == 1  # learning it has no referrers API
+        dst_requests = [r for r in dst_requests if "/referrers/" not in r]
+        # at the mirror: the tag's HEAD, and the fallback tag's where the source has referrers
+        assert sorted(dst_requests) == sorted(
+            [f"HEAD /v2/mirror/signed/manifests/{tag}" for tag in releases]
+            + [f"HEAD /v2/mirror/signed/manifests/sha256-{digests[tag].hex}" for tag in ("1.0.0", "1.1.0")]), \
+            dst_requests
+        lines = [json.loads(line) for line in report.read_text().splitlines()]
+        assert {line["result"] for line in lines} == {"unchanged"}
+        # 2 at each end at most, and once in the run each end's answer that it has no referrers API
+        assert sum(line["requests"] for line in lines) <= 4 * len(lines) + 2, lines
+
+
+def test_a_failing_tag_does_not_stop_its_image_and_the_report_says_which(source, mirror, tmp_path, cli):
+    spec = _spec(tmp_path, f"""
+images:
+  - source: {source.repo}
+    tags: [1.0.0, no-such-tag, 1.2.0]
+    destination: {mirror.host}/report/app
+  - source: {source.host}/acme/missing
+    tags: all
+    destination: {mirror.host}/report/missing
+""")
+    report = tmp_path / "report.jsonl"
+    res = cli("sync", spec, "--report", str(report), "--format", "json")
+    assert res.code == 3, res.err  # the worst failure: not found
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    by_tag = {(line["source"], line["tag"]): line for line in lines}
+    assert len(lines) == len(by_tag) == 4
+    for tag in ("1.0.0", "1.2.0"):  # copied, the one between them failing
+        line = by_tag[(source.repo, tag)]
+        assert line["result"] == "copied" and line["exitCode"] == 0 and line["bytes"] > 0, line
+        assert line["digest"] == str(ocisift.resolve(f"{source.repo}:{tag}").descriptor.digest)
+    failed = by_tag[(source.repo, "no-such-tag")]
+    assert failed["result"] == "failed" and failed["exitCode"] == 3 and failed["digest"] is None
+    assert "no-such-tag" in failed["error"]["message"]
+    image = by_tag[(f"{source.host}/acme/missing", None)]  # no tag could be chosen: one line for the image
+    assert image["result"] == "failed" and image["exitCode"] == 3 and image["requests"] == 0
+    out = res.json()
+    assert [t["tag"] for t in out["images"][0]["failedTags"]] == ["no-such-tag"]
+    assert sorted(ocisift.tags(f"{mirror.host}/report/app")) == ["1.0.0", "1.2.0"]
+    text = cli("sync", spec)
+    assert text.code == 3 and f"error: {source.repo}:no-such-tag (line 3)" in text.err, text.err

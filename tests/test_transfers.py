@@ -315,34 +315,39 @@ def test_a_corrupt_third_layer_fails_with_nothing_written_and_no_staging_left(im
 # -- 3. deletes -------------------------------------------------------------------------------------------------
 
 
-def test_untag_of_a_manifest_with_one_tag_removes_it(image, repo_with_small, ocisift):
+def test_untag_removes_the_name_and_keeps_the_image(image, repo_with_small, ocisift):
     host, repo = image.reg.host, repo_with_small
-    assert registry_digest(host, repo, "one") == str(image.small.digest)
+    digest = str(image.small.digest)
+    assert registry_digest(host, repo, "one") == digest
     run = ocisift("untag", f"{host}/{repo}:one")
     assert run.returncode == 0, text(run)
     assert run.stdout.decode().strip() == "removed 1 entry"
     assert registry_digest(host, repo, "one") is None
-    assert registry_digest(host, repo, str(image.small.digest)) is None  # distribution 2.x: with its manifest
+    assert registry_digest(host, repo, digest) == digest  # the image stays, by digest
     gone = ocisift("resolve", f"{host}/{repo}:one")
     assert gone.returncode == 3, text(gone)
 
 
-def test_untag_of_one_of_two_tags_is_refused_naming_the_other(image, repo_with_small, ocisift):
-    """store.py's untag: distribution 2.x cannot delete a tag alone, and deleting the manifest would take the
-    other tag along, so it refuses (ConflictError, exit 1), names the other tag and the way to delete both."""
+def test_untag_of_one_of_two_tags_leaves_the_other_and_the_image(image, repo_with_small, ocisift):
+    """store.py's untag on distribution 2.x, which cannot delete a tag alone: the tag is moved to a
+    throw-away manifest of its own, and that manifest is deleted by digest (regclient's way)."""
     host, repo = image.reg.host, repo_with_small
     tag_on_registry(host, repo, "one", "two")
     digest = str(image.small.digest)
+    before = len(image.reg.log_text())
     run = ocisift("untag", f"{host}/{repo}:one")
-    assert run.returncode == 1, text(run)
-    message = run.stderr.decode()
-    assert "cannot delete a tag alone" in message
-    assert "would remove tag two too" in message and "move two first" in message
-    assert f"ocisift delete {host}/{repo}@{digest}" in message
-    assert "internal error" not in message
-    as_json = ocisift("untag", f"{host}/{repo}:one", "--format", "json")
-    assert as_json.returncode == 1 and json.loads(as_json.stdout)["error"]["kind"] == "conflict", text(as_json)
-    assert registry_digest(host, repo, "one") == registry_digest(host, repo, "two") == digest  # nothing changed
+    assert run.returncode == 0, text(run)
+    assert registry_digest(host, repo, "one") is None
+    assert registry_digest(host, repo, "two") == digest and registry_digest(host, repo, digest) == digest
+    assert ocisift("tags", f"{host}/{repo}").stdout.decode().split() == ["two"]
+    asked = re.findall(r'"(PUT|DELETE) (/v2/[^ "]*) HTTP', image.reg.log_text()[before:])
+    writes = [(m, p.split("?")[0].rsplit("/", 1)[1]) for m, p in asked if "/blobs/" not in p]
+    # the tag's own DELETE (refused), the probe whether deletes are on (a digest nobody has), the
+    # throw-away manifest under the tag, and its DELETE by digest: never the image's digest
+    assert [m for m, _ in writes] == ["DELETE", "DELETE", "PUT", "DELETE"], writes
+    assert writes[0][1] == "one" and writes[2][1] == "one"
+    assert writes[3][1].startswith("sha256:") and writes[3][1] != digest
+    assert writes[1][1] == "sha256:" + "0" * 64
 
 
 def test_delete_by_digest_removes_the_manifest(image, repo_with_small, ocisift):

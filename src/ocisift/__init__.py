@@ -26,6 +26,7 @@ _EXPORTS = {
     "PullResult": "_graph.results", "CopyResult": "_graph.results", "Pushed": "_graph.results", "TreeNode": "_graph.tree",
     "GcResult": "_graph.results", "Deleted": "_graph.results", "Platform": "_core.platform",
     "SyncResult": "_graph.sync", "ReferrerNode": "_graph.referrers", "SyncSpec": "_core.syncspec",
+    "Shard": "_core.shards", "TagOutcome": "_graph.sync",
     "TagFilter": "_core.versions",
     "Descriptor": "_core.models", "Manifest": "_core.models",
     "Index": "_core.models", "parse_document": "_core.models", "Digest": "_core.digest",
@@ -37,6 +38,7 @@ _EXPORTS = {
     "ReferrerLister": "_stores.base", "Mounter": "_stores.base", "Deleter": "_stores.base",
     "Finisher": "_stores.base", "BlobSweeper": "_stores.base", "BlobStatter": "_stores.base",
     "RemoteReader": "_stores.base", "TagPeeker": "_stores.base", "NameBatcher": "_stores.base",
+    "ReferrerPeeker": "_stores.base", "ReferrerIndexAdopter": "_stores.base",
     # errors, each with its exit code
     "OcisiftError": "_core.errors", "UsageError": "_core.errors", "UnsupportedError": "_core.errors",
     "NotFoundError": "_core.errors", "AmbiguousError": "_core.errors", "IntegrityError": "_core.errors",
@@ -107,13 +109,14 @@ if TYPE_CHECKING:
     from ._core.options import RegistryOptions
     from ._core.platform import Platform
     from ._core.reference import Target, parse_reference
+    from ._core.shards import Shard
     from ._core.syncspec import SyncSpec
     from ._core.versions import TagFilter
     from ._graph.referrers import ReferrerNode
     from ._graph.resolve import Resolved
     from ._graph.results import CopyResult, Deleted, GcResult, PullResult, Pushed
     from ._graph.select import Candidate, Selector
-    from ._graph.sync import SyncResult
+    from ._graph.sync import SyncResult, TagOutcome
     from ._graph.tree import TreeNode
     from ._stores.base import (
         BlobStatter,
@@ -124,7 +127,9 @@ if TYPE_CHECKING:
         NameBatcher,
         Pusher,
         Reader,
+        ReferrerIndexAdopter,
         ReferrerLister,
+        ReferrerPeeker,
         RemoteReader,
         RootLister,
         RootRecorder,

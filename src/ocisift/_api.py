@@ -10,6 +10,7 @@ a command does not need are imported by the function that needs them, so a
 from __future__ import annotations
 
 import builtins
+import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -42,7 +43,8 @@ from ._core.reference import (
     parse_reference,
     with_tag,
 )
-from ._core.syncspec import SyncSpec, load_spec
+from ._core.shards import Shard, parse_shard
+from ._core.syncspec import SyncSpec, check_shardable, load_spec
 from ._core.versions import TagFilter
 from ._graph.gc import DEFAULT_GRACE_SECONDS, collect_garbage, referencing_indexes
 from ._graph.naming import check_tags, names_batched
@@ -50,7 +52,7 @@ from ._graph.referrers import ReferrerNode, discover
 from ._graph.resolve import Resolved, resolve_in
 from ._graph.results import CopyResult, Deleted, GcResult, PullResult, Pushed
 from ._graph.select import Selector
-from ._graph.sync import SyncResult
+from ._graph.sync import ImageOutcome, SyncResult, TagListener, TagOutcome
 from ._graph.tags import pick_tag, repository_tags
 from ._graph.tree import TreeNode, build_tree
 from ._graph.walk import MAX_DEPTH
@@ -341,17 +343,25 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
 
 
 def sync(spec: str | SyncSpec, *, dry_run: bool = False, images_at_once: int = 4, concurrency: int = 4,
-         registry: RegistryOptions | None = None, progress: Progress | None = None) -> SyncResult:
+         registry: RegistryOptions | None = None, progress: Progress | None = None,
+         shard: Shard | str | None = None, shards: int | None = None, report: str | None = None) -> SyncResult:
     """Mirror every image of a sync spec (a YAML file's path, or a parsed SyncSpec); see the README's Mirroring.
 
-    The spec is checked whole before anything runs. An image that fails is recorded in the result
-    (`SyncResult.exit_code` is the highest among them) and the others go on.
+    The spec is checked whole before anything runs. A tag or image that fails is recorded in the result
+    (`SyncResult.exit_code` is the highest among them) and the others go on. `shard`: a Shard, `"I/N"`,
+    or `"auto"` (I from JOB_COMPLETION_INDEX, N from `shards` or OCISIFT_SHARDS): only that share of the
+    (image, tag) pairs runs. `report`: a file written with one JSON line per image and tag as they finish.
     """
     from ._graph.sync import sync as run_sync
 
     IMAGES_AT_ONCE.check(images_at_once)
     CONCURRENCY.check(concurrency)
     parsed = load_spec(spec) if isinstance(spec, str) else spec
+    chosen = parse_shard(shard, shards, os.environ) if isinstance(shard, str) else shard
+    if chosen is None and shards is not None:
+        raise UsageError("--shards goes with --shard auto")
+    if chosen is not None:
+        check_shardable(parsed, chosen.count)
 
     @contextmanager
     def open_source(ref: Reference) -> Iterator[Reader]:
@@ -373,8 +383,29 @@ def sync(spec: str | SyncSpec, *, dry_run: bool = False, images_at_once: int = 4
         finally:
             store.close()
 
-    return run_sync(parsed, open_source, open_destination, destination_key=_store_identity,
-                    images_at_once=images_at_once, concurrency=concurrency, dry_run=dry_run, progress=progress)
+    with _report_file(report) as write_line:
+        return run_sync(parsed, open_source, open_destination, destination_key=_store_identity,
+                        images_at_once=images_at_once, concurrency=concurrency, dry_run=dry_run, progress=progress,
+                        shard=chosen, on_tag=write_line)
+
+
+@contextmanager
+def _report_file(path: str | None) -> Iterator[TagListener | None]:
+    """sync's --report: a JSON line per image and tag, each written whole and flushed as it comes."""
+    if path is None:
+        yield None
+        return
+    with ExitStack() as stack:
+        try:
+            out = stack.enter_context(builtins.open(path, "w", encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(f"--report {path}: cannot write it: {exc.strerror or exc}") from None
+
+        def write_line(outcome: ImageOutcome, result: TagOutcome | None) -> None:
+            out.write(json.dumps(outcome.report_line(result), ensure_ascii=False) + "\n")
+            out.flush()
+
+        yield write_line
 
 
 def referrers(ref: RefLike, *, artifact_type: str | None = None, recursive: bool = False,

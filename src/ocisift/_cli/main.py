@@ -463,7 +463,9 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], referrers: b
         what = (f"copied {len(result.copied)}, mounted {len(result.mounted)}, skipped {len(result.skipped)}"
                 + (f", {len(result.referrers)} referrers" if referrers else ""))
         chose = f"tag {printable(result.tag)}: " if result.tag else ""
-        state = "unchanged" if result.unchanged else f"{what} ({_size(result.bytes_copied)} moved)"
+        new = f", {len(result.referrers)} new referrers ({_size(result.bytes_copied)} moved)" \
+            if result.referrers else ""
+        state = f"unchanged{new}" if result.unchanged else f"{what} ({_size(result.bytes_copied)} moved)"
         click.echo(f"{chose}{state}: {printable(result.destination)}")
 
 
@@ -472,21 +474,31 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], referrers: b
 @click.option("--dry-run", is_flag=True, help="Say what would be copied (tags compared by HEAD); write nothing.")
 @click.option("--images", "images_at_once", type=ints(bounds.IMAGES_AT_ONCE), default=4, show_default=True,
               help="Images in flight at once (those writing one destination store go in turn).")
+@click.option("--shard", metavar="I/N|auto",
+              help="Take shard I of N (from 0) of the (image, tag) work; auto: I from JOB_COMPLETION_INDEX.")
+@click.option("--shards", type=int, metavar="N", help="With --shard auto: the number of shards (else OCISIFT_SHARDS).")
+@click.option("--report", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Write a JSON line per image and tag: digest, bytes, requests, seconds, result, exit code.")
 @CONCURRENCY
 @registry_options
 @QUIET
 @FORMAT
-def sync(spec: str, dry_run: bool, images_at_once: int, concurrency: int, quiet: bool, fmt: str, **kw: Any) -> None:
+def sync(spec: str, dry_run: bool, images_at_once: int, shard: str | None, shards: int | None, report: str | None,
+         concurrency: int, quiet: bool, fmt: str, **kw: Any) -> None:
     """Mirror the images a SPEC file lists: tags, semver ranges, patterns or all tags, with referrers.
 
     A second run over unchanged sources copies nothing and asks one HEAD per tag
-    at each end. An image that fails does not stop the others; the exit code is
-    the highest among the failures.
+    at each end (with referrers, one more where the source has any). A tag or
+    image that fails does not stop the others; the exit code is the highest
+    among the failures. N machines run one spec with --shard I/N each (a
+    Kubernetes Indexed Job: --shard auto --shards N), each taking a stable
+    share of the tags; their destinations must be registries.
 
     \b
     Example:
       ocisift sync mirror.yaml --dry-run
       ocisift sync mirror.yaml --format json
+      ocisift sync mirror.yaml --shard 0/4 --report shard0.jsonl
     \b
     mirror.yaml:
       defaults: {platforms: [linux/amd64], referrers: true}
@@ -499,7 +511,7 @@ def sync(spec: str, dry_run: bool, images_at_once: int, concurrency: int, quiet:
 
     with _progress(fmt, quiet) as progress:
         result = api.sync(spec, dry_run=dry_run, images_at_once=images_at_once, concurrency=concurrency,
-                          registry=_registry(kw), progress=progress)
+                          registry=_registry(kw), progress=progress, shard=shard, shards=shards, report=report)
     if fmt == "json":
         _emit_json(result.to_json())
     else:
@@ -510,14 +522,20 @@ def sync(spec: str, dry_run: bool, images_at_once: int, concurrency: int, quiet:
             if not quiet:
                 for ref in outcome.skipped:
                     click.echo(f"unchanged {printable(ref)}")
-            if outcome.error is None and not outcome.tags:
+            if outcome.error is None and not outcome.tags and not outcome.elsewhere:
                 click.echo(f"nothing to copy: no tag of {printable(str(outcome.image.source))} matches "
                            f"{printable(str(outcome.image.tags))} (line {outcome.image.line})", err=True)
-            if outcome.error is not None:
+            failed = [r for r in outcome.results if r.error is not None]
+            for tagged in failed:
+                assert tagged.error is not None
+                click.echo(f"error: {printable(str(outcome.image.source))}:{printable(tagged.tag)} "
+                           f"(line {outcome.image.line}): {printable_lines(tagged.error.message)}", err=True)
+            if outcome.error is not None and not failed:
                 click.echo(f"error: {printable(str(outcome.image.source))} (line {outcome.image.line}): "
                            f"{printable_lines(outcome.error.message)}", err=True)
+        share = f" (shard {result.shard})" if result.shard is not None else ""
         click.echo(f"{len(result.copied)} {verb}, {len(result.skipped)} unchanged, "
-                   f"{len(result.failed)} image(s) failed", err=True)
+                   f"{len(result.failed)} image(s) failed{share}", err=True)
     if result.exit_code:
         raise click.exceptions.Exit(result.exit_code)  # the failures were reported with their images
 
@@ -731,9 +749,9 @@ def tag_command(source: str, tags: tuple[str, ...], fmt: str, **kw: Any) -> None
 def untag(reference: str, fmt: str, **kw: Any) -> None:
     """Remove a tag from a layout, archive or registry.
 
-    In layouts the content stays until gc. A registry that cannot delete a tag
-    alone (distribution 2.x) has the manifest deleted instead, but only when no
-    other tag names it.
+    In layouts the content stays until gc. On a registry that cannot delete a
+    tag alone (distribution 2.x) the tag is moved to a throw-away manifest that
+    is then deleted by digest: the image and its other tags stay.
 
     \b
     Example:

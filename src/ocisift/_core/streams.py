@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .digest import Digest
+from .meter import in_this_context
 from .sources import CHUNK, Readable
 
 if TYPE_CHECKING:
@@ -54,7 +55,8 @@ class ReadAhead(io.RawIOBase):
         self._start = self._end = 0
         self._ended = False
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._fill, name="ocisift-read-ahead", daemon=True)
+        # in a copy of this context: a request the source makes to resume counts where this read's do
+        self._thread = threading.Thread(target=in_this_context(self._fill), name="ocisift-read-ahead", daemon=True)
         self._thread.start()
 
     def _fill(self) -> None:

@@ -463,6 +463,23 @@ class _Parser:
         return tuple(out)
 
 
+def check_shardable(spec: SyncSpec, shards: int) -> None:
+    """Refuse, before anything runs, a spec that several shards would write into one layout or archive.
+
+    A registry is the shared destination shards are for: each writes its own tags. A layout or archive
+    is a file on the machine that runs the shard, so N shards would make N partial copies of it (or, on
+    one machine, wait for each other).
+    """
+    if shards <= 1:
+        return
+    for n, image in enumerate(spec.images):
+        if not isinstance(image.destination, RegistryReference):
+            raise UsageError(
+                f"{spec.path}:{image.line}: images[{n}].destination: {image.destination} is a layout or archive, "
+                f"which {shards} shards cannot share (each would write its own share into its own copy); "
+                "shard a spec whose destinations are registries, or run this one without --shard")
+
+
 def _same_place(a: Reference, b: Reference) -> bool:
     """One repository however its path is spelled (`DIR` and `PARENT/./DIR` are one layout)."""
     if a == b:

@@ -14,7 +14,11 @@
 
 A copy whose destination tag already names what the source tag names does
 nothing more than ask both (`unchanged`): the destination never holds a
-manifest whose content is missing, so the graph under it is there.
+manifest whose content is missing, so the graph under it is there. With
+referrers, it also compares the digests of the two ends' indexes of the root's
+referrers (one request each, none when the source lists none) and copies only
+what arrived since (`complete`); the destination keeps the source's index
+byte for byte where it can, so the digests agree on the next run.
 """
 
 from __future__ import annotations
@@ -36,9 +40,19 @@ from .._core.progress import NoProgress, Progress
 from .._core.reference import Target
 from .._core.sources import CHUNK
 from .._core.streams import ReadAhead
-from .._stores.base import BlobFetcher, Mounter, Pusher, Reader, ReferrerLister, TagPeeker, require
+from .._stores.base import (
+    BlobFetcher,
+    Mounter,
+    Pusher,
+    Reader,
+    ReferrerIndexAdopter,
+    ReferrerLister,
+    ReferrerPeeker,
+    TagPeeker,
+    require,
+)
 from .naming import check_pin, record_name
-from .referrers import graph_manifests, record_referrer
+from .referrers import graph_manifests, index_entries, record_referrer
 from .resolve import resolve_in
 from .results import CopyResult
 from .select import Selector
@@ -124,36 +138,106 @@ class GraphCopier:
         self.load = document_loader(src)
         self._done: set[Digest] = set()
         self._subjects: set[Digest] = set()  # whose referrers were listed already
+        self._indexes: dict[Digest, bytes] = {}  # roots' referrer indexes at the source, for the destination
+        self._compared: set[Digest] = set()  # unchanged roots whose referrer indexes were compared
         self._lock = threading.Lock()
 
     def copy(self, root: Descriptor) -> None:
-        """Copy the graph under `root`; with referrers, then theirs, breadth first, each graph once."""
-        queue = deque([root])
+        """Copy the graph under `root`; with referrers, then theirs, breadth first, each graph once, and the
+        destination keeps the source's index of root's referrers (so a later run compares the two by digest)."""
+        self._copy_graph(root)
+        if self.lister is None:
+            return
+        self._carry(root, None)
+        self._adopt(root, None)
+
+    def complete(self, root: Descriptor) -> None:
+        """A tag the destination has already (`root` under it): copy only the referrers of root that arrived
+        at the source since, deciding by one request at each end when none did.
+
+        The two ends' referrer indexes are compared by digest; only when they differ are both read, and
+        what the destination lacks is copied. Referrers of the manifests under an index, and referrers of
+        referrers that were there before, are not looked for: that would cost a request for each.
+        """
+        if self.lister is None or root.digest in self._subjects or root.digest in self._compared:
+            return  # no referrers wanted, or listed or compared already in this run (another tag of it)
+        if not isinstance(self.src, ReferrerPeeker) or not isinstance(self.dst, ReferrerPeeker):
+            return  # no cheap way to tell: the tag is taken as complete, as before
+        self._compared.add(root.digest)
+        here = self.src.peek_referrers(root)
+        if here is None or here == self.dst.peek_referrers(root):
+            return
+        raw = self.src.referrer_index(root)
+        if raw is None:
+            return
+        self._indexes[root.digest] = raw
+        have = {d.digest for d in index_entries(self.dst.referrer_index(root), root)}
+        self._subjects.add(root.digest)
+        self._carry(root, [d for d in index_entries(raw, root) if d.digest not in have])
+        self._adopt(root, have)
+
+    def _listed(self, subject: Descriptor, root: Descriptor) -> list[Descriptor]:
+        """The subject's referrers at the source; root's as the index the source keeps, which is kept here
+        until the destination may adopt it."""
+        if subject.digest == root.digest and isinstance(self.src, ReferrerPeeker):
+            raw = self.src.referrer_index(subject)
+            if raw is None:
+                return []
+            self._indexes[subject.digest] = raw
+            return index_entries(raw, subject)
+        assert self.lister is not None
+        return self.lister.referrers(subject)
+
+    def _carry(self, root: Descriptor, found: list[Descriptor] | None) -> None:
+        """Referrers, then theirs, breadth first, each graph once: those of every manifest and index under
+        `root`, or (given `found`) just these referrers of root."""
+        queue: deque[Descriptor] = deque()
         queued = {root.digest}  # a set: a list of 20,000 referrers must not cost 20,000 squared
-        budget = MAX_NODES
+        budget = [MAX_NODES]
+
+        def take(refs: list[Descriptor]) -> None:
+            for ref in refs:
+                if ref.digest in self._subjects or ref.digest in queued:
+                    continue  # a list naming an ancestor, or one already on its way
+                budget[0] -= 1
+                if budget[0] < 0:
+                    raise MalformedDocument(f"more than {MAX_NODES} referrers under {root.digest}; "
+                                            "refusing to copy them")
+                queued.add(ref.digest)
+                queue.append(ref)
+
+        def list_graph(desc: Descriptor) -> None:
+            for subject in graph_manifests(desc, self.load):
+                if subject.digest not in self._subjects:
+                    self._subjects.add(subject.digest)
+                    take(self._listed(subject, root))
+
+        if found is None:
+            list_graph(root)
+        else:
+            take(found)
         while queue:
             desc = queue.popleft()
             self._copy_graph(desc)
-            if desc is not root:
-                doc = self.load(desc)
-                record_referrer(self.dst, desc, doc)
-                with self._lock:
-                    self.result.referrers.append(str(desc.digest))
-            if self.lister is None:
-                continue
-            for subject in graph_manifests(desc, self.load):
-                if subject.digest in self._subjects:
-                    continue
-                self._subjects.add(subject.digest)
-                for ref in self.lister.referrers(subject):
-                    if ref.digest in self._subjects or ref.digest in queued:
-                        continue  # a list naming an ancestor, or one already on its way
-                    budget -= 1
-                    if budget < 0:
-                        raise MalformedDocument(f"more than {MAX_NODES} referrers under {root.digest}; "
-                                                "refusing to copy them")
-                    queued.add(ref.digest)
-                    queue.append(ref)
+            record_referrer(self.dst, desc, self.load(desc))
+            with self._lock:
+                self.result.referrers.append(str(desc.digest))
+            list_graph(desc)
+
+    def _adopt(self, root: Descriptor, have: set[Digest] | None) -> None:
+        """Let the destination keep the source's index of root's referrers byte for byte, when it keeps a
+        fallback tag and lists nothing the index does not (`have`: what it listed before, if known)."""
+        raw = self._indexes.pop(root.digest, None)
+        dst = self.dst
+        if raw is None or not isinstance(dst, ReferrerIndexAdopter) or not isinstance(dst, ReferrerPeeker):
+            return
+        if have is None:
+            if dst.peek_referrers(root) == Digest.of(raw):
+                return  # written alike at both ends already
+            have = {d.digest for d in index_entries(dst.referrer_index(root), root)}
+        if have <= {d.digest for d in index_entries(raw, root)} and dst.adopt_referrer_index(root, raw):
+            with self._lock:
+                self.result.referrer_indexes.append(str(root.digest))
 
     def _copy_graph(self, root: Descriptor) -> None:
         plan = plan_copy(root, self.load, self.dst, include_external=self.external is not None)
@@ -237,6 +321,7 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
         result.unchanged = True
         result.skipped.append(str(root.digest))
         result.destination = dst.pinned(root)
+        copier.complete(root)
         return result
     if platforms:
         chosen: list[Descriptor] = []
@@ -260,6 +345,8 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
             result.unchanged = True
             result.skipped.append(str(root.digest))
             result.destination = dst.pinned(root)
+            for entry in chosen:
+                copier.complete(entry)
             return result
         for entry in chosen:
             copier.copy(entry)

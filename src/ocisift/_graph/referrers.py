@@ -17,7 +17,7 @@ from typing import Any
 from .._core.digest import Digest
 from .._core.errors import MalformedDocument
 from .._core.matching import glob_match
-from .._core.models import Descriptor, Index, Manifest, referrer_descriptor
+from .._core.models import Descriptor, Index, Manifest, parse_document, referrer_descriptor
 from .._stores.base import Reader, ReferrerLister, RootRecorder, require
 from .walk import MAX_DEPTH, MAX_NODES, Loader, walk
 
@@ -72,6 +72,16 @@ def graph_manifests(root: Descriptor, load: Loader, *, max_depth: int = MAX_DEPT
     """Every manifest and index of a graph, the root first: the subjects whose referrers a copy carries."""
     for desc, _doc, _path in walk(root, load, max_depth=max_depth, on_absent=lambda d, p: None):
         yield desc
+
+
+def index_entries(raw: bytes | None, subject: Descriptor) -> list[Descriptor]:
+    """The referrers a referrer index lists (none for None), leaving out one that names the subject itself."""
+    if raw is None:
+        return []
+    doc = parse_document(raw, None, what=f"the index of the referrers of {subject.digest}")
+    if not isinstance(doc, Index):
+        raise MalformedDocument(f"the index of the referrers of {subject.digest} is not an image index")
+    return [d for d in doc.manifests if d.digest != subject.digest]
 
 
 def record_referrer(store: Reader, desc: Descriptor, doc: Manifest | Index) -> None:

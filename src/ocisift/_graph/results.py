@@ -84,8 +84,10 @@ class CopyResult:
     skipped: list[str] = field(default_factory=list)
     mounted: list[str] = field(default_factory=list)
     referrers: list[str] = field(default_factory=list)  # referrer manifests carried along (copied or there)
+    referrer_indexes: list[str] = field(default_factory=list)  # subjects whose source referrer index was adopted
     bytes_copied: int = 0
     unchanged: bool = False  # the destination's tag named the source's content already: nothing was read
+    # (with referrers, those that arrived since are in `referrers` even so)
     tag: str | None = None  # the tag copied, when a range or a repository's tags chose it
     external: list[str] = field(default_factory=list)  # non-distributable blobs left at their URLs (not copied)
     converted: dict[str, str] = field(default_factory=dict)  # --format oci: source digest -> new digest
@@ -95,7 +97,8 @@ class CopyResult:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.source, "destination": self.destination,
                                "copied": self.copied, "skipped": self.skipped, "mounted": self.mounted,
-                               "referrers": self.referrers, "bytesCopied": self.bytes_copied,
+                               "referrers": self.referrers, "referrerIndexes": self.referrer_indexes,
+                               "bytesCopied": self.bytes_copied,
                                "unchanged": self.unchanged, "external": self.external,
                                "converted": self.converted, "notes": self.notes}
         if self.tag is not None:

@@ -6,16 +6,27 @@ does, sharing one copier per image so blobs and referrers move once. A tag
 whose destination already names what the source names costs one HEAD at each
 end (`unchanged`), so a second run over unchanged sources reads no manifest.
 
+With referrers, an unchanged tag also has the digests of its root's referrer
+indexes compared at both ends (one more request each, none when the source
+lists none), and only referrers that arrived since are copied (`complete`).
+
 Images run in parallel, except those writing into one destination store (one
 archive, one layout directory, one repository), which run one after another in
 spec order: an archive is rebuilt whole when it is finished, so two writers of
-one archive would lose each other's work. One image failing does not stop the
-others; the run's exit code is the highest of the failures'.
+one archive would lose each other's work. One tag failing does not stop the
+others, nor one image the others; the run's exit code is the highest of the
+failures'.
+
+A `Shard` takes its stable share of the (image, tag) pairs: the others are
+left to the other shards, which run the same spec elsewhere. Each tag is
+measured (requests, from the context's meter; bytes; seconds) and handed to
+`on_tag` as it finishes, for a report a scheduler reads.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -24,8 +35,10 @@ from typing import Any
 
 from .._core import cancel
 from .._core.errors import NotFoundError, OcisiftError
+from .._core.meter import metering
 from .._core.progress import Progress
 from .._core.reference import Reference, Target, with_tag
+from .._core.shards import Shard
 from .._core.syncspec import SyncImage, SyncSpec
 from .._core.versions import TagFilter
 from .._stores.base import Reader
@@ -39,23 +52,78 @@ Opener = Callable[[Reference], AbstractContextManager[Reader]]
 
 
 @dataclass
+class TagOutcome:
+    """One tag of one image: what happened to it and what it cost (a line of the run's report)."""
+
+    tag: str
+    destination: str  # the destination reference of the tag
+    result: str = "failed"  # copied | unchanged | would-copy (a dry run) | failed
+    digest: str | None = None  # what the source's tag names, when that was learnt
+    bytes: int = 0
+    referrers: int = 0  # referrer manifests carried (for an unchanged tag: those that arrived since)
+    requests: int = 0
+    requests_by_host: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: OcisiftError | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return self.error.exit_code if self.error is not None else 0
+
+
+@dataclass
 class ImageOutcome:
     image: SyncImage
-    tags: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # the tags this run took (a shard's share)
+    elsewhere: int = 0  # tags chosen, but left to the other shards
     copied: list[str] = field(default_factory=list)  # destination references that changed
     skipped: list[str] = field(default_factory=list)  # destination references that were already right
+    results: list[TagOutcome] = field(default_factory=list)
     referrers: int = 0
     bytes_copied: int = 0
-    error: OcisiftError | None = None
+    error: OcisiftError | None = None  # the image's own failure, or the worst of its tags'
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": str(self.image.source), "destination": str(self.image.destination),
                                "line": self.image.line, "tags": self.tags, "copied": self.copied,
                                "skipped": self.skipped, "referrers": self.referrers,
                                "bytesCopied": self.bytes_copied}
+        if self.elsewhere:
+            out["tagsElsewhere"] = self.elsewhere
         if self.error is not None:
-            out["error"] = {"code": self.error.exit_code, "kind": self.error.kind, "message": self.error.message}
+            out["error"] = _error_json(self.error)
+        failed = [{"tag": r.tag, **_error_json(r.error)} for r in self.results if r.error is not None]
+        if failed:
+            out["failedTags"] = failed
         return out
+
+    def report_line(self, result: TagOutcome | None) -> dict[str, Any]:
+        """A line of `--report`: this image and one of its tags (None: the image failed before any tag)."""
+        error = result.error if result is not None else self.error
+        out: dict[str, Any] = {
+            "source": str(self.image.source), "destination": str(self.image.destination),
+            "line": self.image.line, "tag": result.tag if result is not None else None,
+            "digest": result.digest if result is not None else None,
+            "bytes": result.bytes if result is not None else 0,
+            "referrers": result.referrers if result is not None else 0,
+            "requests": result.requests if result is not None else 0,
+            "requestsByRegistry": dict(result.requests_by_host) if result is not None else {},
+            "seconds": round(result.seconds, 3) if result is not None else 0.0,
+            "result": result.result if result is not None else "failed",
+            "exitCode": error.exit_code if error is not None else 0}
+        if error is not None:
+            out["error"] = _error_json(error)
+        return out
+
+
+def _error_json(error: OcisiftError | None) -> dict[str, Any]:
+    assert error is not None
+    return {"code": error.exit_code, "kind": error.kind, "message": error.message}
+
+
+# told of every tag once its destination store is published (and, with None, of an image that failed
+# before any tag)
+TagListener = Callable[[ImageOutcome, TagOutcome | None], None]
 
 
 @dataclass
@@ -63,6 +131,7 @@ class SyncResult:
     path: str
     dry_run: bool
     images: list[ImageOutcome]
+    shard: Shard | None = None
 
     @property
     def copied(self) -> list[str]:
@@ -82,7 +151,8 @@ class SyncResult:
         return max((i.error.exit_code for i in self.failed if i.error is not None), default=0)
 
     def to_json(self) -> dict[str, Any]:
-        return {"spec": self.path, "dryRun": self.dry_run, "images": [i.to_json() for i in self.images],
+        return {"spec": self.path, "dryRun": self.dry_run, "shard": str(self.shard) if self.shard else None,
+                "images": [i.to_json() for i in self.images],
                 "copied": self.copied, "skipped": self.skipped,
                 "failed": [{"source": str(i.image.source), "destination": str(i.image.destination),
                             "line": i.image.line} for i in self.failed]}
@@ -114,36 +184,56 @@ def tag_filters(spec: SyncSpec) -> dict[int, TagFilter]:
 
 def sync(spec: SyncSpec, open_source: Opener, open_destination: Opener, *,
          destination_key: Callable[[Reference], str], images_at_once: int = 4, concurrency: int = 4,
-         dry_run: bool = False, progress: Progress | None = None) -> SyncResult:
-    """Run every image of the spec; images whose destinations share a `destination_key` share one opened
-    destination store and run in turn (an archive is then packed once, at the end of its group)."""
+         dry_run: bool = False, progress: Progress | None = None, shard: Shard | None = None,
+         on_tag: TagListener | None = None) -> SyncResult:
+    """Run every image of the spec (with `shard`, only its share of the tags); images whose destinations
+    share a `destination_key` share one opened destination store and run in turn (an archive is then
+    packed once, at the end of its group)."""
     filters = tag_filters(spec)
     outcomes = [ImageOutcome(image) for image in spec.images]
     groups: dict[str, list[int]] = {}
     for n, image in enumerate(spec.images):
         groups.setdefault(destination_key(image.destination), []).append(n)
     stop = threading.Event()
+    report_lock = threading.Lock()
+
+    def tell(outcome: ImageOutcome, result: TagOutcome | None) -> None:
+        if on_tag is not None:
+            with report_lock:
+                on_tag(outcome, result)
+
+    def nothing_here(n: int) -> bool:
+        """A list of tags that all go to other shards: neither end need be opened for it."""
+        image = spec.images[n]
+        if shard is None or image.tags.kind != "list":
+            return False
+        outcomes[n].elsewhere = sum(not shard.owns(str(image.source), t) for t in image.tags.tags)
+        return outcomes[n].elsewhere == len(image.tags.tags)
 
     def run_group(members: list[int]) -> None:
+        members = [n for n in members if not nothing_here(n)]
+        if not members:
+            return
         try:
             with open_destination(spec.images[members[0]].destination) as destination, names_batched(destination):
                 for n in members:
                     if stop.is_set():
                         return
+                    outcome = outcomes[n]
                     try:
-                        with open_source(outcomes[n].image.source) as source:
-                            _sync_image(outcomes[n], filters.get(n), source, destination, concurrency=concurrency,
-                                        dry_run=dry_run, progress=progress)
+                        with open_source(outcome.image.source) as source:
+                            _sync_image(outcome, filters.get(n), source, destination, concurrency=concurrency,
+                                        dry_run=dry_run, progress=progress, shard=shard)
                     except cancel.Cancelled:
                         raise
                     except OcisiftError as exc:
-                        outcomes[n].error = exc
+                        outcome.error = exc
                     except OSError as exc:
-                        outcomes[n].error = _os_error(exc)
+                        outcome.error = _os_error(exc)
                 if dry_run or not any(outcomes[n].copied for n in members):
                     raise _NothingToPublish  # an archive is not repacked, nor a new one made, for nothing
         except _NothingToPublish:
-            return
+            pass
         except cancel.Cancelled:
             stop.set()
             raise
@@ -152,9 +242,17 @@ def sync(spec: SyncSpec, open_source: Opener, open_destination: Opener, *,
             for n in members:
                 if outcomes[n].error is None:
                     outcomes[n].error = failure
+                    for result in outcomes[n].results:  # what was copied into it is not published either
+                        if result.error is None:
+                            result.error, result.result = failure, "failed"
         except BaseException:
             stop.set()
             raise
+        for n in members:  # told once the group's destination is published (an archive: packed), or not
+            for result in outcomes[n].results:
+                tell(outcomes[n], result)
+            if outcomes[n].error is not None and not outcomes[n].results:
+                tell(outcomes[n], None)
 
     with ThreadPoolExecutor(max_workers=max(1, images_at_once), thread_name_prefix="ocisift-sync") as pool:
         futures = [pool.submit(run_group, members) for members in groups.values()]
@@ -166,28 +264,54 @@ def sync(spec: SyncSpec, open_source: Opener, open_destination: Opener, *,
             for future in futures:
                 future.cancel()
             raise
-    return SyncResult(spec.path, dry_run, outcomes)
+    return SyncResult(spec.path, dry_run, outcomes, shard)
 
 
 def _sync_image(outcome: ImageOutcome, tag_filter: TagFilter | None, source: Reader, destination: Reader, *,
-                concurrency: int, dry_run: bool, progress: Progress | None) -> None:
+                concurrency: int, dry_run: bool, progress: Progress | None, shard: Shard | None) -> None:
     image = outcome.image
     platforms = tuple(str(p) for p in image.platforms or ())
-    outcome.tags = _chosen_tags(image, source, tag_filter)
+    chosen = _chosen_tags(image, source, tag_filter)
+    outcome.tags = [t for t in chosen if shard is None or shard.owns(str(image.source), t)]
+    outcome.elsewhere = len(chosen) - len(outcome.tags)
     copier = None if dry_run else GraphCopier(
         source, destination, CopyResult(str(image.source), str(image.destination)),
         concurrency=concurrency, progress=progress, referrers=image.referrers)
     for tag in outcome.tags:
         cancel.check()
         here, there = with_tag(image.source, tag), with_tag(image.destination, tag)
-        if copier is None:
-            _plan_tag(outcome, source, destination, here.target, there.target, str(there))
-            continue
-        result = copy_between(source, here.target, destination, there.target, platforms=platforms,
-                              source_name=str(here), destination_name=str(there), copier=copier)
-        (outcome.skipped if result.unchanged else outcome.copied).append(str(there))
-        outcome.referrers += len(result.referrers)
-        outcome.bytes_copied += result.bytes_copied
+        result = TagOutcome(tag, str(there))
+        started = time.monotonic()
+        with metering() as meter:
+            try:
+                if copier is None:
+                    _plan_tag(result, source, destination, here.target, there.target, str(image.source))
+                else:
+                    copied = copy_between(source, here.target, destination, there.target, platforms=platforms,
+                                          source_name=str(here), destination_name=str(there), copier=copier)
+                    changed = not copied.unchanged or copied.referrers or copied.referrer_indexes
+                    result.result = "copied" if changed else "unchanged"
+                    result.digest = str(copied.root.digest) if copied.root is not None else None
+                    result.bytes, result.referrers = copied.bytes_copied, len(copied.referrers)
+            except cancel.Cancelled:
+                raise
+            except OcisiftError as exc:
+                result.error = exc
+            except OSError as exc:
+                result.error = _os_error(exc)
+        result.seconds = time.monotonic() - started
+        result.requests, result.requests_by_host = meter.total, dict(meter.by_host)
+        if result.error is not None:
+            result.result = "failed"
+            if outcome.error is None or result.error.exit_code > outcome.error.exit_code:
+                outcome.error = result.error  # the image's: the worst of its tags'
+        elif result.result in ("copied", "would-copy"):
+            outcome.copied.append(result.destination)
+        else:
+            outcome.skipped.append(result.destination)
+        outcome.referrers += result.referrers
+        outcome.bytes_copied += result.bytes
+        outcome.results.append(result)
 
 
 def _chosen_tags(image: SyncImage, source: Reader, tag_filter: TagFilter | None) -> list[str]:
@@ -197,11 +321,14 @@ def _chosen_tags(image: SyncImage, source: Reader, tag_filter: TagFilter | None)
     return tag_filter.matching(listed) if tag_filter is not None else listed
 
 
-def _plan_tag(outcome: ImageOutcome, source: Reader, destination: Reader, here: Target, there: Target,
-              name: str) -> None:
-    """--dry-run: would this tag be copied? Asked as a real run would ask, nothing read or written."""
+def _plan_tag(result: TagOutcome, source: Reader, destination: Reader, here: Target, there: Target,
+              source_name: str) -> None:
+    """--dry-run: would this tag be copied? Asked as a real run would ask, nothing read or written.
+
+    Only the tags are compared: referrers that arrived at the source for a tag that is unchanged are not
+    looked for."""
     src, dst = peek(source, here), peek(destination, there)
     if src is None:
-        raise NotFoundError(f"{outcome.image.source} has no tag {here.tag}")
-    (outcome.skipped if dst is not None and dst.digest == src.digest else outcome.copied).append(name)
-
+        raise NotFoundError(f"{source_name} has no tag {here.tag}")
+    result.digest = str(src.digest)
+    result.result = "unchanged" if dst is not None and dst.digest == src.digest else "would-copy"

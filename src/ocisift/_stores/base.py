@@ -22,6 +22,8 @@ Optional capabilities (mounting) are tested with `isinstance` and skipped.
 | BlobStatter    | yes    | yes        | yes            | yes             | yes      | -             | -              | yes        | yes         |
 | RemoteReader   | -      | -          | -              | -               | yes      | -             | -              | -          | -           |
 | TagPeeker      | -      | -          | -              | -               | yes      | -             | -              | -          | -           |
+| ReferrerPeeker | yes    | yes        | yes            | yes             | yes      | -             | -              | -          | -           |
+| ReferrerIndexAdopter | - | yes       | -              | yes             | yes      | -             | -              | -          | -           |
 | NameBatcher    | -      | yes        | -              | yes             | -        | -             | -              | -          | -           |
 | BlobSweeper    | yes    | yes        | -              | yes             | -        | -             | -              | -          | -           |
 """
@@ -102,8 +104,8 @@ class Untagger(Protocol):
     def untag(self, tag: str) -> int:
         """Remove the name; returns how many entries it named. NotFoundError when none.
 
-        Layouts keep the content until gc. A registry that cannot delete a tag alone deletes the manifest
-        instead, and only when no other tag names it (ConflictError naming that tag otherwise).
+        Layouts keep the content until gc. A registry that cannot delete a tag alone gets the tag moved to
+        a throw-away manifest, which is deleted by digest: the image it named and its other tags stay.
         """
         ...
 
@@ -129,6 +131,39 @@ class TagPeeker(Protocol):
 
         For stores where resolving costs a request per manifest read: a mirror asks this of the source
         and the destination, and reads nothing more when they agree.
+        """
+        ...
+
+
+@runtime_checkable
+class ReferrerPeeker(Protocol):
+    """Stores that can say cheaply whether a subject's referrers changed.
+
+    A mirror asks this of both ends of an unchanged tag: when the two digests
+    agree it lists nothing more, and when they differ it reads the two indexes
+    and copies only the referrers the destination lacks.
+    """
+
+    def peek_referrers(self, subject: Descriptor) -> Digest | None:
+        """The digest of the index listing the subject's referrers here, for one request at most (a registry's
+        fallback tag by HEAD, or its referrers API's answer); a layout answers from index.json. None when
+        nothing refers to the subject."""
+        ...
+
+    def referrer_index(self, subject: Descriptor) -> bytes | None:
+        """That index's exact bytes (an OCI index whose manifests are the referrers); None when there are none."""
+        ...
+
+
+@runtime_checkable
+class ReferrerIndexAdopter(Protocol):
+    def adopt_referrer_index(self, subject: Descriptor, raw: bytes) -> bool:
+        """Make `raw`, another store's index of the subject's referrers, this store's own (its fallback tag),
+        so that the two ends' `peek_referrers` agree until a referrer is added.
+
+        The caller has copied every referrer `raw` lists and checked that it lists every referrer the
+        subject has here, so nothing is lost. False where the store makes its index itself (a registry
+        with the referrers API): there nothing is written.
         """
         ...
 

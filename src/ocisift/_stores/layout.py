@@ -19,6 +19,7 @@ from typing import Any
 
 from .._core import jsontext
 from .._core import mediatypes as mt
+from .._core.builders import build_index
 from .._core.digest import Digest, VerifyingReader, verified, verify_bytes
 from .._core.errors import MalformedDocument, NotFoundError, OcisiftError
 from .._core.models import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_document, referrer_descriptor
@@ -170,6 +171,27 @@ class LayoutReader:
         for d in found:
             unique.setdefault(d.digest, d)
         return list(unique.values())
+
+    def peek_referrers(self, subject: Descriptor) -> Digest | None:
+        """From index.json, with no request: the digest of `referrer_index`."""
+        raw = self.referrer_index(subject)
+        return Digest.of(raw) if raw is not None else None
+
+    def referrer_index(self, subject: Descriptor) -> bytes | None:
+        """The fallback tag's index when it lists exactly the subject's referrers (as a mirror adopts its
+        source's), else an index of them made here; None when there are none."""
+        listed = self.referrers(subject)
+        if not listed:
+            return None
+        assert self._referrers is not None  # filled by referrers()
+        entry = self._referrers[2].get(referrers_tag(subject.digest))
+        if entry is not None:
+            raw = self.fetch_manifest(entry)
+            doc = parse_document(raw, entry.media_type, what=f"index {referrers_tag(subject.digest)}")
+            if isinstance(doc, Index) and {d.digest for d in doc.manifests if d.digest != subject.digest} == \
+                    {d.digest for d in listed}:
+                return raw
+        return build_index(listed)
 
     def _subjects_of(self, index: Index) -> tuple[dict[Digest, list[Descriptor]], dict[str, Descriptor]]:
         by_subject: dict[Digest, list[Descriptor]] = {}
@@ -331,6 +353,17 @@ class LayoutStore(LayoutReader):
             pending, self._pending = self._pending, None
             if pending:
                 self._apply_records(pending)
+
+    def adopt_referrer_index(self, subject: Descriptor, raw: bytes) -> bool:
+        """Keep `raw` as the subject's fallback tag index (`sha256-<hex>`, as regclient writes it into a
+        layout): the referrers stay index.json entries too, and the index's digest is the source's."""
+        doc = parse_document(raw, None, what="the referrers index to adopt")
+        if not isinstance(doc, Index):
+            raise MalformedDocument("the referrers index to adopt is not an image index")
+        desc = Descriptor(doc.media_type, Digest.of(raw), len(raw))
+        self.push(desc, io.BytesIO(raw))
+        self.tag(desc, referrers_tag(subject.digest))
+        return True
 
     def untag(self, tag: str) -> int:
         """Drop index.json entries named `tag` (short ref.name, or a full name); blobs stay until gc."""

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 
 from .._core import mediatypes as mt
+from .._core.builders import build_index
 from .._core.digest import Digest, VerifyingReader, verified, verify_bytes
 from .._core.errors import NotFoundError
 from .._core.models import MAX_MANIFEST_BYTES, Descriptor, Manifest, parse_document, referrer_descriptor
@@ -139,6 +140,15 @@ class MemoryStore:
     def referrers(self, desc: Descriptor) -> list[Descriptor]:
         with self._lock:
             return list(self.subjects.get(desc.digest, ()))
+
+    def peek_referrers(self, subject: Descriptor) -> Digest | None:
+        raw = self.referrer_index(subject)
+        return Digest.of(raw) if raw is not None else None
+
+    def referrer_index(self, subject: Descriptor) -> bytes | None:
+        """An index of the referrers as they were pushed, made the way a referrers API makes its answer."""
+        listed = self.referrers(subject)
+        return build_index(listed) if listed else None
 
     def mount(self, desc: Descriptor, source: Reader) -> bool:
         """A blob of another store of the same registry is shared, not copied (a cross-repository mount)."""

@@ -10,10 +10,11 @@ from typing import Any
 
 from ..._core import jsontext
 from ..._core import mediatypes as mt
+from ..._core.digest import Digest
 from ..._core.errors import MalformedDocument, NotFoundError, OcisiftError
 from ..._core.models import MAX_MANIFEST_BYTES, Descriptor, Index, Manifest, parse_document, referrer_descriptor
 from ..._core.names import referrers_tag
-from .manifests import get_manifest, put_manifest
+from .manifests import get_manifest, head_manifest, put_manifest
 from .repository import Repository
 from .session import BodyTooLarge, discard, error_text, read_capped
 
@@ -66,24 +67,84 @@ def fallback_tag(subject: Descriptor) -> str:
 def list_referrers(repo: Repository, desc: Descriptor) -> list[Descriptor]:
     """The referrers API, else the `sha256-<hex>` fallback tag index (straight away, once the registry
     has answered 404 to the API: it does not have one)."""
-    if repo.session.referrers_api is not False:
-        resp = repo.request("GET", repo.url(f"referrers/{desc.digest}"), headers={"Accept": mt.OCI_INDEX})
-        if resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(mt.OCI_INDEX):
-            try:
-                raw = read_capped(resp, MAX_MANIFEST_BYTES, "the referrers list", repo.session.options.timeout)
-            except BodyTooLarge as exc:
-                raise MalformedDocument(exc.message) from None
-            repo.session.referrers_api = True
-            doc = parse_document(raw, mt.OCI_INDEX, what="referrers")
-            return list(doc.manifests) if isinstance(doc, Index) else []
-        discard(resp)
-        if resp.status == 404:
-            repo.session.referrers_api = False
-    found = get_manifest(repo, fallback_tag(desc), None)
-    if found is None:
-        return []
-    doc = parse_document(found[0], None, what="referrers fallback index")
+    raw = referrer_index(repo, desc)
+    return _listed(raw) if raw is not None else []
+
+
+def referrer_index(repo: Repository, desc: Descriptor) -> bytes | None:
+    """The exact bytes of the index listing the subject's referrers: the referrers API's answer, else the
+    fallback tag's index; None when neither lists any."""
+    raw = _from_api(repo, desc)
+    if raw is None:
+        found = get_manifest(repo, fallback_tag(desc), None)
+        raw = found[0] if found is not None else None
+    return raw if raw is not None and _listed(raw) else None
+
+
+def peek_referrer_index(repo: Repository, desc: Descriptor) -> tuple[Digest, bytes | None] | None:
+    """The digest of that index for one request: the referrers API's answer (its bytes come along, and are
+    returned), else a HEAD of the fallback tag. None when nothing refers to the subject."""
+    raw = _from_api(repo, desc)
+    if raw is not None:
+        return (Digest.of(raw), raw) if _listed(raw) else None
+    found = head_manifest(repo, fallback_tag(desc))
+    return (found[0], None) if found is not None else None
+
+
+def adopt_referrer_index(repo: Repository, subject: Descriptor, raw: bytes) -> bool:
+    """Write another store's index of the subject's referrers as this repository's fallback tag, byte for
+    byte, so the next comparison of the two ends' digests agrees; False (nothing written) where the
+    registry has the referrers API and lists them itself."""
+    if repo.session.referrers_api is None:
+        _from_api(repo, subject)  # learn whether it has one
+    if repo.session.referrers_api:
+        return False
+    doc = parse_document(raw, None, what="the referrers index to adopt")
+    if not isinstance(doc, Index):
+        raise MalformedDocument("the referrers index to adopt is not an image index")
+    tag = fallback_tag(subject)
+    with _fallback_lock(repo, tag):  # this process's pushes of referrers to the subject wait
+        put_manifest(repo, tag, raw, doc.media_type)
+    return True
+
+
+def _from_api(repo: Repository, desc: Descriptor) -> bytes | None:
+    """The referrers API's answer, or None where the registry has no such API (learnt from its first 404,
+    after which it is not asked again) or did not answer with an index."""
+    session = repo.session
+    if session.referrers_api is None:
+        with session.referrers_probe:  # the first asks; the others wait for what it learns
+            if session.referrers_api is None:
+                return _ask_api(repo, desc)
+    if session.referrers_api is False:
+        return None
+    return _ask_api(repo, desc)
+
+
+def _ask_api(repo: Repository, desc: Descriptor) -> bytes | None:
+    resp = repo.request("GET", repo.url(f"referrers/{desc.digest}"), headers={"Accept": mt.OCI_INDEX})
+    if resp.status == 200 and (resp.headers.get("Content-Type") or "").startswith(mt.OCI_INDEX):
+        try:
+            raw = read_capped(resp, MAX_MANIFEST_BYTES, "the referrers list", repo.session.options.timeout)
+        except BodyTooLarge as exc:
+            raise MalformedDocument(exc.message) from None
+        repo.session.referrers_api = True
+        return raw
+    discard(resp)
+    if resp.status == 404:
+        repo.session.referrers_api = False
+    return None
+
+
+def _listed(raw: bytes) -> list[Descriptor]:
+    doc = parse_document(raw, None, what="the referrers index")
     return list(doc.manifests) if isinstance(doc, Index) else []
+
+
+def _fallback_lock(repo: Repository, tag: str) -> threading.Lock:
+    key = f"{repo.host}/{repo.name}:{tag}"
+    with _FALLBACK_LOCKS_GUARD:
+        return _FALLBACK_LOCKS.setdefault(key, threading.Lock())
 
 
 def add_fallback_referrer(repo: Repository, subject: Descriptor, desc: Descriptor, doc: Manifest | Index,
@@ -95,10 +156,7 @@ def add_fallback_referrer(repo: Repository, subject: Descriptor, desc: Descripto
     """
     tag = fallback_tag(subject)
     entry = referrer_descriptor(desc, doc)
-    key = f"{repo.host}/{repo.name}:{tag}"
-    with _FALLBACK_LOCKS_GUARD:
-        lock = _FALLBACK_LOCKS.setdefault(key, threading.Lock())
-    with lock:
+    with _fallback_lock(repo, tag):
         _add_fallback_locked(repo, tag, entry, attempts)
         time.sleep(0.05)  # another process may have written just now: look once more
         _add_fallback_locked(repo, tag, entry, attempts)

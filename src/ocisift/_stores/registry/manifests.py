@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..._core import cancel
 from ..._core import mediatypes as mt
 from ..._core.digest import Digest, verify_bytes
 from ..._core.errors import IntegrityError, MalformedDocument, NotFoundError, OcisiftError
@@ -9,6 +10,7 @@ from ..._core.models import MAX_MANIFEST_BYTES, parse_document
 from .repository import Repository
 from .session import BodyTooLarge, discard, error_text, header_number, read_capped
 
+NOBODYS_DIGEST = Digest.parse("sha256:" + "0" * 64)
 ACCEPT = ", ".join([mt.OCI_INDEX, mt.OCI_MANIFEST, mt.DOCKER_LIST, mt.DOCKER_MANIFEST])
 
 
@@ -43,12 +45,26 @@ def get_manifest(repo: Repository, ident: str, pinned: Digest | None) -> tuple[b
     return raw, media_type
 
 
+BLOB_UNKNOWN_RETRIES = (0.1, 0.3, 0.9)  # seconds between tries of a manifest whose blobs are there
+
+
 def put_manifest(repo: Repository, ident: str, raw: bytes, media_type: str) -> bool:
-    """PUT; True when the registry says it indexed the subject itself (the OCI-Subject header)."""
-    resp = repo.request("PUT", repo.url(f"manifests/{ident}"), push=True, body=raw,
-                        headers={"Content-Type": media_type})
-    if resp.status != 201:
-        raise OcisiftError(f"registry refused manifest {ident} ({resp.status}): {error_text(resp)}")
+    """PUT; True when the registry says it indexed the subject itself (the OCI-Subject header).
+
+    Written only after its blobs are there, so a refusal naming one of them unknown is tried again a
+    few times: distribution's filesystem storage rewrites a repository's link to a blob in place
+    whenever another writer uploads that blob too (shards mirroring tags that share layers do), and a
+    manifest checked in that moment names a blob the registry does not see; a moment later it does.
+    """
+    for pause in (*BLOB_UNKNOWN_RETRIES, None):
+        resp = repo.request("PUT", repo.url(f"manifests/{ident}"), push=True, body=raw,
+                            headers={"Content-Type": media_type})
+        if resp.status == 201:
+            break
+        text = error_text(resp)
+        if resp.status != 400 or "BLOB_UNKNOWN" not in text or pause is None:
+            raise OcisiftError(f"registry refused manifest {ident} ({resp.status}): {text}")
+        cancel.sleep(pause)
     subject_seen = bool(resp.headers.get("OCI-Subject"))
     discard(resp)
     return subject_seen
@@ -100,6 +116,15 @@ def delete_tag(repo: Repository, tag: str) -> bool:
     raise OcisiftError(f"registry refused to delete tag {tag} ({status}): {text}")
 
 
+def check_deletes_allowed(repo: Repository) -> None:
+    """Refuse, as deleting by digest would, when the registry does not allow deletes (asked by deleting a
+    digest nobody has: distribution answers 405 when deletes are off, before it looks, else 404)."""
+    resp = repo.request("DELETE", repo.url(f"manifests/{NOBODYS_DIGEST}"), push=True)
+    status, text = resp.status, error_text(resp)
+    if status == 405:
+        raise OcisiftError(_deletes_off(repo, text))
+
+
 def manifest_exists(repo: Repository, digest: Digest) -> bool:
     resp = repo.request("HEAD", repo.url(f"manifests/{digest}"), headers={"Accept": ACCEPT})
     discard(resp)
@@ -114,6 +139,9 @@ def delete_manifest(repo: Repository, digest: Digest) -> None:
     if status == 404:
         raise NotFoundError(f"{digest} is not in {repo.image.name}")
     if status == 405:
-        raise OcisiftError(f"{repo.host} does not allow deletes (405); a distribution registry needs "
-                           f"storage.delete.enabled: true: {text}")
+        raise OcisiftError(_deletes_off(repo, text))
     raise OcisiftError(f"registry refused to delete {digest} ({status}): {text}")
+
+
+def _deletes_off(repo: Repository, text: str) -> str:
+    return f"{repo.host} does not allow deletes (405); a distribution registry needs storage.delete.enabled: true: {text}"

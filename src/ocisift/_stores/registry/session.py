@@ -33,6 +33,7 @@ import urllib3
 
 from ..._core import cancel
 from ..._core.errors import AuthError, OcisiftError, TransferTimeout, UnsafeContentError
+from ..._core.meter import count_request
 from ..._core.options import RegistryOptions
 from .auth import MAX_TOKEN_BODY, Challenge, Token, parse_challenge, parse_token_response
 from .credentials import Credentials, lookup_credentials
@@ -233,6 +234,7 @@ class Session:
         # Learnt from the first answer, for the whole process: a registry with the referrers API never
         # answers 404 to it (distribution-spec 1.1), so one 404 means every subject's list is the fallback tag.
         self.referrers_api: bool | None = None
+        self.referrers_probe = threading.Lock()  # held while it is learnt: images in flight ask it once
         # A registry that could not be connected to after every retry is not asked again for a while:
         # a mirror of 1,000 images from a dead registry must not pay the retries 1,000 times.
         self._unreachable: tuple[float, str] | None = None
@@ -383,6 +385,7 @@ class Session:
         for attempt in range(attempts):
             last = attempt == attempts - 1
             cancel.check()
+            count_request(urlsplit(url).netloc)  # for a sync's report: the requests each tag cost
             try:
                 resp = self.transport.request(method, url, headers, body)
             except TransferTimeout:  # the watchdog ended a wait for headers that never came whole

@@ -8,30 +8,43 @@ by digest, so a graph walk never fetches the same document twice.
 
 from __future__ import annotations
 
+import io
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from ..._core import mediatypes as mt
+from ..._core.builders import manifest_bytes
 from ..._core.digest import Digest, VerifyingReader, verify_bytes
-from ..._core.errors import ConflictError, MalformedDocument, NotFoundError, UsageError
+from ..._core.errors import MalformedDocument, NotFoundError, UsageError
 from ..._core.models import MAX_MANIFEST_BYTES, Descriptor, parse_document
 from ..._core.options import RegistryOptions
 from ..._core.reference import ImageName, Target
 from ..._core.sources import ByteSource
 from ..base import Reader
 from .blobs import blob_exists, blob_size, fetch_blob
-from .listing import TAG_PAGE_SIZE, add_fallback_referrer, list_referrers, list_tags
+from .listing import (
+    TAG_PAGE_SIZE,
+    add_fallback_referrer,
+    adopt_referrer_index,
+    list_referrers,
+    list_tags,
+    peek_referrer_index,
+    referrer_index,
+)
 from .manifests import (
+    check_deletes_allowed,
     delete_manifest,
     delete_tag,
     get_manifest,
     head_manifest,
-    manifest_digest,
     manifest_exists,
     put_manifest,
 )
 from .repository import Repository
 from .uploads import mount_blob, single_upload, upload_blob
+
+UNTAG_ANNOTATION = "io.ocisift.untag"  # on the throw-away manifest untag moves a tag to, then deletes
 
 
 class RegistryStore:
@@ -47,6 +60,7 @@ class RegistryStore:
         self.location = image.name
         self.tag_page_size = TAG_PAGE_SIZE
         self._manifests: dict[Digest, bytes] = {}
+        self._referrer_indexes: dict[Digest, bytes] = {}  # a referrers API's answer to a peek, by subject
 
     # -- Reader ----------------------------------------------------------------------
 
@@ -108,6 +122,7 @@ class RegistryStore:
 
     def close(self) -> None:
         self._manifests.clear()  # the session stays: it belongs to the registry, not to this store
+        self._referrer_indexes.clear()
 
     # -- listing -----------------------------------------------------------------------
 
@@ -117,6 +132,23 @@ class RegistryStore:
 
     def referrers(self, desc: Descriptor) -> list[Descriptor]:
         return list_referrers(self.repo, desc)
+
+    def peek_referrers(self, subject: Descriptor) -> Digest | None:
+        """One request: the fallback tag's HEAD, or the referrers API's answer (kept for `referrer_index`)."""
+        found = peek_referrer_index(self.repo, subject)
+        if found is None:
+            return None
+        digest, raw = found
+        if raw is not None:
+            self._referrer_indexes[subject.digest] = raw
+        return digest
+
+    def referrer_index(self, subject: Descriptor) -> bytes | None:
+        kept = self._referrer_indexes.pop(subject.digest, None)
+        return kept if kept is not None else referrer_index(self.repo, subject)
+
+    def adopt_referrer_index(self, subject: Descriptor, raw: bytes) -> bool:
+        return adopt_referrer_index(self.repo, subject, raw)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -152,23 +184,26 @@ class RegistryStore:
         self._manifests.pop(desc.digest, None)
 
     def untag(self, tag: str) -> int:
-        """Delete the tag itself where the registry can; else its manifest, when no other tag names it.
+        """Delete the tag itself where the registry can; else regclient's way, which touches nothing else.
 
-        A registry that cannot delete a tag alone (distribution 2.x) removes a tag only with its manifest,
-        which would take every other tag of that manifest along: then this refuses, naming that tag.
+        A registry that cannot delete a tag alone (distribution 2.x) deletes a manifest with every tag
+        naming it. So the tag is first moved to a throw-away manifest of its own (unique, empty), which is
+        then deleted by digest: the tag goes with it, and the image it named stays, under its other tags
+        and by digest. Where deletes are off this is refused before anything is written.
         """
-        digest = manifest_digest(self.repo, tag)
-        if digest is None:
+        original = get_manifest(self.repo, tag, None)
+        if original is None:
             raise NotFoundError(f"tag {tag} is not in {self.location}")
         if delete_tag(self.repo, tag):
             return 1
-        for other in self.tags():
-            if other != tag and manifest_digest(self.repo, other) == digest:
-                raise ConflictError(
-                    f"{self.repo.host} cannot delete a tag alone (it refused DELETE of the tag), and deleting the "
-                    f"manifest {digest} would remove tag {other} too; move {other} first, or delete both with "
-                    f"ocisift delete {self.location}@{digest}")
-        delete_manifest(self.repo, digest)
-        self._manifests.pop(digest, None)
+        check_deletes_allowed(self.repo)
+        config = Descriptor(mt.OCI_EMPTY, Digest.of(b"{}"), 2)
+        self.push(config, io.BytesIO(b"{}"))
+        raw = manifest_bytes(config, [], annotations={UNTAG_ANNOTATION: f"{tag} {uuid.uuid4()}"})
+        put_manifest(self.repo, tag, raw, mt.OCI_MANIFEST)
+        try:
+            delete_manifest(self.repo, Digest.of(raw))
+        except BaseException:
+            put_manifest(self.repo, tag, *original)  # the tag names what it named before
+            raise
         return 1
-
