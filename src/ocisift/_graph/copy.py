@@ -36,12 +36,14 @@ from .._core.progress import NoProgress, Progress
 from .._core.reference import Target
 from .._core.sources import CHUNK
 from .._core.streams import ReadAhead
-from .._stores.base import BlobFetcher, Mounter, Pusher, Reader, ReferrerLister, TagPeeker, require
+from .._stores.base import BlobFetcher, Mounter, Pusher, Reader, ReferrerLister, Tagger, TagPeeker, require
+from .._trust.formats import signature_tag
 from .naming import check_pin, record_name
 from .referrers import graph_manifests, record_referrer
 from .resolve import resolve_in
 from .results import CopyResult
 from .select import Selector
+from .trustresults import TrustCheck
 from .walk import MAX_DEPTH, MAX_NODES, Loader, document_loader
 
 
@@ -124,6 +126,7 @@ class GraphCopier:
         self.load = document_loader(src)
         self._done: set[Digest] = set()
         self._subjects: set[Digest] = set()  # whose referrers were listed already
+        self._signature_tags = isinstance(dst, Tagger)  # cosign's .sig tags go along where tags can be written
         self._lock = threading.Lock()
 
     def copy(self, root: Descriptor) -> None:
@@ -145,6 +148,7 @@ class GraphCopier:
                 if subject.digest in self._subjects:
                     continue
                 self._subjects.add(subject.digest)
+                self._copy_signature_tag(subject)
                 for ref in self.lister.referrers(subject):
                     if ref.digest in self._subjects or ref.digest in queued:
                         continue  # a list naming an ancestor, or one already on its way
@@ -154,6 +158,22 @@ class GraphCopier:
                                                 "refusing to copy them")
                     queued.add(ref.digest)
                     queue.append(ref)
+
+    def _copy_signature_tag(self, subject: Descriptor) -> None:
+        """cosign's legacy signatures of `subject` (the `sha256-<hex>.sig` tag), carried under the same tag, so
+        they verify at the destination as they did at the source. One look per subject (a HEAD)."""
+        if not self._signature_tags:
+            return
+        tag = signature_tag(subject.digest)
+        found = peek(self.src, Target(tag=tag))
+        if found is None or found.digest in self._subjects:
+            return
+        self._copy_graph(found)
+        there = peek(self.dst, Target(tag=tag))
+        if there is None or there.digest != found.digest:
+            record_name(self.dst, Target(tag=tag), unnamed(found))
+        with self._lock:
+            self.result.referrers.append(str(found.digest))
 
     def _copy_graph(self, root: Descriptor) -> None:
         plan = plan_copy(root, self.load, self.dst, include_external=self.external is not None)
@@ -220,10 +240,12 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
                  platforms: tuple[str, ...] = (), concurrency: int = 4, progress: Progress | None = None,
                  source_name: str | None = None, destination_name: str | None = None,
                  referrers: bool = False, copier: GraphCopier | None = None,
-                 external: BlobFetcher | None = None) -> CopyResult:
+                 external: BlobFetcher | None = None, trust: TrustCheck | None = None) -> CopyResult:
     """Resolve SRC, copy its graph (or the chosen platforms, under a new index of them), name it as DST says.
 
-    `copier` lets several copies (every tag of a repository) share what they moved and listed.
+    `copier` lets several copies (every tag of a repository) share what they moved and listed. With `trust`,
+    a signature must vouch for the root SRC names before anything is written; the tag is resolved once and
+    the chosen platforms are selected under that digest, so what was verified is what is copied.
     """
     result = CopyResult(source_name or src.location, destination_name or dst.location)
     if copier is None:
@@ -233,6 +255,8 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
         copier.result = result
     if not platforms and copier.external is None and \
             (root := unchanged(src, src_target, dst, dst_target)) is not None:
+        if trust is not None:
+            result.verification = trust.check(src, [root], load=copier.load, reference=source_name)
         result.root = root
         result.unchanged = True
         result.skipped.append(str(root.digest))
@@ -240,6 +264,10 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
         return result
     if platforms:
         chosen: list[Descriptor] = []
+        if trust is not None:  # verified once, then selected under that digest
+            pinned = resolve_in(src, src_target, reference=source_name, load=copier.load).root
+            result.verification = trust.check(src, [pinned], load=copier.load, reference=source_name)
+            src_target = Target(digest=pinned.digest)
         for p in platforms:
             sel = resolve_in(src, src_target, Selector.build(p), descend=True, reference=source_name,
                              load=copier.load)
@@ -268,6 +296,8 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
     else:
         root = unnamed(resolve_in(src, src_target, reference=source_name, load=copier.load).root)  # names stay
         check_pin(dst_target, root)
+        if trust is not None:
+            result.verification = trust.check(src, [root], load=copier.load, reference=source_name)
         copier.copy(root)
     result.root = root
     record_name(dst, dst_target, root)

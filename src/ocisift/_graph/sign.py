@@ -22,7 +22,6 @@ import hashlib
 import io
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,23 +50,9 @@ from .._trust.simplesigning import build_payload
 from .naming import record_name
 from .push import push_bytes
 from .referrers import record_referrer
+from .signed import Signed
 
 ANNOTATION_CREATED = "org.opencontainers.image.created"
-
-
-@dataclass(frozen=True, slots=True)
-class Signed:
-    """A signature written: of which digest, in which form, as which manifest (and tag, for the legacy form)."""
-
-    subject: Descriptor
-    form: str  # "legacy" or "bundle"
-    descriptor: Descriptor
-    reference: str
-    tag: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"subject": str(self.subject.digest), "form": self.form, "signature": self.descriptor.to_json(),
-                "reference": self.reference, "tag": self.tag}
 
 
 def sign_legacy(store: Reader, subject: Descriptor, key: PrivateKeyType, docker_reference: str,

@@ -27,12 +27,14 @@ from .._core.errors import NotFoundError, OcisiftError
 from .._core.progress import Progress
 from .._core.reference import Reference, Target, with_tag
 from .._core.syncspec import SyncImage, SyncSpec
+from .._core.trustspec import Trust
 from .._core.versions import TagFilter
 from .._stores.base import Reader
 from .copy import GraphCopier, copy_between, peek
 from .naming import names_batched
 from .results import CopyResult
 from .tags import repository_tags
+from .trustresults import TrustCheck
 
 # a store opened from a reference; a destination is published when its block succeeds
 Opener = Callable[[Reference], AbstractContextManager[Reader]]
@@ -47,12 +49,13 @@ class ImageOutcome:
     referrers: int = 0
     bytes_copied: int = 0
     error: OcisiftError | None = None
+    verified: list[str] = field(default_factory=list)  # for each tag checked: which signature vouched
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": str(self.image.source), "destination": str(self.image.destination),
                                "line": self.image.line, "tags": self.tags, "copied": self.copied,
                                "skipped": self.skipped, "referrers": self.referrers,
-                               "bytesCopied": self.bytes_copied}
+                               "bytesCopied": self.bytes_copied, "verified": self.verified}
         if self.error is not None:
             out["error"] = {"code": self.error.exit_code, "kind": self.error.kind, "message": self.error.message}
         return out
@@ -114,9 +117,12 @@ def tag_filters(spec: SyncSpec) -> dict[int, TagFilter]:
 
 def sync(spec: SyncSpec, open_source: Opener, open_destination: Opener, *,
          destination_key: Callable[[Reference], str], images_at_once: int = 4, concurrency: int = 4,
-         dry_run: bool = False, progress: Progress | None = None) -> SyncResult:
+         dry_run: bool = False, progress: Progress | None = None, trust: Trust | None = None) -> SyncResult:
     """Run every image of the spec; images whose destinations share a `destination_key` share one opened
-    destination store and run in turn (an archive is then packed once, at the end of its group)."""
+    destination store and run in turn (an archive is then packed once, at the end of its group).
+
+    An image with a `verify:` block (else `trust`, for every image) copies a tag only when a signature
+    vouches for the digest its source tag names; a tag that fails is the image's failure (exit 7)."""
     filters = tag_filters(spec)
     outcomes = [ImageOutcome(image) for image in spec.images]
     groups: dict[str, list[int]] = {}
@@ -133,7 +139,7 @@ def sync(spec: SyncSpec, open_source: Opener, open_destination: Opener, *,
                     try:
                         with open_source(outcomes[n].image.source) as source:
                             _sync_image(outcomes[n], filters.get(n), source, destination, concurrency=concurrency,
-                                        dry_run=dry_run, progress=progress)
+                                        dry_run=dry_run, progress=progress, trust=trust)
                     except cancel.Cancelled:
                         raise
                     except OcisiftError as exc:
@@ -170,9 +176,10 @@ def sync(spec: SyncSpec, open_source: Opener, open_destination: Opener, *,
 
 
 def _sync_image(outcome: ImageOutcome, tag_filter: TagFilter | None, source: Reader, destination: Reader, *,
-                concurrency: int, dry_run: bool, progress: Progress | None) -> None:
+                concurrency: int, dry_run: bool, progress: Progress | None, trust: Trust | None = None) -> None:
     image = outcome.image
     platforms = tuple(str(p) for p in image.platforms or ())
+    gate = _gate(image, trust) if not dry_run else None
     outcome.tags = _chosen_tags(image, source, tag_filter)
     copier = None if dry_run else GraphCopier(
         source, destination, CopyResult(str(image.source), str(image.destination)),
@@ -184,10 +191,22 @@ def _sync_image(outcome: ImageOutcome, tag_filter: TagFilter | None, source: Rea
             _plan_tag(outcome, source, destination, here.target, there.target, str(there))
             continue
         result = copy_between(source, here.target, destination, there.target, platforms=platforms,
-                              source_name=str(here), destination_name=str(there), copier=copier)
+                              source_name=str(here), destination_name=str(there), copier=copier, trust=gate)
+        if result.verification is not None:
+            outcome.verified.append(result.verification.summary())
         (outcome.skipped if result.unchanged else outcome.copied).append(str(there))
         outcome.referrers += len(result.referrers)
         outcome.bytes_copied += result.bytes_copied
+
+
+def _gate(image: SyncImage, trust: Trust | None) -> TrustCheck | None:
+    """The checks for one image (its keys and roots loaded once for all its tags), when any are asked for."""
+    chosen = image.verify if image.verify is not None else trust
+    if chosen is None:
+        return None
+    from .verify import gate_for  # the signature formats, only for a sync that verifies
+
+    return gate_for(image.source, chosen)
 
 
 def _chosen_tags(image: SyncImage, source: Reader, tag_filter: TagFilter | None) -> list[str]:

@@ -73,7 +73,7 @@ class Verification:
     def summary(self) -> str:
         good = self.verified
         if good is not None:
-            return f"{good.subject} verified: {good.kind} signature {good.reference} by {good.detail}"
+            return f"{good.subject}: {good.kind} signature {good.reference}, by {good.detail}"
         return f"{self.reference} accepted without verification: {self.accepted}"
 
 

@@ -233,6 +233,11 @@ def trust_scope(ref: Reference) -> str:
     return f"{ref.kind}:{path}"
 
 
+def signed_name(ref: Reference) -> str:
+    """What a payload ocisift signs names as its docker-reference: the repository, else the store's scope."""
+    return _repository(ref) or trust_scope(ref)
+
+
 def _repository(ref: Reference) -> str | None:
     """The repository a cosign payload names (critical.identity.docker-reference), where a reference has one."""
     if isinstance(ref, RegistryReference):
