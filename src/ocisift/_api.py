@@ -13,7 +13,7 @@ import builtins
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import BinaryIO, Literal, Protocol
+from typing import BinaryIO, Literal
 
 from ._core import jsontext
 from ._core.digest import Digest
@@ -54,7 +54,7 @@ from ._graph.sync import SyncResult
 from ._graph.tags import pick_tag, repository_tags
 from ._graph.tree import TreeNode, build_tree
 from ._graph.trustresults import TrustCheck, Verification
-from ._graph.walk import MAX_DEPTH
+from ._graph.walk import MAX_DEPTH, document_loader
 from ._stores.base import (
     BlobFetcher,
     BlobSweeper,
@@ -77,10 +77,6 @@ from ._unpack.limits import ExtractLimits
 # function that needs them.
 
 RefLike = Reference | str
-
-
-class GraphCopierLike(Protocol):
-    load: Callable[[Descriptor], Document]
 
 
 def _ref(ref: RefLike) -> Reference:
@@ -255,20 +251,26 @@ def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurren
     chosen = (platforms,) if isinstance(platforms, str) else tuple(platforms)  # one platform given bare
     _check_format(manifest_format, referrers)
     try:
-        with opened(src_ref, options=registry) as opened_source, \
-                _writing(dst_ref, registry, create=True, limits=limits) as destination, \
-                _external(registry, include_nondistributable) as external:
+        with opened(src_ref, options=registry) as opened_source:
             source = _viewed(opened_source, manifest_format)
             picked = pick_tag(src_ref, source, semver, tag_regex)
             if picked is not src_ref and picked.target.tag is not None and is_repository(dst_ref):
                 dst_ref = with_tag(dst_ref, picked.target.tag)
-            result = copy_between(source, picked.target, destination, dst_ref.target, platforms=chosen,
-                                  concurrency=concurrency, progress=progress, source_name=str(picked),
-                                  destination_name=str(dst_ref), referrers=referrers, external=external,
-                                  trust=gate)
-            result.tag = picked.target.tag if picked is not src_ref else None
-            _explain(result, source, dst_ref)
-            return result
+            src_target, verification = picked.target, None
+            if gate is not None:  # before the destination is opened (or made): refused, nothing is written
+                root = resolve_in(source, picked.target, reference=str(picked), hint=_hint(picked)).root
+                verification = gate.check(source, [root], reference=str(picked))
+                src_target = Target(digest=root.digest)  # the digest verified is the digest copied
+            with _writing(dst_ref, registry, create=True, limits=limits) as destination, \
+                    _external(registry, include_nondistributable) as external:
+                result = copy_between(source, src_target, destination, dst_ref.target, platforms=chosen,
+                                      concurrency=concurrency, progress=progress, source_name=str(picked),
+                                      destination_name=str(dst_ref), referrers=referrers, external=external,
+                                      pinned_tag=verification is not None and not chosen)
+                result.verification = verification
+                result.tag = picked.target.tag if picked is not src_ref else None
+                _explain(result, source, dst_ref)
+                return result
     except OcisiftError as exc:
         raise _with_advice(exc, copy_advice(exc, str(src_ref), str(dst_ref))) from None
 
@@ -346,7 +348,6 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
     results: list[CopyResult] = []
     try:
         with opened(src_ref, options=registry) as opened_source, \
-                _writing(dst_ref, registry, create=True, limits=limits) as destination, \
                 _external(registry, include_nondistributable) as external:
             source = _viewed(opened_source, manifest_format)
             if tags is None:
@@ -358,15 +359,19 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
             if not wanted:
                 what = f" inside {semver!r}" if semver else f" matching {tag_regex!r}" if tag_regex else ""
                 raise NotFoundError(f"{src_ref} has no tags{what} to copy")
-            shared = GraphCopier(source, destination, CopyResult(str(src_ref), str(dst_ref)),
-                                 concurrency=concurrency, progress=progress, referrers=referrers, external=external)
-            verified = _verify_tags(source, src_ref, wanted, gate, shared) if gate is not None else {}
-            with names_batched(destination):  # 10,000 tags into a layout: one index.json write
+            load = document_loader(source)
+            verified = _verify_tags(source, src_ref, wanted, gate, load) if gate is not None else {}
+            with _writing(dst_ref, registry, create=True, limits=limits) as destination, \
+                    names_batched(destination):  # 10,000 tags into a layout: one index.json write
+                shared = GraphCopier(source, destination, CopyResult(str(src_ref), str(dst_ref)),
+                                     concurrency=concurrency, progress=progress, referrers=referrers,
+                                     external=external)
                 for tag in wanted:
                     here, there = with_tag(src_ref, tag), with_tag(dst_ref, tag)
                     pinned = Target(digest=verified[tag][0].digest) if tag in verified else here.target
                     result = copy_between(source, pinned, destination, there.target, platforms=chosen,
-                                          source_name=str(here), destination_name=str(there), copier=shared)
+                                          source_name=str(here), destination_name=str(there), copier=shared,
+                                          pinned_tag=tag in verified)
                     result.tag = tag
                     if tag in verified:
                         result.verification = verified[tag][1]
@@ -378,13 +383,13 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
 
 
 def _verify_tags(source: Reader, src_ref: Reference, wanted: Sequence[str], gate: TrustCheck,
-                 copier: GraphCopierLike) -> dict[str, tuple[Descriptor, Verification]]:
+                 load: Callable[[Descriptor], Document]) -> dict[str, tuple[Descriptor, Verification]]:
     """Each tag resolved once and its root verified, before anything is written."""
     out = {}
     for tag in wanted:
         here = with_tag(src_ref, tag)
-        root = resolve_in(source, here.target, reference=str(here), load=copier.load).root
-        out[tag] = (root, gate.check(source, [root], load=copier.load, reference=str(here)))
+        root = resolve_in(source, here.target, reference=str(here), load=load).root
+        out[tag] = (root, gate.check(source, [root], load=load, reference=str(here)))
     return out
 
 

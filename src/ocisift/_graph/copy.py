@@ -43,7 +43,6 @@ from .referrers import graph_manifests, record_referrer
 from .resolve import resolve_in
 from .results import CopyResult
 from .select import Selector
-from .trustresults import TrustCheck
 from .walk import MAX_DEPTH, MAX_NODES, Loader, document_loader
 
 
@@ -240,12 +239,12 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
                  platforms: tuple[str, ...] = (), concurrency: int = 4, progress: Progress | None = None,
                  source_name: str | None = None, destination_name: str | None = None,
                  referrers: bool = False, copier: GraphCopier | None = None,
-                 external: BlobFetcher | None = None, trust: TrustCheck | None = None) -> CopyResult:
+                 external: BlobFetcher | None = None, pinned_tag: bool = False) -> CopyResult:
     """Resolve SRC, copy its graph (or the chosen platforms, under a new index of them), name it as DST says.
 
-    `copier` lets several copies (every tag of a repository) share what they moved and listed. With `trust`,
-    a signature must vouch for the root SRC names before anything is written; the tag is resolved once and
-    the chosen platforms are selected under that digest, so what was verified is what is copied.
+    `copier` lets several copies (every tag of a repository) share what they moved and listed.
+    `pinned_tag`: SRC is the digest a tag was resolved to (and verified, before the destination was
+    opened) by the caller; a DST tag naming it already is then `unchanged`, as the tag itself would be.
     """
     result = CopyResult(source_name or src.location, destination_name or dst.location)
     if copier is None:
@@ -255,8 +254,6 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
         copier.result = result
     if not platforms and copier.external is None and \
             (root := unchanged(src, src_target, dst, dst_target)) is not None:
-        if trust is not None:
-            result.verification = trust.check(src, [root], load=copier.load, reference=source_name)
         result.root = root
         result.unchanged = True
         result.skipped.append(str(root.digest))
@@ -264,10 +261,6 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
         return result
     if platforms:
         chosen: list[Descriptor] = []
-        if trust is not None:  # verified once, then selected under that digest
-            pinned = resolve_in(src, src_target, reference=source_name, load=copier.load).root
-            result.verification = trust.check(src, [pinned], load=copier.load, reference=source_name)
-            src_target = Target(digest=pinned.digest)
         for p in platforms:
             sel = resolve_in(src, src_target, Selector.build(p), descend=True, reference=source_name,
                              load=copier.load)
@@ -296,8 +289,12 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
     else:
         root = unnamed(resolve_in(src, src_target, reference=source_name, load=copier.load).root)  # names stay
         check_pin(dst_target, root)
-        if trust is not None:
-            result.verification = trust.check(src, [root], load=copier.load, reference=source_name)
+        if pinned_tag and copier.external is None and _named(dst, dst_target, root):
+            result.root = root  # pinned by digest (a verified tag), and DST's tag names it already
+            result.unchanged = True
+            result.skipped.append(str(root.digest))
+            result.destination = dst.pinned(root)
+            return result
         copier.copy(root)
     result.root = root
     record_name(dst, dst_target, root)

@@ -16,14 +16,15 @@ others; the run's exit code is the highest of the failures'.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._core import cancel
 from .._core.errors import NotFoundError, OcisiftError
+from .._core.models import Descriptor
 from .._core.progress import Progress
 from .._core.reference import Reference, Target, with_tag
 from .._core.syncspec import SyncImage, SyncSpec
@@ -32,9 +33,11 @@ from .._core.versions import TagFilter
 from .._stores.base import Reader
 from .copy import GraphCopier, copy_between, peek
 from .naming import names_batched
+from .resolve import resolve_in
 from .results import CopyResult
 from .tags import repository_tags
-from .trustresults import TrustCheck
+from .trustresults import TrustCheck, Verification
+from .walk import document_loader
 
 # a store opened from a reference; a destination is published when its block succeeds
 Opener = Callable[[Reference], AbstractContextManager[Reader]]
@@ -132,22 +135,31 @@ def sync(spec: SyncSpec, open_source: Opener, open_destination: Opener, *,
 
     def run_group(members: list[int]) -> None:
         try:
-            with open_destination(spec.images[members[0]].destination) as destination, names_batched(destination):
-                for n in members:
-                    if stop.is_set():
-                        return
-                    try:
-                        with open_source(outcomes[n].image.source) as source:
-                            _sync_image(outcomes[n], filters.get(n), source, destination, concurrency=concurrency,
-                                        dry_run=dry_run, progress=progress, trust=trust)
-                    except cancel.Cancelled:
-                        raise
-                    except OcisiftError as exc:
-                        outcomes[n].error = exc
-                    except OSError as exc:
-                        outcomes[n].error = _os_error(exc)
-                if dry_run or not any(outcomes[n].copied for n in members):
-                    raise _NothingToPublish  # an archive is not repacked, nor a new one made, for nothing
+            with ExitStack() as sources:
+                # Images that verify are checked first, each tag resolved once, before the destination is
+                # opened: a tag no signature vouches for writes nothing, not even an empty layout.
+                verified = {} if dry_run else _verify_group(members, outcomes, filters, open_source, sources, trust)
+                members = [n for n in members if outcomes[n].error is None]
+                if not members:
+                    raise _NothingToPublish
+                with open_destination(spec.images[members[0]].destination) as destination, \
+                        names_batched(destination):
+                    for n in members:
+                        if stop.is_set():
+                            return
+                        try:
+                            with _source(n, verified, open_source, outcomes) as source:
+                                _sync_image(outcomes[n], filters.get(n), source, destination,
+                                            concurrency=concurrency, dry_run=dry_run, progress=progress,
+                                            pinned=verified[n][1] if n in verified else None)
+                        except cancel.Cancelled:
+                            raise
+                        except OcisiftError as exc:
+                            outcomes[n].error = exc
+                        except OSError as exc:
+                            outcomes[n].error = _os_error(exc)
+                    if dry_run or not any(outcomes[n].copied for n in members):
+                        raise _NothingToPublish  # an archive is not repacked, nor a new one made, for nothing
         except _NothingToPublish:
             return
         except cancel.Cancelled:
@@ -175,12 +187,55 @@ def sync(spec: SyncSpec, open_source: Opener, open_destination: Opener, *,
     return SyncResult(spec.path, dry_run, outcomes)
 
 
+Pinned = dict[str, tuple[Descriptor, Verification]]  # a verified image's tags: the digest each was resolved to
+
+
+def _verify_group(members: list[int], outcomes: list[ImageOutcome], filters: dict[int, TagFilter],
+                  open_source: Opener, sources: ExitStack, trust: Trust | None) -> dict[int, tuple[Reader, Pinned]]:
+    """For each image that verifies: its source (kept open for the copy) and each tag's verified digest.
+    An image that fails (a tag not trusted, a key that does not load) is that image's error."""
+    out: dict[int, tuple[Reader, Pinned]] = {}
+    for n in members:
+        image = outcomes[n].image
+        try:
+            gate = _gate(image, trust)
+            if gate is None:
+                continue
+            source = sources.enter_context(open_source(image.source))
+            outcomes[n].tags = _chosen_tags(image, source, filters.get(n))
+            load = document_loader(source)
+            pinned: Pinned = {}
+            for tag in outcomes[n].tags:
+                cancel.check()
+                here = with_tag(image.source, tag)
+                root = resolve_in(source, here.target, reference=str(here), load=load).root
+                pinned[tag] = (root, gate.check(source, [root], load=load, reference=str(here)))
+            out[n] = (source, pinned)
+        except cancel.Cancelled:
+            raise
+        except OcisiftError as exc:
+            outcomes[n].error = exc
+        except OSError as exc:
+            outcomes[n].error = _os_error(exc)
+    return out
+
+
+@contextmanager
+def _source(n: int, verified: dict[int, tuple[Reader, Pinned]], open_source: Opener,
+            outcomes: list[ImageOutcome]) -> Iterator[Reader]:
+    if n in verified:
+        yield verified[n][0]  # opened and verified already; closed with the group
+        return
+    with open_source(outcomes[n].image.source) as source:
+        yield source
+
+
 def _sync_image(outcome: ImageOutcome, tag_filter: TagFilter | None, source: Reader, destination: Reader, *,
-                concurrency: int, dry_run: bool, progress: Progress | None, trust: Trust | None = None) -> None:
+                concurrency: int, dry_run: bool, progress: Progress | None, pinned: Pinned | None = None) -> None:
     image = outcome.image
     platforms = tuple(str(p) for p in image.platforms or ())
-    gate = _gate(image, trust) if not dry_run else None
-    outcome.tags = _chosen_tags(image, source, tag_filter)
+    if pinned is None:
+        outcome.tags = _chosen_tags(image, source, tag_filter)
     copier = None if dry_run else GraphCopier(
         source, destination, CopyResult(str(image.source), str(image.destination)),
         concurrency=concurrency, progress=progress, referrers=image.referrers)
@@ -190,10 +245,14 @@ def _sync_image(outcome: ImageOutcome, tag_filter: TagFilter | None, source: Rea
         if copier is None:
             _plan_tag(outcome, source, destination, here.target, there.target, str(there))
             continue
-        result = copy_between(source, here.target, destination, there.target, platforms=platforms,
-                              source_name=str(here), destination_name=str(there), copier=copier, trust=gate)
-        if result.verification is not None:
-            outcome.verified.append(result.verification.summary())
+        if pinned is not None:  # copied by the digest verified
+            result = copy_between(source, Target(digest=pinned[tag][0].digest), destination, there.target,
+                                  platforms=platforms, source_name=str(here), destination_name=str(there),
+                                  copier=copier, pinned_tag=True)
+            outcome.verified.append(pinned[tag][1].summary())
+        else:
+            result = copy_between(source, here.target, destination, there.target, platforms=platforms,
+                                  source_name=str(here), destination_name=str(there), copier=copier)
         (outcome.skipped if result.unchanged else outcome.copied).append(str(there))
         outcome.referrers += len(result.referrers)
         outcome.bytes_copied += result.bytes_copied
