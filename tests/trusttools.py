@@ -120,3 +120,58 @@ def notation_trust(tmp: Path, *, level: str = "strict", identities: list[str] | 
 
 def target(tag: str) -> Target:
     return Target(tag=tag)
+
+
+def certificate(subject: str, key, issuer=None, issuer_key=None, *, ca: bool = False,  # type: ignore[no-untyped-def]
+                days: tuple[int, int] = (-1, 365)):
+    """A certificate for notation tests: `C=US, ST=WA, O=Acme, CN=subject`, code signing unless a CA."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+                      x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "WA"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Acme"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (x509.CertificateBuilder().subject_name(name)
+               .issuer_name(issuer.subject if issuer is not None else name).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now + datetime.timedelta(days=days[0]))
+               .not_valid_after(now + datetime.timedelta(days=days[1]))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(digital_signature=not ca, content_commitment=False, key_encipherment=False,
+                                            data_encipherment=False, key_agreement=False, key_cert_sign=ca,
+                                            crl_sign=ca, encipher_only=False, decipher_only=False), critical=True))
+    if not ca:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+    return builder.sign(issuer_key if issuer_key is not None else key, hashes.SHA256())
+
+
+def jws_envelope(subject: Descriptor, key, chain, *, expiry: str | None = None) -> bytes:  # type: ignore[no-untyped-def]
+    """A notation JWS envelope (ES256) over `subject`, as `notation sign` writes one."""
+    import base64
+    import datetime
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+    def b64url(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    payload = json.dumps({"targetArtifact": {"mediaType": subject.media_type, "digest": str(subject.digest),
+                                             "size": subject.size}}).encode()
+    protected: dict[str, object] = {
+        "alg": "ES256", "crit": ["io.cncf.notary.signingScheme"], "cty": "application/vnd.cncf.notary.payload.v1+json",
+        "io.cncf.notary.signingScheme": "notary.x509",
+        "io.cncf.notary.signingTime": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if expiry is not None:
+        protected["io.cncf.notary.expiry"] = expiry
+        protected["crit"] = ["io.cncf.notary.signingScheme", "io.cncf.notary.expiry"]
+    head, body = b64url(json.dumps(protected).encode()), b64url(payload)
+    r, s = utils.decode_dss_signature(key.sign(f"{head}.{body}".encode(), ec.ECDSA(hashes.SHA256())))
+    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    x5c = [base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in chain]
+    return json.dumps({"payload": body, "protected": head, "header": {"x5c": x5c}, "signature": b64url(signature)}).encode()
