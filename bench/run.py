@@ -58,6 +58,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # the same registry runner and t
 
 import complexity  # noqa: E402  (bench/complexity.py)
 import mirror  # noqa: E402  (bench/mirror.py)
+import trust  # noqa: E402  (bench/trust.py)
 
 import ocisift  # noqa: E402
 import tls  # noqa: E402  (tests/tls.py: a test CA made by openssl)
@@ -292,6 +293,9 @@ def main() -> int:
                     help="rounds of the small-files extraction (its user CPU varies little)")
     ap.add_argument("--mirror-images", type=int, default=200, help="images the sync benchmark mirrors (0: skip it)")
     ap.add_argument("--mirror-rounds", type=int, default=3)
+    ap.add_argument("--trust-images", type=int, default=200,
+                    help="signed images the verified sync mirrors (0: skip the trust benchmark)")
+    ap.add_argument("--trust-rounds", type=int, default=3)
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
     size = parse_size(args.size)
@@ -450,6 +454,11 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="ocisift-bench-mirror-") as tmp:
             report["mirror"] = mirror.measure(Path(tmp), args.mirror_rounds, images=args.mirror_images)
         mirror.print_table(report["mirror"])
+    if args.trust_images > 0:
+        print("trust: pull and sync with and without verification ...", file=sys.stderr)
+        with tempfile.TemporaryDirectory(prefix="ocisift-bench-trust-") as tmp:
+            report["trust"] = trust.measure(Path(tmp), args.trust_rounds, images=args.trust_images)
+        trust.print_table(report["trust"])
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report))
