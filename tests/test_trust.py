@@ -222,3 +222,31 @@ def test_api_values(tmp_path, keys):
     verification = ocisift.verify(ref, VerifySpec(keys=(keys["ed25519"][1],)), Selector.build("linux/amd64:el8"))
     assert verification.digest == signed.subject.digest
     assert json.loads(json.dumps(verification.to_json()))["trusted"] is True
+
+
+@pytest.mark.parametrize(("block", "words"), [
+    ("{provider: sigstore}", "unknown provider"),
+    ("{provider: cosign}", "needs public keys"),
+    ("{keys: [a.pub], matchOIDCIdentity: [{issuer: x}]}", "give both issuer and subject"),
+    ("{matchOIDCIdentity: [{issuer: x, subject: y}]}", "trusted_root"),
+    ("{provider: notation, trustPolicy: p.json}", "trust store"),
+    ("{keys: [a.pub], secretRef: x}", "unknown key"),
+    ("{matchOIDCIdentity: [{issuer: '(', subject: y}], trustedRoot: r.json}", "not a valid regular expression"),
+])
+def test_sync_verify_block_mistakes_name_their_line(tmp_path, block, words):
+    from ocisift._core.errors import UsageError
+    from ocisift._core.syncspec import parse_spec
+
+    text = f"images:\n  - source: localhost:5000/a\n    tags: [1]\n    destination: oci:out\n    verify: {block}\n"
+    with pytest.raises(UsageError) as caught:
+        parse_spec(text, str(tmp_path / "spec.yaml"))
+    assert words in caught.value.message and "spec.yaml:" in caught.value.message
+
+
+def test_sync_verify_block_paths_are_relative_to_the_spec(tmp_path):
+    from ocisift._core.syncspec import parse_spec
+
+    text = ("defaults:\n  verify: {keys: [keys/a.pub, /abs/b.pub]}\nimages:\n  - source: localhost:5000/a\n"
+            "    tags: [1]\n    destination: oci:out\n")
+    spec = parse_spec(text, str(tmp_path / "conf" / "spec.yaml"))
+    assert spec.images[0].verify == VerifySpec(keys=(str(tmp_path / "conf" / "keys/a.pub"), "/abs/b.pub"))
