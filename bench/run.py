@@ -60,6 +60,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # the same registry runner and t
 
 import complexity  # noqa: E402  (bench/complexity.py)
 import mirror  # noqa: E402  (bench/mirror.py)
+import trust  # noqa: E402  (bench/trust.py)
 
 import ocisift  # noqa: E402
 import tls  # noqa: E402  (tests/tls.py: a test CA made by openssl)
@@ -294,12 +295,26 @@ def main() -> int:
                     help="rounds of the small-files extraction (its user CPU varies little)")
     ap.add_argument("--mirror-images", type=int, default=200, help="images the sync benchmark mirrors (0: skip it)")
     ap.add_argument("--mirror-rounds", type=int, default=3)
-    ap.add_argument("--only", choices=["mirror"],
-                    help="run only this part (mirror: bench/mirror.py's sync rows, at --mirror-images and --mirror-rounds)")
+    ap.add_argument("--only", choices=["mirror", "trust", "extract"],
+                    help="run only this part (mirror: bench/mirror.py's sync rows, at --mirror-images and "
+                         "--mirror-rounds; trust: bench/trust.py's; extract: the small-files extraction)")
+    ap.add_argument("--trust-images", type=int, default=200,
+                    help="signed images the verified sync mirrors (0: skip the trust benchmark)")
+    ap.add_argument("--trust-rounds", type=int, default=3)
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
     if args.only == "mirror":
         return only_mirror(args.mirror_images, args.mirror_rounds, args.json_out)
+    if args.only == "extract":
+        return only_extract(args.small_files, args.small_rounds, args.json_out)
+    if args.only == "trust":
+        compileall.compile_dir(os.path.dirname(ocisift.__file__), quiet=1)
+        with tempfile.TemporaryDirectory(prefix="ocisift-bench-trust-") as tmp:
+            report = {"trust": trust.measure(Path(tmp), args.trust_rounds, images=args.trust_images)}
+        trust.print_table(report["trust"])
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(report, indent=2))
+        return 0
     size = parse_size(args.size)
     image_rounds = args.image_rounds if args.image_rounds is not None else 2 * args.rounds
     for tool, package in (("skopeo", "skopeo"), ("curl", "curl"), ("docker-registry", "docker-registry"),
@@ -315,8 +330,6 @@ def main() -> int:
     image_ours = f"pull {args.image_layers}-layer image extract-all: ocisift"
     image_floor = f"pull {args.image_layers}-layer image: curl+sha256sum+tar"
     image_tls = f"pull {args.image_layers}-layer image extract-all TLS: ocisift"
-    small_ours = f"extract {args.small_files:,} small files: ocisift"
-    small_tar = f"extract {args.small_files:,} small files: tar -xzf"
     with tempfile.TemporaryDirectory(prefix="ocisift-bench-") as tmp:
         work = Path(tmp)
         print(f"generating {size >> 20} MiB in {args.layers} layers ...", file=sys.stderr)
@@ -399,15 +412,9 @@ def main() -> int:
             # Here each run writes a new directory and all stay until the last round: on this kind of virtual
             # disk, creating files just after tens of thousands were deleted costs seconds of system time,
             # and a different number each run. The ratio is of user CPU, which that does not change.
-            os.makedirs(work / "kept")
-            kept = (f"kept/{n}" for n in itertools.count())
-            print("small-files rounds ...", file=sys.stderr)
-            rounds([
-                (small_ours, lambda: [*OCISIFT, "pull", f"oci:{work}/small:v1", "--mode", "extract",
-                                      "-o", fresh(next(kept))]),
-                (small_tar, lambda: ["tar", "-xzf", str(small_blob), "-C", made(next(kept))]),
-            ], args.small_rounds)
-            shutil.rmtree(work / "kept")
+            print("small-files rounds (each tar reader, GNU tar, umoci) ...", file=sys.stderr)
+            small_results, small_pairs = small_files_rows(work, small_blob, args.small_files, args.small_rounds)
+            results.update(small_results)
             print("resolution in a large index.json ...", file=sys.stderr)
             tag = make_big_index(work / "big", args.index_entries)
             for _ in range(args.rounds):
@@ -429,8 +436,7 @@ def main() -> int:
         (resolve_ours, resolve_theirs))]
     pairs += [Pair(f"{image_ours} / curl+sha256sum+tar", image_ours, image_floor, goal=1.3),
               Pair(f"pull {args.image_layers}-layer image extract-all: ocisift TLS / plain HTTP", image_tls, image_ours),
-              Pair(f"extract {args.small_files:,} small files, user CPU: ocisift / tar -xzf", small_ours, small_tar,
-                   cpu=True, goal=2.0)]
+              *small_pairs]
     measured = {pair.label: pair.ratios(results) for pair in pairs}
     ratios = {label: r for label, (r, _) in measured.items()}
     best_ratios = {label: b for label, (_, b) in measured.items()}
@@ -456,9 +462,82 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="ocisift-bench-mirror-") as tmp:
             report["mirror"] = mirror.measure(Path(tmp), args.mirror_rounds, images=args.mirror_images)
         mirror.print_table(report["mirror"])
+    if args.trust_images > 0:
+        print("trust: pull and sync with and without verification ...", file=sys.stderr)
+        with tempfile.TemporaryDirectory(prefix="ocisift-bench-trust-") as tmp:
+            report["trust"] = trust.measure(Path(tmp), args.trust_rounds, images=args.trust_images)
+        trust.print_table(report["trust"])
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2))
     print(json.dumps(report))
+    return 0
+
+
+SMALL_READERS = ("native", "tarfile")
+
+
+def small_files_rows(work: Path, blob: Path, files: int, rounds_count: int) -> tuple[dict[str, list[Timing]], list[Pair]]:
+    """The small-files layer unpacked by ocisift with each tar reader, by GNU tar and by `umoci unpack`
+    (the whole image: a rootfs, the one layer, and its bundle's config), rounds in turn after one warm-up.
+
+    Each run writes a new directory and all stay until the last round: on this kind of virtual disk,
+    creating files just after tens of thousands were deleted costs seconds of system time, and a different
+    number each run."""
+    kept = work / "kept"
+    kept.mkdir()
+    counter = itertools.count()
+    jobs: list[tuple[str, Callable[[], list[str]]]] = [
+        (f"extract {files:,} small files: ocisift ({reader} reader)",
+         lambda r=reader: ["env", f"OCISIFT_TAR_READER={r}", *OCISIFT, "pull", f"oci:{work}/small:v1",
+                           "--mode", "extract", "-o", str(kept / str(next(counter)))])
+        for reader in SMALL_READERS]
+    jobs.append((f"extract {files:,} small files: tar -xzf",
+                 lambda: ["sh", "-c", 'mkdir "$1" && exec tar -xzf "$0" -C "$1"', str(blob),
+                          str(kept / str(next(counter)))]))
+    if shutil.which("umoci"):
+        jobs.append((f"extract {files:,} small files: umoci unpack",
+                     lambda: ["umoci", "unpack", "--image", f"{work}/small:v1", str(kept / str(next(counter)))]))
+    results: dict[str, list[Timing]] = {name: [] for name, _ in jobs}
+    for round_no in range(rounds_count + 1):
+        for name, command in jobs:
+            timing = run(command())
+            if round_no:  # the first round warms the page cache and the bytecode
+                results[name].append(timing)
+    shutil.rmtree(kept)
+    tar_name = f"extract {files:,} small files: tar -xzf"
+    pairs = []
+    for reader in SMALL_READERS:
+        ours = f"extract {files:,} small files: ocisift ({reader} reader)"
+        pairs += [Pair(f"extract {files:,} small files, user CPU: ocisift {reader} / tar -xzf", ours, tar_name,
+                       cpu=True, goal=2.0 if reader == "native" else None),
+                  Pair(f"extract {files:,} small files, wall: ocisift {reader} / tar -xzf", ours, tar_name,
+                       goal=1.3 if reader == "native" else None)]
+    return results, pairs
+
+
+def only_extract(files: int, rounds_count: int, json_out: str | None) -> int:
+    """The small-files extraction alone: `./dev bench --only extract`."""
+    compileall.compile_dir(os.path.dirname(ocisift.__file__), quiet=1)
+    with tempfile.TemporaryDirectory(prefix="ocisift-bench-extract-") as tmp:
+        work = Path(tmp)
+        rng = random.Random(20_000)
+        (blob,) = make_image(work / "small", [small_files_layer(rng, make_corpus(rng), files)])
+        results, pairs = small_files_rows(work, blob, files, rounds_count)
+    rows = {name: {"median_s": round(median([t.wall for t in ts]), 4), "best_s": round(min(t.wall for t in ts), 4),
+                   "user_s": round(median([t.user for t in ts]), 3), "sys_s": round(median([t.sys for t in ts]), 3),
+                   "peak_rss_mib": round(max(t.peak_kib for t in ts) / 1024, 1)}
+            for name, ts in results.items()}
+    print(f"\n{files:,} small files, {rounds_count} rounds after one warm-up, medians\n")
+    print("| run | median s | best s | user s | sys s | peak RSS MiB |\n|---|---|---|---|---|---|")
+    for name, row in rows.items():
+        print(f"| {name} | {row['median_s']} | {row['best_s']} | {row['user_s']} | {row['sys_s']} | "
+              f"{row['peak_rss_mib']} |")
+    ratios = {pair.label: pair.ratios(results) for pair in pairs}
+    for pair in pairs:
+        goal = f" (goal {pair.goal})" if pair.goal is not None else ""
+        print(f"ratio {pair.label}: {ratios[pair.label][0]} (medians), {ratios[pair.label][1]} (best runs){goal}")
+    if json_out:
+        Path(json_out).write_text(json.dumps({"small_files": rows, "ratios": ratios}, indent=2))
     return 0
 
 

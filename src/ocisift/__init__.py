@@ -19,7 +19,7 @@ _EXPORTS = {
     "copy": "_api", "push": "_api", "index_create": "_api", "index_add": "_api", "index_remove": "_api",
     "tag": "_api", "untag": "_api", "delete": "_api", "gc": "_api", "login": "_api", "logout": "_api",
     "sample": "_api", "blob": "_api", "cancel": "_core.cancel", "copy_tags": "_api", "referrers": "_api",
-    "sync": "_api",
+    "sync": "_api", "verify": "_api", "sign": "_api",
     # values taken and returned
     "Selector": "_graph.select", "Candidate": "_graph.select", "LayerSelector": "_unpack.layers",
     "ExtractLimits": "_unpack.limits", "RegistryOptions": "_core.options", "Resolved": "_graph.resolve",
@@ -28,6 +28,9 @@ _EXPORTS = {
     "SyncResult": "_graph.sync", "ReferrerNode": "_graph.referrers", "SyncSpec": "_core.syncspec",
     "Shard": "_core.shards", "TagOutcome": "_graph.sync",
     "TagFilter": "_core.versions",
+    "VerifySpec": "_core.trustspec", "IdentityMatch": "_core.trustspec", "TrustPolicy": "_core.trustspec",
+    "ScopedVerify": "_core.trustspec", "load_trust_policy": "_core.syncspec",
+    "Verification": "_graph.trustresults", "SignatureAttempt": "_graph.trustresults", "Signed": "_graph.signed",
     "Descriptor": "_core.models", "Manifest": "_core.models",
     "Index": "_core.models", "parse_document": "_core.models", "Digest": "_core.digest",
     "parse_reference": "_core.reference", "Target": "_core.reference",
@@ -44,6 +47,7 @@ _EXPORTS = {
     "NotFoundError": "_core.errors", "AmbiguousError": "_core.errors", "IntegrityError": "_core.errors",
     "MalformedDocument": "_core.errors", "UnsafeContentError": "_core.errors", "ConflictError": "_core.errors",
     "AuthError": "_core.errors", "MetadataError": "_core.errors", "Cancelled": "_core.cancel",
+    "NotTrustedError": "_core.errors",
 }
 
 _MODULES = {"mediatypes": "_core.mediatypes"}  # the media type and annotation constants
@@ -83,11 +87,13 @@ if TYPE_CHECKING:
         referrers,
         resolve,
         sample,
+        sign,
         sync,
         tag,
         tags,
         tree,
         untag,
+        verify,
     )
     from ._core import mediatypes
     from ._core.cancel import Cancelled, cancel
@@ -100,6 +106,7 @@ if TYPE_CHECKING:
         MalformedDocument,
         MetadataError,
         NotFoundError,
+        NotTrustedError,
         OcisiftError,
         UnsafeContentError,
         UnsupportedError,
@@ -110,14 +117,17 @@ if TYPE_CHECKING:
     from ._core.platform import Platform
     from ._core.reference import Target, parse_reference
     from ._core.shards import Shard
-    from ._core.syncspec import SyncSpec
+    from ._core.syncspec import SyncSpec, load_trust_policy
+    from ._core.trustspec import IdentityMatch, ScopedVerify, TrustPolicy, VerifySpec
     from ._core.versions import TagFilter
     from ._graph.referrers import ReferrerNode
     from ._graph.resolve import Resolved
     from ._graph.results import CopyResult, Deleted, GcResult, PullResult, Pushed
     from ._graph.select import Candidate, Selector
+    from ._graph.signed import Signed
     from ._graph.sync import SyncResult, TagOutcome
     from ._graph.tree import TreeNode
+    from ._graph.trustresults import SignatureAttempt, Verification
     from ._stores.base import (
         BlobStatter,
         BlobSweeper,

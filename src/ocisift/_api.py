@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import BinaryIO, Literal
 
@@ -29,7 +29,7 @@ from ._core.errors import (
     OcisiftError,
     UsageError,
 )
-from ._core.models import Descriptor
+from ._core.models import Descriptor, Document
 from ._core.names import is_referrers_tag, unnamed
 from ._core.options import RegistryOptions
 from ._core.platform import Platform
@@ -44,7 +44,8 @@ from ._core.reference import (
     with_tag,
 )
 from ._core.shards import Shard, parse_shard
-from ._core.syncspec import SyncSpec, check_shardable, load_spec
+from ._core.syncspec import SyncSpec, check_shardable, load_spec, load_trust_policy
+from ._core.trustspec import Trust, TrustPolicy, VerifySpec
 from ._core.versions import TagFilter
 from ._graph.gc import DEFAULT_GRACE_SECONDS, collect_garbage, referencing_indexes
 from ._graph.naming import check_tags, names_batched
@@ -52,10 +53,12 @@ from ._graph.referrers import ReferrerNode, discover
 from ._graph.resolve import Resolved, resolve_in
 from ._graph.results import CopyResult, Deleted, GcResult, PullResult, Pushed
 from ._graph.select import Selector
+from ._graph.signed import Signed
 from ._graph.sync import ImageOutcome, SyncResult, TagListener, TagOutcome
 from ._graph.tags import pick_tag, repository_tags
 from ._graph.tree import TreeNode, build_tree
-from ._graph.walk import MAX_DEPTH
+from ._graph.trustresults import TrustCheck, Verification
+from ._graph.walk import MAX_DEPTH, document_loader
 from ._stores.base import (
     BlobFetcher,
     BlobSweeper,
@@ -86,6 +89,23 @@ def _ref(ref: RefLike) -> Reference:
 
 def _hint(ref: Reference) -> str:
     return ref.not_found_hint
+
+
+TrustLike = VerifySpec | TrustPolicy | str  # a str is a --verify-policy file
+
+
+def _trust(trust: TrustLike | None) -> Trust | None:
+    return load_trust_policy(trust) if isinstance(trust, str) else trust
+
+
+def _gate(ref: Reference, trust: TrustLike | None) -> TrustCheck | None:
+    """What a signature of what REF names must satisfy; None when nothing is asked."""
+    chosen = _trust(trust)
+    if chosen is None:
+        return None
+    from ._graph.verify import gate_for  # the signature formats, only when a signature is checked
+
+    return gate_for(ref, chosen)
 
 
 @contextmanager
@@ -156,8 +176,13 @@ def pull(
     semver: str | None = None,
     tag_regex: str | None = None,
     require_xattrs: bool = False,
+    trust: TrustLike | None = None,
 ) -> PullResult:
     """Select one manifest, then write or unpack the chosen layers into `dest`, all or nothing.
+
+    With `trust` (a VerifySpec, a TrustPolicy, or a policy file's path), a signature must vouch for the
+    digest the reference resolves to (or for the manifest selected under it) before any blob is fetched,
+    and the digest verified is the digest pulled; else NotTrustedError (exit 7) and nothing is written.
 
     Up to `concurrency` blobs are fetched at once; layers are unpacked in manifest order while later
     ones arrive. `semver`/`tag_regex` choose the tag as in `resolve`. Image layers keep their metadata
@@ -167,13 +192,14 @@ def pull(
 
     CONCURRENCY.check(concurrency)
     reference = _ref(ref)
+    gate = _gate(reference, trust)
     with opened(reference, options=registry) as store:
         reference = pick_tag(reference, store, semver, tag_regex)
         return pull_from(
             store, reference.target, dest, selector=select, layers=layers, mode=mode, name=name,
             include=tuple(include), exclude=tuple(exclude), overwrite=overwrite, dry_run=dry_run, limits=limits,
             progress=progress, reference=str(reference), hint=_hint(reference), concurrency=concurrency,
-            require_xattrs=require_xattrs,
+            require_xattrs=require_xattrs, trust=gate,
         )
 
 
@@ -211,7 +237,8 @@ ManifestFormat = Literal["oci"]
 def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurrency: int = 4,
          registry: RegistryOptions | None = None, progress: Progress | None = None, referrers: bool = False,
          semver: str | None = None, tag_regex: str | None = None, manifest_format: ManifestFormat | None = None,
-         include_nondistributable: bool = False, limits: ExtractLimits | None = None) -> CopyResult:
+         include_nondistributable: bool = False, limits: ExtractLimits | None = None,
+         trust: TrustLike | None = None) -> CopyResult:
     """The whole graph (or the chosen platforms) from one store to another; existing content is skipped.
 
     `referrers` carries the referrers of every manifest copied, recursively. `semver`/`tag_regex`
@@ -220,27 +247,36 @@ def copy(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), concurren
     `converted`), as skopeo's `--format oci` does; without it every digest is kept. Non-distributable
     blobs (descriptors with `urls`) are left at their URLs and listed in `external`, unless
     `include_nondistributable`, which copies them (from the source, else from their HTTPS URLs).
-    `limits` caps the unpacking a docker-archive destination does (its layers are plain tars), as pull's."""
+    `limits` caps the unpacking a docker-archive destination does (its layers are plain tars), as pull's.
+    With `trust`, a signature must vouch for the root SRC names before anything is written (exit 7 else)."""
     from ._graph.copy import copy_between
 
     CONCURRENCY.check(concurrency)
     src_ref, dst_ref = _ref(src), _ref(dst)
+    gate = _gate(src_ref, trust)
     chosen = (platforms,) if isinstance(platforms, str) else tuple(platforms)  # one platform given bare
     _check_format(manifest_format, referrers)
     try:
-        with opened(src_ref, options=registry) as opened_source, \
-                _writing(dst_ref, registry, create=True, limits=limits) as destination, \
-                _external(registry, include_nondistributable) as external:
+        with opened(src_ref, options=registry) as opened_source:
             source = _viewed(opened_source, manifest_format)
             picked = pick_tag(src_ref, source, semver, tag_regex)
             if picked is not src_ref and picked.target.tag is not None and is_repository(dst_ref):
                 dst_ref = with_tag(dst_ref, picked.target.tag)
-            result = copy_between(source, picked.target, destination, dst_ref.target, platforms=chosen,
-                                  concurrency=concurrency, progress=progress, source_name=str(picked),
-                                  destination_name=str(dst_ref), referrers=referrers, external=external)
-            result.tag = picked.target.tag if picked is not src_ref else None
-            _explain(result, source, dst_ref)
-            return result
+            src_target, verification = picked.target, None
+            if gate is not None:  # before the destination is opened (or made): refused, nothing is written
+                root = resolve_in(source, picked.target, reference=str(picked), hint=_hint(picked)).root
+                verification = gate.check(source, [root], reference=str(picked))
+                src_target = Target(digest=root.digest)  # the digest verified is the digest copied
+            with _writing(dst_ref, registry, create=True, limits=limits) as destination, \
+                    _external(registry, include_nondistributable) as external:
+                result = copy_between(source, src_target, destination, dst_ref.target, platforms=chosen,
+                                      concurrency=concurrency, progress=progress, source_name=str(picked),
+                                      destination_name=str(dst_ref), referrers=referrers, external=external,
+                                      pinned_tag=verification is not None and not chosen)
+                result.verification = verification
+                result.tag = picked.target.tag if picked is not src_ref else None
+                _explain(result, source, dst_ref)
+                return result
     except OcisiftError as exc:
         raise _with_advice(exc, copy_advice(exc, str(src_ref), str(dst_ref))) from None
 
@@ -296,17 +332,21 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
               registry: RegistryOptions | None = None, progress: Progress | None = None, referrers: bool = False,
               semver: str | None = None, tag_regex: str | None = None,
               tags: Sequence[str] | None = None, manifest_format: ManifestFormat | None = None,
-              include_nondistributable: bool = False, limits: ExtractLimits | None = None) -> list[CopyResult]:
+              include_nondistributable: bool = False, limits: ExtractLimits | None = None,
+              trust: TrustLike | None = None) -> list[CopyResult]:
     """Every tag of the repository SRC names (or `tags`, or those inside `semver` / matching `tag_regex`)
     into the repository DST names, under the same tags, sharing what one copy moved with the next.
 
     Referrer fallback tags (`sha256-<hex>`) are not copied as tags; `referrers` carries what they list.
     A tag whose destination already names the same digest costs one HEAD at each end and nothing more.
+    With `trust`, every tag is resolved and verified before anything is written, then copied by the digest
+    verified; one tag that is not trusted stops the copy (exit 7) with nothing written.
     """
     from ._graph.copy import GraphCopier, copy_between
 
     CONCURRENCY.check(concurrency)
     src_ref, dst_ref = _ref(src), _ref(dst)
+    gate = _gate(src_ref, trust)
     for ref, role in ((src_ref, "source"), (dst_ref, "destination")):
         if not is_repository(ref):
             raise UsageError(f"copying many tags takes a {role} repository without a tag or digest (got {ref})")
@@ -315,7 +355,6 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
     results: list[CopyResult] = []
     try:
         with opened(src_ref, options=registry) as opened_source, \
-                _writing(dst_ref, registry, create=True, limits=limits) as destination, \
                 _external(registry, include_nondistributable) as external:
             source = _viewed(opened_source, manifest_format)
             if tags is None:
@@ -327,14 +366,22 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
             if not wanted:
                 what = f" inside {semver!r}" if semver else f" matching {tag_regex!r}" if tag_regex else ""
                 raise NotFoundError(f"{src_ref} has no tags{what} to copy")
-            shared = GraphCopier(source, destination, CopyResult(str(src_ref), str(dst_ref)),
-                                 concurrency=concurrency, progress=progress, referrers=referrers, external=external)
-            with names_batched(destination):  # 10,000 tags into a layout: one index.json write
+            load = document_loader(source)
+            verified = _verify_tags(source, src_ref, wanted, gate, load) if gate is not None else {}
+            with _writing(dst_ref, registry, create=True, limits=limits) as destination, \
+                    names_batched(destination):  # 10,000 tags into a layout: one index.json write
+                shared = GraphCopier(source, destination, CopyResult(str(src_ref), str(dst_ref)),
+                                     concurrency=concurrency, progress=progress, referrers=referrers,
+                                     external=external)
                 for tag in wanted:
                     here, there = with_tag(src_ref, tag), with_tag(dst_ref, tag)
-                    result = copy_between(source, here.target, destination, there.target, platforms=chosen,
-                                          source_name=str(here), destination_name=str(there), copier=shared)
+                    pinned = Target(digest=verified[tag][0].digest) if tag in verified else here.target
+                    result = copy_between(source, pinned, destination, there.target, platforms=chosen,
+                                          source_name=str(here), destination_name=str(there), copier=shared,
+                                          pinned_tag=tag in verified)
                     result.tag = tag
+                    if tag in verified:
+                        result.verification = verified[tag][1]
                     _explain(result, source, there)
                     results.append(result)
     except OcisiftError as exc:
@@ -342,15 +389,29 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
     return results
 
 
+def _verify_tags(source: Reader, src_ref: Reference, wanted: Sequence[str], gate: TrustCheck,
+                 load: Callable[[Descriptor], Document]) -> dict[str, tuple[Descriptor, Verification]]:
+    """Each tag resolved once and its root verified, before anything is written."""
+    out = {}
+    for tag in wanted:
+        here = with_tag(src_ref, tag)
+        root = resolve_in(source, here.target, reference=str(here), load=load).root
+        out[tag] = (root, gate.check(source, [root], load=load, reference=str(here)))
+    return out
+
+
 def sync(spec: str | SyncSpec, *, dry_run: bool = False, images_at_once: int = 4, concurrency: int = 4,
          registry: RegistryOptions | None = None, progress: Progress | None = None,
-         shard: Shard | str | None = None, shards: int | None = None, report: str | None = None) -> SyncResult:
+         shard: Shard | str | None = None, shards: int | None = None, report: str | None = None,
+         trust: TrustLike | None = None) -> SyncResult:
     """Mirror every image of a sync spec (a YAML file's path, or a parsed SyncSpec); see the README's Mirroring.
 
     The spec is checked whole before anything runs. A tag or image that fails is recorded in the result
     (`SyncResult.exit_code` is the highest among them) and the others go on. `shard`: a Shard, `"I/N"`,
     or `"auto"` (I from JOB_COMPLETION_INDEX, N from `shards` or OCISIFT_SHARDS): only that share of the
     (image, tag) pairs runs. `report`: a file written with one JSON line per image and tag as they finish.
+    An image's `verify:` block, else `trust`, is what a signature of each tag must satisfy before the tag is
+    copied (a dry run checks none).
     """
     from ._graph.sync import sync as run_sync
 
@@ -386,7 +447,7 @@ def sync(spec: str | SyncSpec, *, dry_run: bool = False, images_at_once: int = 4
     with _report_file(report) as write_line:
         return run_sync(parsed, open_source, open_destination, destination_key=_store_identity,
                         images_at_once=images_at_once, concurrency=concurrency, dry_run=dry_run, progress=progress,
-                        shard=chosen, on_tag=write_line)
+                        shard=chosen, on_tag=write_line, trust=_trust(trust))
 
 
 @contextmanager
@@ -416,6 +477,48 @@ def referrers(ref: RefLike, *, artifact_type: str | None = None, recursive: bool
     with opened(reference, options=registry) as store:
         root = resolve_in(store, reference.target, reference=str(reference), hint=_hint(reference)).root
         return discover(store, unnamed(root), artifact_type=artifact_type, recursive=recursive)
+
+
+def verify(ref: RefLike, policy: TrustLike, select: Selector | None = None, *,
+           registry: RegistryOptions | None = None) -> Verification:
+    """Check that what REF names is signed as `policy` asks (a VerifySpec, a TrustPolicy, or a policy file's
+    path): the Verification names the signature that vouched and every one tried before it. None vouching is
+    NotTrustedError (exit 7), whose `verification` lists every signature tried and why each failed.
+
+    With selectors, a signature of the root REF names or of the manifest selected under it counts (a signed
+    index vouches for the manifests it lists by digest)."""
+    reference = _ref(ref)
+    gate = _gate(reference, policy)
+    assert gate is not None
+    with opened(reference, options=registry) as store:
+        resolved = resolve_in(store, reference.target, select, reference=str(reference), hint=_hint(reference))
+        return gate.check(store, [resolved.root, resolved.descriptor], reference=str(reference))
+
+
+def sign(ref: RefLike, key: str, *, password: str | bytes | None = None, bundle: bool = False,
+         annotations: Sequence[str] | Mapping[str, str] | None = None, select: Selector | None = None,
+         registry: RegistryOptions | None = None) -> Signed:
+    """Sign what REF names with a cosign private key (cosign's encrypted key, or a plain PEM key), where cosign
+    writes signatures: the `sha256-<hex>.sig` tag (the default), or with `bundle` a sigstore bundle referrer.
+
+    An encrypted key's password is `password`, else the COSIGN_PASSWORD environment variable. The digest
+    signed is the one REF resolves to, once; `annotations` go into the payload's `optional` (legacy form)."""
+    from ._graph.sign import sign_bundle, sign_legacy
+    from ._graph.verify import signed_name
+    from ._trust.cosignkey import load_private_key
+
+    reference = _ref(ref)
+    secret = password if password is not None else os.environ.get("COSIGN_PASSWORD")
+    private = load_private_key(key, secret.encode() if isinstance(secret, str) else secret)
+    extra = parse_annotations(annotations)
+    if bundle and extra:
+        raise UsageError("annotations are written into the legacy payload; a bundle signature carries none")
+    with _writing(reference, registry) as store:
+        resolved = resolve_in(store, reference.target, select, reference=str(reference), hint=_hint(reference))
+        subject = unnamed(resolved.descriptor)
+        if bundle:
+            return sign_bundle(store, subject, private)
+        return sign_legacy(store, subject, private, signed_name(reference), extra)
 
 
 def copy_advice(exc: OcisiftError, src: str, dst: str) -> str:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # imported where used: `ocisift --version` and `--help` stay 
     from .._core.limits import ExtractLimits
     from .._core.options import RegistryOptions
     from .._core.progress import Progress
+    from .._core.trustspec import Trust
     from .._graph.select import Selector
 
 
@@ -106,6 +107,66 @@ def registry_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 MAX_PASSWORD_BYTES = 64 * 1024
+
+
+_TRUST_FLAGS = (
+    ("key", "keys", "FILE", True, "cosign public key (PEM; repeatable, any one suffices)."),
+    ("certificate-identity", "identity", "SAN", False, "Keyless: the signer's identity (e-mail, URI), exact."),
+    ("certificate-identity-regexp", "identity_regexp", "RE", False, "Keyless: the signer's identity, as a regexp."),
+    ("certificate-oidc-issuer", "issuer", "URL", False, "Keyless: the OIDC issuer, exact."),
+    ("certificate-oidc-issuer-regexp", "issuer_regexp", "RE", False, "Keyless: the OIDC issuer, as a regexp."),
+    ("trusted-root", "trusted_root", "FILE", False, "Keyless: sigstore's trusted_root.json (verified offline)."),
+    ("trust-policy", "trust_policy", "FILE", False, "Notation: its trustpolicy.json."),
+    ("trust-store", "trust_store", "DIR", False, "Notation: its trust store (holding x509/ca/NAME/)."),
+)
+
+
+def trust_options(prefix: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The verification flags: bare on `verify` (cosign's and notation's names), `--verify-…` on pull, copy
+    and sync, where they guard what is used."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        options = [click.option(f"--{prefix}{flag}", f"trust_{dest}", multiple=multiple, metavar=metavar, help=text)
+                   for flag, dest, metavar, multiple, text in _TRUST_FLAGS]
+        options.append(click.option(f"--{prefix}match-reference", "trust_match_reference", is_flag=True,
+                                    help="cosign: the payload must name this repository (docker-reference)."))
+        options.append(click.option(f"--{prefix}policy", "trust_policy_file", metavar="FILE",
+                                    help="A trust policy file: verification per scope (see the README's Trust)."))
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def _trust(kw: dict[str, Any]) -> Trust | None:
+    """The verification the flags ask for; None when none is asked."""
+    from .._core.syncspec import load_trust_policy
+    from .._core.trustspec import IdentityMatch, ScopedVerify, TrustPolicy, VerifySpec
+
+    keys, policy_file = kw.pop("trust_keys"), kw.pop("trust_policy_file")
+    identity, identity_re = kw.pop("trust_identity"), kw.pop("trust_identity_regexp")
+    issuer, issuer_re = kw.pop("trust_issuer"), kw.pop("trust_issuer_regexp")
+    root, notation_policy, store = kw.pop("trust_trusted_root"), kw.pop("trust_trust_policy"), kw.pop("trust_trust_store")
+    match_reference = kw.pop("trust_match_reference")
+    keyless = any(v is not None for v in (identity, identity_re, issuer, issuer_re))
+    specs: list[VerifySpec] = []
+    if keys or keyless or root is not None:
+        identities = (IdentityMatch(identity, identity_re, issuer, issuer_re),) if keyless else ()
+        specs.append(VerifySpec("cosign", tuple(keys), identities, root, match_reference=match_reference))
+    elif match_reference:
+        raise UsageError("--match-reference checks a cosign payload: give --key or a keyless identity too")
+    if notation_policy is not None or store is not None:
+        specs.append(VerifySpec("notation", trust_policy=notation_policy, trust_store=store))
+    if policy_file is not None:
+        if specs:
+            raise UsageError("a policy file holds the whole verification: give it alone, without key, keyless "
+                             "or notation flags")
+        return load_trust_policy(policy_file)
+    if len(specs) > 1:  # cosign or notation, whichever signature there is
+        return TrustPolicy((ScopedVerify("*", "verify", tuple(specs)),), ScopedVerify("*", "reject"),
+                           "the command line")
+    return specs[0] if specs else None
 
 
 def _registry(kw: dict[str, Any]) -> RegistryOptions:
@@ -344,6 +405,7 @@ def _limits(max_extract_size: int | None, max_ratio: float | None) -> ExtractLim
               help="Fail when an image layer's extended attribute cannot be set (by default: a note on stderr).")
 @CONCURRENCY
 @tag_choice
+@trust_options("verify-")
 @registry_options
 @QUIET
 @FORMAT
@@ -365,12 +427,14 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
           --mode extract-all -o module
       ocisift pull oci:./layout:example.com/acme/product:2.0 \\
           --artifact-type application/spdx+json -o sbom --format json
+      ocisift pull localhost:5000/acme/app:1.0 -o out --verify-key cosign.pub
     """
     from .. import _api as api
     from .._unpack.layers import LayerSelector
 
     limits = _limits(max_extract_size, max_ratio)
     registry = _registry(sel)
+    trust = _trust(sel)
     with _progress(fmt, quiet) as progress:
         result = api.pull(
             reference, output, _selector(**sel), registry=registry,
@@ -378,13 +442,15 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
             mode=mode,  # type: ignore[arg-type]
             name=name, include=include, exclude=exclude, overwrite=overwrite, dry_run=dry_run, limits=limits,
             progress=progress, concurrency=concurrency, semver=semver, tag_regex=tag_regex,
-            require_xattrs=require_xattrs,
+            require_xattrs=require_xattrs, trust=trust,
         )
     if fmt == "json":
         _emit_json(result.to_json())
         return
     for note in result.notes:
         click.echo(f"note: {printable(note)}", err=True)
+    if result.verification is not None and not quiet:
+        click.echo(f"verified {printable(result.verification.summary())}", err=True)
     if quiet:
         click.echo(printable(result.resolved.pinned))
         return
@@ -411,6 +477,7 @@ def pull(reference: str, output: str, fmt: str, layer_media_type: str | None, la
 @click.option("--max-ratio", type=floats(bounds.MAX_RATIO), help="Cap on decompression ratio there (default 250).")
 @tag_choice
 @CONCURRENCY
+@trust_options("verify-")
 @registry_options
 @QUIET
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "oci"]), default="text", show_default=True,
@@ -432,16 +499,18 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], referrers: b
       ocisift copy oci:./ci/el8 oci:./merged --format json
       ocisift copy --all-tags --referrers localhost:5000/acme/app oci-archive:bundle.tar
       ocisift copy localhost:5000/acme/app oci:./mirror --semver '~1.2'
+      ocisift copy --referrers --verify-key cosign.pub localhost:5000/acme/app:1.0 oci:./mirror:1.0
     """
     from .. import _api as api
 
     registry = _registry(kw)
+    trust = _trust(kw)
     if fmt == "oci":
         fmt, manifest_format = "text", "oci"
     options: dict[str, Any] = dict(platforms=platforms, concurrency=concurrency, registry=registry,
                                    referrers=referrers, semver=semver, tag_regex=tag_regex,
                                    manifest_format=manifest_format, include_nondistributable=include_nondistributable,
-                                   limits=_limits(max_extract_size, max_ratio))
+                                   limits=_limits(max_extract_size, max_ratio), trust=trust)
     with _progress(fmt, quiet) as progress:
         if all_tags:
             results = api.copy_tags(source, destination, progress=progress, **options)
@@ -456,6 +525,8 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], referrers: b
         if quiet:
             click.echo(result.destination)
             continue
+        if result.verification is not None:
+            click.echo(f"verified {printable(result.verification.summary())}", err=True)
         for old, new in result.converted.items():
             click.echo(f"converted {old} -> {new}")
         for digest in result.external:
@@ -480,6 +551,7 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], referrers: b
 @click.option("--report", metavar="FILE", type=click.Path(dir_okay=False),
               help="Write a JSON line per image and tag: digest, bytes, requests, seconds, result, exit code.")
 @CONCURRENCY
+@trust_options("verify-")
 @registry_options
 @QUIET
 @FORMAT
@@ -509,9 +581,11 @@ def sync(spec: str, dry_run: bool, images_at_once: int, shard: str | None, shard
     """
     from .. import _api as api
 
+    registry, trust = _registry(kw), _trust(kw)
     with _progress(fmt, quiet) as progress:
         result = api.sync(spec, dry_run=dry_run, images_at_once=images_at_once, concurrency=concurrency,
-                          registry=_registry(kw), progress=progress, shard=shard, shards=shards, report=report)
+                          registry=registry, progress=progress, shard=shard, shards=shards, report=report,
+                          trust=trust)
     if fmt == "json":
         _emit_json(result.to_json())
     else:
@@ -522,6 +596,8 @@ def sync(spec: str, dry_run: bool, images_at_once: int, shard: str | None, shard
             if not quiet:
                 for ref in outcome.skipped:
                     click.echo(f"unchanged {printable(ref)}")
+                for line in outcome.verified:
+                    click.echo(f"verified {printable(line)}", err=True)
             if outcome.error is None and not outcome.tags and not outcome.elsewhere:
                 click.echo(f"nothing to copy: no tag of {printable(str(outcome.image.source))} matches "
                            f"{printable(str(outcome.image.tags))} (line {outcome.image.line})", err=True)
@@ -566,6 +642,75 @@ def referrers_command(reference: str, artifact_type: str | None, recursive: bool
         _emit_json(found.to_json())
     else:
         render_referrers(found)
+
+
+@main.command("verify")
+@click.argument("reference")
+@selector_options
+@trust_options("")
+@registry_options
+@FORMAT
+def verify_command(reference: str, fmt: str, **kw: Any) -> None:
+    """Check that what REFERENCE names is signed: cosign (keys or keyless) or notation, any store.
+
+    Signatures are found in cosign's sha256-<hex>.sig tag and among the referrers
+    (sigstore bundles, notation envelopes). Exit code 7 when none verifies,
+    listing every signature tried and why it failed (all of them with --format json).
+
+    \b
+    Example:
+      ocisift verify localhost:5000/acme/app:1.0 --key cosign.pub
+      ocisift verify oci:./mirror:1.0 --certificate-identity-regexp '^https://github.com/acme/' \\
+          --certificate-oidc-issuer https://token.actions.githubusercontent.com --trusted-root trusted_root.json
+      ocisift verify localhost:5000/acme/app:1.0 --trust-policy trustpolicy.json --trust-store ./truststore
+      ocisift verify oci-archive:bundle.tar:1.0 --policy policy.yaml --format json
+    """
+    from .. import _api as api
+
+    registry, trust = _registry(kw), _trust(kw)
+    if trust is None:
+        raise UsageError("verify needs what to verify with: --key, a keyless identity with --trusted-root, "
+                         "--trust-policy with --trust-store (notation), or --policy")
+    result = api.verify(reference, trust, _selector(**kw), registry=registry)
+    if fmt == "json":
+        _emit_json(result.to_json())
+        return
+    click.echo(f"verified {printable(result.summary())}")
+
+
+@main.command("sign")
+@click.argument("reference")
+@click.option("--key", required=True, metavar="FILE",
+              help="cosign private key (cosign.key; its password from COSIGN_PASSWORD), or a PEM private key.")
+@click.option("--bundle", is_flag=True,
+              help="Write a sigstore bundle referrer (cosign's --new-bundle-format) instead of the .sig tag.")
+@click.option("-a", "--payload-annotation", "payload_annotations", multiple=True, metavar="KEY=VALUE",
+              help="Into the signed payload's optional section (cosign sign -a; legacy form only).")
+@selector_options
+@registry_options
+@FORMAT
+def sign_command(reference: str, key: str, bundle: bool, payload_annotations: tuple[str, ...], fmt: str,
+                 **kw: Any) -> None:
+    """Sign what REFERENCE names with a cosign key, where cosign looks for signatures.
+
+    The default is cosign's legacy form (a layer appended to the sha256-<hex>.sig
+    tag); --bundle writes a sigstore bundle v0.3 as a referrer. The digest signed
+    is the one REFERENCE resolves to. Works on registries, layouts and archives.
+
+    \b
+    Example:
+      COSIGN_PASSWORD=… ocisift sign localhost:5000/acme/app:1.0 --key cosign.key
+      ocisift sign oci:./layout:1.0 --key cosign.key --bundle --format json
+    """
+    from .. import _api as api
+
+    registry = _registry(kw)
+    signed = api.sign(reference, key, bundle=bundle, annotations=payload_annotations, select=_selector(**kw),
+                      registry=registry)
+    if fmt == "json":
+        _emit_json(signed.to_json())
+        return
+    click.echo(f"signed {signed.subject.digest}: {signed.reference}" + (f" (tag {signed.tag})" if signed.tag else ""))
 
 
 @main.command()

@@ -104,3 +104,12 @@ class AuthError(OcisiftError):
 
     exit_code = 6
     kind = "auth"
+
+
+class NotTrustedError(OcisiftError):
+    """No signature of the content verified against the policy asked for (exit 7); the message lists every
+    signature tried and why each failed."""
+
+    exit_code = 7
+    kind = "not-trusted"
+    verification: Any = None  # the Verification: every signature tried, for callers of the API

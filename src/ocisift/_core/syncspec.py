@@ -58,6 +58,7 @@ from .reference import (
     with_tag,
 )
 from .tagregex import TagPattern
+from .trustspec import PROVIDERS, IdentityMatch, ScopedVerify, TrustPolicy, VerifySpec
 
 MAX_SPEC_BYTES = 1024 * 1024
 MAX_DEPTH = 16
@@ -73,8 +74,12 @@ _NULL = "tag:yaml.org,2002:null"
 _BOOLS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
 
 _TOP_KEYS = ("defaults", "images")
-_DEFAULT_KEYS = ("platforms", "referrers")
-_IMAGE_KEYS = ("source", "tags", "destination", "platforms", "referrers")
+_DEFAULT_KEYS = ("platforms", "referrers", "verify")
+_IMAGE_KEYS = ("source", "tags", "destination", "platforms", "referrers", "verify")
+_VERIFY_KEYS = ("provider", "keys", "matchOIDCIdentity", "trustedRoot", "matchReference", "trustPolicy", "trustStore")
+_IDENTITY_KEYS = ("issuer", "subject")
+_POLICY_KEYS = ("default", "scopes")
+_SCOPE_KEYS = ("scope", "verify", "accept", "reject")
 _FILTER_KEYS = ("semver", "regex")
 _SIMPLE_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -126,7 +131,8 @@ class SyncImage:
     reference has neither tag nor digest, and a full name inside a layout
     (``oci:DIR/NAME``) has its tag None; `source_at` and `destination_at`
     (reference.with_tag) name one tag in them. `platforms` None means every platform.
-    `line` is where the entry starts in the spec (1-based).
+    `line` is where the entry starts in the spec (1-based). `verify`, when given, is what a signature of
+    each tag must satisfy before it is copied (Flux's OCIRepository `spec.verify`).
     """
 
     source: Reference
@@ -135,6 +141,7 @@ class SyncImage:
     platforms: tuple[Platform, ...] | None
     referrers: bool
     line: int
+    verify: VerifySpec | None = None
 
     def source_at(self, tag: str) -> Reference:
         return with_tag(self.source, tag)
@@ -258,13 +265,17 @@ class _Parser:
         top = self.mapping(root, "", _TOP_KEYS, "expected a mapping with `images` (and optional `defaults`)")
         platforms: tuple[Platform, ...] | None = None
         referrers = False
+        verify: VerifySpec | None = None
         if "defaults" in top:
             node = top["defaults"][1]
-            defaults = self.mapping(node, "defaults", _DEFAULT_KEYS, "expected a mapping of platforms and referrers")
+            defaults = self.mapping(node, "defaults", _DEFAULT_KEYS,
+                                    "expected a mapping of platforms, referrers and verify")
             if "platforms" in defaults:
                 platforms = self.platforms(defaults["platforms"][1], "defaults.platforms")
             if "referrers" in defaults:
                 referrers = self.boolean(defaults["referrers"][1], "defaults.referrers")
+            if "verify" in defaults:
+                verify = self.verify(defaults["verify"][1], "defaults.verify")
         if "images" not in top:
             self.fail(_line(root), "", "missing `images`: the list of images to mirror")
         images_node = top["images"][1]
@@ -273,7 +284,8 @@ class _Parser:
                       f"expected a list of images (source, tags, destination), not {_describe(images_node)}")
         if not images_node.value:
             self.fail(_line(images_node), "images", "the list is empty: name at least one image to mirror")
-        images = [self.image(node, f"images[{i}]", platforms, referrers) for i, node in enumerate(images_node.value)]
+        images = [self.image(node, f"images[{i}]", platforms, referrers, verify)
+                  for i, node in enumerate(images_node.value)]
         self.check_duplicates(images)
         return SyncSpec(images=tuple(images), path=self.name)
 
@@ -340,7 +352,8 @@ class _Parser:
 
     # -- entries ------------------------------------------------------------
 
-    def image(self, node: Node, path: str, platforms: tuple[Platform, ...] | None, referrers: bool) -> SyncImage:
+    def image(self, node: Node, path: str, platforms: tuple[Platform, ...] | None, referrers: bool,
+              verify: VerifySpec | None = None) -> SyncImage:
         entries = self.mapping(node, path, _IMAGE_KEYS, "expected a mapping of source, tags and destination")
         for key in ("source", "tags", "destination"):
             if key not in entries:
@@ -354,8 +367,10 @@ class _Parser:
             platforms = self.platforms(entries["platforms"][1], f"{path}.platforms")
         if "referrers" in entries:
             referrers = self.boolean(entries["referrers"][1], f"{path}.referrers")
+        if "verify" in entries:
+            verify = self.verify(entries["verify"][1], f"{path}.verify")
         return SyncImage(source=source, destination=destination, tags=tags, platforms=platforms,
-                         referrers=referrers, line=_line(node))
+                         referrers=referrers, line=_line(node), verify=verify)
 
     def reference(self, node: Node, path: str, role: str) -> Reference:
         text = self.text(node, path, "a reference")
@@ -461,6 +476,124 @@ class _Parser:
                 self.fail(_line(item), where, f"platform {_show(text)} is listed twice")
             out.append(platform)
         return tuple(out)
+
+    # -- trust ------------------------------------------------------------------------------------------
+
+    def file_path(self, node: Node, path: str, what: str) -> str:
+        """A file the spec names: relative to the spec's own directory, as a kubeconfig names its files."""
+        value = self.text(node, path, what)
+        if not value.strip() or "\0" in value or len(value) > MAX_REFERENCE_CHARS:
+            self.fail(_line(node), path, f"expected {what}, not {_describe(node)}")
+        return value if os.path.isabs(value) else os.path.join(os.path.dirname(self.name) or ".", value)
+
+    def verify(self, node: Node, path: str) -> VerifySpec:
+        """A `verify:` block, as Flux's OCIRepository `spec.verify` has it (its secretRef as key files)."""
+        entries = self.mapping(node, path, _VERIFY_KEYS, "expected a mapping (provider, keys, matchOIDCIdentity, "
+                               "trustedRoot; notation: trustPolicy, trustStore)")
+        provider = "cosign"
+        if "provider" in entries:
+            provider = self.text(entries["provider"][1], f"{path}.provider", "a provider")
+            if provider not in PROVIDERS:
+                self.fail(_line(entries["provider"][1]), f"{path}.provider",
+                          f"unknown provider {_show(provider)} (cosign or notation)")
+        keys: list[str] = []
+        if "keys" in entries:
+            keys_node = entries["keys"][1]
+            items = keys_node.value if isinstance(keys_node, SequenceNode) else [keys_node]
+            keys = [self.file_path(item, f"{path}.keys", "a public key file") for item in items]
+            if not keys:
+                self.fail(_line(keys_node), f"{path}.keys", "the list is empty: name at least one public key")
+        identities: list[IdentityMatch] = []
+        if "matchOIDCIdentity" in entries:
+            ids_node = entries["matchOIDCIdentity"][1]
+            if not isinstance(ids_node, SequenceNode) or not ids_node.value:
+                self.fail(_line(ids_node), f"{path}.matchOIDCIdentity",
+                          "expected a list of {issuer: REGEXP, subject: REGEXP}")
+            for i, item in enumerate(ids_node.value):
+                where = f"{path}.matchOIDCIdentity[{i}]"
+                fields = self.mapping(item, where, _IDENTITY_KEYS, "expected {issuer: REGEXP, subject: REGEXP}")
+                if set(fields) != set(_IDENTITY_KEYS):
+                    self.fail(_line(item), where, "give both issuer and subject (regular expressions, as Flux's)")
+                try:
+                    identities.append(IdentityMatch(
+                        subject_regexp=self.filter_text(fields["subject"][1], f"{where}.subject", "a regexp"),
+                        issuer_regexp=self.filter_text(fields["issuer"][1], f"{where}.issuer", "a regexp")))
+                except UsageError as exc:
+                    self.fail(_line(item), where, exc.message)
+        files = {key: self.file_path(entries[key][1], f"{path}.{key}", "a file")
+                 for key in ("trustedRoot", "trustPolicy", "trustStore") if key in entries}
+        match_reference = self.boolean(entries["matchReference"][1], f"{path}.matchReference") \
+            if "matchReference" in entries else False
+        try:
+            return VerifySpec(provider=provider, keys=tuple(keys), identities=tuple(identities),  # type: ignore[arg-type]
+                              trusted_root=files.get("trustedRoot"), trust_policy=files.get("trustPolicy"),
+                              trust_store=files.get("trustStore"), match_reference=match_reference)
+        except UsageError as exc:
+            self.fail(_line(node), path, exc.message)
+
+    def trust_policy(self, text: str) -> TrustPolicy:
+        """A `--verify-policy` file: `scopes` (each a scope glob and `verify`, `accept: true` or `reject:
+        true`) and an optional `default` (reject, unless it says accept)."""
+        root = self.compose(text)
+        if root is None:
+            self.fail(1, "", "the policy is empty: it needs a `scopes` list")
+        top = self.mapping(root, "", _POLICY_KEYS, "expected a mapping with `scopes` (and optional `default`)")
+        default = ScopedVerify("*", "reject")
+        if "default" in top:
+            word = self.text(top["default"][1], "default", "accept or reject")
+            if word not in ("accept", "reject"):
+                self.fail(_line(top["default"][1]), "default", f"expected accept or reject, not {_show(word)}")
+            default = ScopedVerify("*", "accept" if word == "accept" else "reject", line=_line(top["default"][1]))
+        if "scopes" not in top or not isinstance(top["scopes"][1], SequenceNode) or not top["scopes"][1].value:
+            self.fail(_line(root), "scopes", "expected a non-empty list of {scope, verify | accept | reject}")
+        scopes: list[ScopedVerify] = []
+        seen: dict[str, int] = {}
+        for i, node in enumerate(top["scopes"][1].value):
+            where = f"scopes[{i}]"
+            entry = self.mapping(node, where, _SCOPE_KEYS, "expected {scope: GLOB, verify: … | accept | reject}")
+            if "scope" not in entry:
+                self.fail(_line(node), where, "missing `scope` (a glob: registry.example/acme/*, oci:/srv/*)")
+            scope = self.filter_text(entry["scope"][1], f"{where}.scope", "a scope")
+            if scope in seen:
+                self.fail(_line(node), f"{where}.scope", f"{_show(scope)} is listed twice (lines {seen[scope]} "
+                          f"and {_line(node)})")
+            seen[scope] = _line(node)
+            decisions = [k for k in ("verify", "accept", "reject") if k in entry]
+            if len(decisions) != 1:
+                self.fail(_line(node), where, "give exactly one of verify, accept: true, reject: true")
+            kind = decisions[0]
+            if kind == "verify":
+                value = entry["verify"][1]
+                blocks = value.value if isinstance(value, SequenceNode) else [value]
+                specs = tuple(self.verify(b, f"{where}.verify") for b in blocks)
+                if not specs:
+                    self.fail(_line(value), f"{where}.verify", "the list is empty")
+                scopes.append(ScopedVerify(scope, "verify", specs, line=_line(node)))
+            else:
+                if not self.boolean(entry[kind][1], f"{where}.{kind}"):
+                    self.fail(_line(entry[kind][1]), f"{where}.{kind}", f"write {kind}: true, or leave it out")
+                scopes.append(ScopedVerify(scope, "accept" if kind == "accept" else "reject", line=_line(node)))
+        return TrustPolicy(tuple(scopes), default, self.name)
+
+
+def load_trust_policy(path: str) -> TrustPolicy:
+    """Read and parse a `--verify-policy` file (YAML, or JSON, which is YAML), bounded as a sync spec is."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SPEC_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such trust policy file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory, not a trust policy file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the trust policy: {exc.strerror or exc}") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise UsageError(f"{path}: over {MAX_SPEC_BYTES >> 20} MiB, the largest trust policy ocisift reads")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text") from None
+    return _Parser(path, default_probe).trust_policy(text)
 
 
 def check_shardable(spec: SyncSpec, shards: int) -> None:

@@ -48,9 +48,11 @@ from .._stores.base import (
     ReferrerIndexAdopter,
     ReferrerLister,
     ReferrerPeeker,
+    Tagger,
     TagPeeker,
     require,
 )
+from .._trust.formats import signature_tag
 from .naming import check_pin, record_name
 from .referrers import graph_manifests, index_entries, record_referrer
 from .resolve import resolve_in
@@ -140,6 +142,7 @@ class GraphCopier:
         self._subjects: set[Digest] = set()  # whose referrers were listed already
         self._indexes: dict[Digest, bytes] = {}  # roots' referrer indexes at the source, for the destination
         self._compared: set[Digest] = set()  # unchanged roots whose referrer indexes were compared
+        self._signature_tags = isinstance(dst, Tagger)  # cosign's .sig tags go along where tags can be written
         self._lock = threading.Lock()
 
     def copy(self, root: Descriptor) -> None:
@@ -210,6 +213,7 @@ class GraphCopier:
             for subject in graph_manifests(desc, self.load):
                 if subject.digest not in self._subjects:
                     self._subjects.add(subject.digest)
+                    self._copy_signature_tag(subject)
                     take(self._listed(subject, root))
 
         if found is None:
@@ -223,6 +227,22 @@ class GraphCopier:
             with self._lock:
                 self.result.referrers.append(str(desc.digest))
             list_graph(desc)
+
+    def _copy_signature_tag(self, subject: Descriptor) -> None:
+        """cosign's legacy signatures of `subject` (the `sha256-<hex>.sig` tag), carried under the same tag, so
+        they verify at the destination as they did at the source. One look per subject (a HEAD)."""
+        if not self._signature_tags:
+            return
+        tag = signature_tag(subject.digest)
+        found = peek(self.src, Target(tag=tag))
+        if found is None or found.digest in self._subjects:
+            return
+        self._copy_graph(found)
+        there = peek(self.dst, Target(tag=tag))
+        if there is None or there.digest != found.digest:
+            record_name(self.dst, Target(tag=tag), unnamed(found))
+        with self._lock:
+            self.result.referrers.append(str(found.digest))
 
     def _adopt(self, root: Descriptor, have: set[Digest] | None) -> None:
         """Let the destination keep the source's index of root's referrers byte for byte, when it keeps a
@@ -304,10 +324,12 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
                  platforms: tuple[str, ...] = (), concurrency: int = 4, progress: Progress | None = None,
                  source_name: str | None = None, destination_name: str | None = None,
                  referrers: bool = False, copier: GraphCopier | None = None,
-                 external: BlobFetcher | None = None) -> CopyResult:
+                 external: BlobFetcher | None = None, pinned_tag: bool = False) -> CopyResult:
     """Resolve SRC, copy its graph (or the chosen platforms, under a new index of them), name it as DST says.
 
     `copier` lets several copies (every tag of a repository) share what they moved and listed.
+    `pinned_tag`: SRC is the digest a tag was resolved to (and verified, before the destination was
+    opened) by the caller; a DST tag naming it already is then `unchanged`, as the tag itself would be.
     """
     result = CopyResult(source_name or src.location, destination_name or dst.location)
     if copier is None:
@@ -355,6 +377,13 @@ def copy_between(src: Reader, src_target: Target, dst: Reader, dst_target: Targe
     else:
         root = unnamed(resolve_in(src, src_target, reference=source_name, load=copier.load).root)  # names stay
         check_pin(dst_target, root)
+        if pinned_tag and copier.external is None and _named(dst, dst_target, root):
+            result.root = root  # pinned by digest (a verified tag), and DST's tag names it already
+            result.unchanged = True
+            result.skipped.append(str(root.digest))
+            result.destination = dst.pinned(root)
+            copier.complete(root)
+            return result
         copier.copy(root)
     result.root = root
     record_name(dst, dst_target, root)

@@ -19,6 +19,7 @@ from .fetch import Prefetcher, fetch_all
 from .resolve import resolve_in
 from .results import PlannedBlob, PullResult
 from .select import Selector
+from .trustresults import TrustCheck
 
 
 def plan_pull(manifest: Manifest, layers: LayerSelector, mode: Mode, output: str, name: str | None) -> list[PlannedBlob]:
@@ -64,12 +65,15 @@ def pull_from(
     hint: str = "",
     concurrency: int = 4,
     require_xattrs: bool = False,
+    trust: TrustCheck | None = None,
 ) -> PullResult:
     """Select, plan, then fetch the chosen blobs `concurrency` at a time while unpacking goes on (fetch.py).
 
     Image layers unpack as a root filesystem with its metadata (_unpack/metadata.py); what could not be
     kept (attributes only root may set, device nodes without root) comes back as the result's notes, and
-    `require_xattrs` makes a lost extended attribute an error instead."""
+    `require_xattrs` makes a lost extended attribute an error instead. With `trust`, a signature must vouch
+    for the root resolved (or the manifest selected under it) before a blob is fetched: the digest verified
+    is the digest pulled, since the reference is resolved once (a dry run checks no signature)."""
     progress = progress or NoProgress()
     if mode not in MODES:
         raise UsageError(f"unknown mode {mode!r}: copy, extract, extract-all or layer-per-dir")
@@ -81,6 +85,9 @@ def pull_from(
     plan = plan_pull(manifest, layers or LayerSelector(), mode, output, name)
     if dry_run:
         return PullResult(resolved, mode, output, tuple(plan), (), True)
+    verification = None
+    if trust is not None:
+        verification = trust.check(store, [resolved.root, resolved.descriptor], reference=reference)
     for p in plan:
         if p.descriptor.urls and not store.exists(p.descriptor):
             raise NotFoundError(
@@ -119,7 +126,7 @@ def pull_from(
     except BaseException:
         staging.abort()
         raise
-    return PullResult(resolved, mode, output, tuple(plan), tuple(files), False, tuple(unpacked.notes))
+    return PullResult(resolved, mode, output, tuple(plan), tuple(files), False, tuple(unpacked.notes), verification)
 
 
 class _Unpacked:

@@ -7,6 +7,7 @@ from typing import Any
 
 from .._core.models import Descriptor
 from .resolve import Resolved
+from .trustresults import Verification
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,7 @@ class PullResult:
     files: tuple[str, ...] = field(default=())
     dry_run: bool = False
     notes: tuple[str, ...] = field(default=())  # what a rootfs unpack could not keep (metadata.py)
+    verification: Verification | None = None  # the signature that vouched for what was pulled, when asked
 
     @property
     def revision(self) -> str:
@@ -70,6 +72,7 @@ class PullResult:
             "blobs": [p.to_json() for p in self.plan],
             "files": list(self.files),
             "notes": list(self.notes),
+            "verification": self.verification.to_json() if self.verification else None,
         }
 
 
@@ -93,6 +96,7 @@ class CopyResult:
     converted: dict[str, str] = field(default_factory=dict)  # --format oci: source digest -> new digest
     docker_documents: int = 0  # Docker-typed manifests and lists written as they are
     notes: list[str] = field(default_factory=list)  # what the user should know: said on stderr and in JSON
+    verification: Verification | None = None  # the signature that vouched for the source, when asked
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.source, "destination": self.destination,
@@ -103,6 +107,8 @@ class CopyResult:
                                "converted": self.converted, "notes": self.notes}
         if self.tag is not None:
             out["tag"] = self.tag
+        if self.verification is not None:
+            out["verification"] = self.verification.to_json()
         if self.root is not None:
             out.update({"digest": str(self.root.digest), "mediaType": self.root.media_type, "size": self.root.size})
         return out

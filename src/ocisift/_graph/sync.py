@@ -27,25 +27,30 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._core import cancel
 from .._core.errors import NotFoundError, OcisiftError
 from .._core.meter import metering
+from .._core.models import Descriptor
 from .._core.progress import Progress
 from .._core.reference import Reference, Target, with_tag
 from .._core.shards import Shard
 from .._core.syncspec import SyncImage, SyncSpec
+from .._core.trustspec import Trust
 from .._core.versions import TagFilter
 from .._stores.base import Reader
 from .copy import GraphCopier, copy_between, peek
 from .naming import names_batched
+from .resolve import resolve_in
 from .results import CopyResult
 from .tags import repository_tags
+from .trustresults import TrustCheck, Verification
+from .walk import document_loader
 
 # a store opened from a reference; a destination is published when its block succeeds
 Opener = Callable[[Reference], AbstractContextManager[Reader]]
@@ -82,12 +87,13 @@ class ImageOutcome:
     referrers: int = 0
     bytes_copied: int = 0
     error: OcisiftError | None = None  # the image's own failure, or the worst of its tags'
+    verified: list[str] = field(default_factory=list)  # for each tag checked: which signature vouched
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": str(self.image.source), "destination": str(self.image.destination),
                                "line": self.image.line, "tags": self.tags, "copied": self.copied,
                                "skipped": self.skipped, "referrers": self.referrers,
-                               "bytesCopied": self.bytes_copied}
+                               "bytesCopied": self.bytes_copied, "verified": self.verified}
         if self.elsewhere:
             out["tagsElsewhere"] = self.elsewhere
         if self.error is not None:
@@ -185,10 +191,13 @@ def tag_filters(spec: SyncSpec) -> dict[int, TagFilter]:
 def sync(spec: SyncSpec, open_source: Opener, open_destination: Opener, *,
          destination_key: Callable[[Reference], str], images_at_once: int = 4, concurrency: int = 4,
          dry_run: bool = False, progress: Progress | None = None, shard: Shard | None = None,
-         on_tag: TagListener | None = None) -> SyncResult:
+         on_tag: TagListener | None = None, trust: Trust | None = None) -> SyncResult:
     """Run every image of the spec (with `shard`, only its share of the tags); images whose destinations
     share a `destination_key` share one opened destination store and run in turn (an archive is then
-    packed once, at the end of its group)."""
+    packed once, at the end of its group).
+
+    An image with a `verify:` block (else `trust`, for every image) copies a tag only when a signature
+    vouches for the digest its source tag names; a tag that fails is the image's failure (exit 7)."""
     filters = tag_filters(spec)
     outcomes = [ImageOutcome(image) for image in spec.images]
     groups: dict[str, list[int]] = {}
@@ -215,23 +224,33 @@ def sync(spec: SyncSpec, open_source: Opener, open_destination: Opener, *,
         if not members:
             return
         try:
-            with open_destination(spec.images[members[0]].destination) as destination, names_batched(destination):
-                for n in members:
-                    if stop.is_set():
-                        return
-                    outcome = outcomes[n]
-                    try:
-                        with open_source(outcome.image.source) as source:
-                            _sync_image(outcome, filters.get(n), source, destination, concurrency=concurrency,
-                                        dry_run=dry_run, progress=progress, shard=shard)
-                    except cancel.Cancelled:
-                        raise
-                    except OcisiftError as exc:
-                        outcome.error = exc
-                    except OSError as exc:
-                        outcome.error = _os_error(exc)
-                if dry_run or not any(outcomes[n].copied for n in members):
-                    raise _NothingToPublish  # an archive is not repacked, nor a new one made, for nothing
+            with ExitStack() as sources:
+                # Images that verify are checked first, each tag resolved once, before the destination is
+                # opened: a tag no signature vouches for writes nothing, not even an empty layout.
+                verified = {} if dry_run else _verify_group(members, outcomes, filters, open_source, sources, trust,
+                                                            shard)
+                members = [n for n in members if outcomes[n].error is None]
+                if not members:
+                    raise _NothingToPublish
+                with open_destination(spec.images[members[0]].destination) as destination, \
+                        names_batched(destination):
+                    for n in members:
+                        if stop.is_set():
+                            return
+                        outcome = outcomes[n]
+                        try:
+                            with _source(n, verified, open_source, outcomes) as source:
+                                _sync_image(outcome, filters.get(n), source, destination, concurrency=concurrency,
+                                            dry_run=dry_run, progress=progress, shard=shard,
+                                            pinned=verified[n][1] if n in verified else None)
+                        except cancel.Cancelled:
+                            raise
+                        except OcisiftError as exc:
+                            outcome.error = exc
+                        except OSError as exc:
+                            outcome.error = _os_error(exc)
+                    if dry_run or not any(outcomes[n].copied for n in members):
+                        raise _NothingToPublish  # an archive is not repacked, nor a new one made, for nothing
         except _NothingToPublish:
             pass
         except cancel.Cancelled:
@@ -267,13 +286,75 @@ def sync(spec: SyncSpec, open_source: Opener, open_destination: Opener, *,
     return SyncResult(spec.path, dry_run, outcomes, shard)
 
 
-def _sync_image(outcome: ImageOutcome, tag_filter: TagFilter | None, source: Reader, destination: Reader, *,
-                concurrency: int, dry_run: bool, progress: Progress | None, shard: Shard | None) -> None:
+Pinned = dict[str, tuple[Descriptor, Verification]]  # a verified image's tags: the digest each was resolved to
+
+
+def _verify_group(members: list[int], outcomes: list[ImageOutcome], filters: dict[int, TagFilter],
+                  open_source: Opener, sources: ExitStack, trust: Trust | None,
+                  shard: Shard | None) -> dict[int, tuple[Reader, Pinned]]:
+    """For each image that verifies: its source (kept open for the copy) and each tag's verified digest.
+    An image that fails (a tag not trusted, a key that does not load) is that image's error."""
+    out: dict[int, tuple[Reader, Pinned]] = {}
+    for n in members:
+        image = outcomes[n].image
+        try:
+            gate = _gate(image, trust)
+            if gate is None:
+                continue
+            source = sources.enter_context(open_source(image.source))
+            _choose(outcomes[n], source, filters.get(n), shard)
+            load = document_loader(source)
+            pinned: Pinned = {}
+            for tag in outcomes[n].tags:
+                cancel.check()
+                here = with_tag(image.source, tag)
+                root = resolve_in(source, here.target, reference=str(here), load=load).root
+                pinned[tag] = (root, gate.check(source, [root], load=load, reference=str(here)))
+            out[n] = (source, pinned)
+        except cancel.Cancelled:
+            raise
+        except OcisiftError as exc:
+            outcomes[n].error = exc
+        except OSError as exc:
+            outcomes[n].error = _os_error(exc)
+    return out
+
+
+@contextmanager
+def _source(n: int, verified: dict[int, tuple[Reader, Pinned]], open_source: Opener,
+            outcomes: list[ImageOutcome]) -> Iterator[Reader]:
+    if n in verified:
+        yield verified[n][0]  # opened and verified already; closed with the group
+        return
+    with open_source(outcomes[n].image.source) as source:
+        yield source
+
+
+def _choose(outcome: ImageOutcome, source: Reader, tag_filter: TagFilter | None, shard: Shard | None) -> None:
+    """The image's tags, and of those this shard's share."""
     image = outcome.image
-    platforms = tuple(str(p) for p in image.platforms or ())
     chosen = _chosen_tags(image, source, tag_filter)
     outcome.tags = [t for t in chosen if shard is None or shard.owns(str(image.source), t)]
     outcome.elsewhere = len(chosen) - len(outcome.tags)
+
+
+def _gate(image: SyncImage, trust: Trust | None) -> TrustCheck | None:
+    """The checks for one image (its keys and roots loaded once for all its tags), when any are asked for."""
+    chosen = image.verify if image.verify is not None else trust
+    if chosen is None:
+        return None
+    from .verify import gate_for  # the signature formats, only for a sync that verifies
+
+    return gate_for(image.source, chosen)
+
+
+def _sync_image(outcome: ImageOutcome, tag_filter: TagFilter | None, source: Reader, destination: Reader, *,
+                concurrency: int, dry_run: bool, progress: Progress | None, shard: Shard | None,
+                pinned: Pinned | None = None) -> None:
+    image = outcome.image
+    platforms = tuple(str(p) for p in image.platforms or ())
+    if pinned is None:  # else chosen, and verified, already
+        _choose(outcome, source, tag_filter, shard)
     copier = None if dry_run else GraphCopier(
         source, destination, CopyResult(str(image.source), str(image.destination)),
         concurrency=concurrency, progress=progress, referrers=image.referrers)
@@ -287,8 +368,14 @@ def _sync_image(outcome: ImageOutcome, tag_filter: TagFilter | None, source: Rea
                 if copier is None:
                     _plan_tag(result, source, destination, here.target, there.target, str(image.source))
                 else:
-                    copied = copy_between(source, here.target, destination, there.target, platforms=platforms,
-                                          source_name=str(here), destination_name=str(there), copier=copier)
+                    if pinned is not None:  # copied by the digest verified
+                        copied = copy_between(source, Target(digest=pinned[tag][0].digest), destination,
+                                              there.target, platforms=platforms, source_name=str(here),
+                                              destination_name=str(there), copier=copier, pinned_tag=True)
+                        outcome.verified.append(pinned[tag][1].summary())
+                    else:
+                        copied = copy_between(source, here.target, destination, there.target, platforms=platforms,
+                                              source_name=str(here), destination_name=str(there), copier=copier)
                     changed = not copied.unchanged or copied.referrers or copied.referrer_indexes
                     result.result = "copied" if changed else "unchanged"
                     result.digest = str(copied.root.digest) if copied.root is not None else None

@@ -1,0 +1,80 @@
+"""DSSE envelopes and the in-toto statements in them: what a sigstore bundle of cosign's signs.
+
+cosign's bundle signature (`cosign sign --new-bundle-format`) is a DSSE
+envelope over an in-toto statement whose subject is the image's digest and
+whose predicate type is `https://sigstore.dev/cosign/sign/v1`; attestations
+are the same with another predicate. As with cosign and Flux, a statement
+vouches for a digest when one of its subjects has exactly that digest.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+from .._core import jsontext
+from .._core.digest import Digest
+from .._core.errors import OcisiftError
+from .formats import INTOTO_PAYLOAD_TYPE
+from .outcome import Refused
+
+STATEMENT_TYPES = ("https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1")
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE's pre-authentication encoding: what the signature is over."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def b64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise Refused(f"{what} is not a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise Refused(f"{what} is not base64") from None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    payload_type: str
+    payload: bytes
+    signatures: tuple[bytes, ...]
+
+
+def parse_envelope(obj: Any) -> Envelope:
+    if not isinstance(obj, dict):
+        raise Refused("dsseEnvelope is not an object")
+    payload_type = obj.get("payloadType")
+    if not isinstance(payload_type, str):
+        raise Refused("dsseEnvelope has no payloadType")
+    sigs = obj.get("signatures")
+    if not isinstance(sigs, list) or not sigs or not all(isinstance(s, dict) for s in sigs):
+        raise Refused("dsseEnvelope has no signatures")
+    return Envelope(payload_type, b64(obj.get("payload"), "dsseEnvelope.payload"),
+                    tuple(b64(s.get("sig"), "dsseEnvelope signature") for s in sigs[:16]))
+
+
+def check_statement(payload_type: str, payload: bytes, digest: Digest) -> str:
+    """The statement's predicate type, when it is an in-toto statement naming `digest` among its subjects."""
+    if payload_type != INTOTO_PAYLOAD_TYPE:
+        raise Refused(f"DSSE payload type is {payload_type[:100]!r}, not an in-toto statement")
+    try:
+        doc = jsontext.loads(payload, max_values=100_000)
+    except (ValueError, OcisiftError):
+        raise Refused("in-toto statement is not JSON") from None
+    if not isinstance(doc, dict) or doc.get("_type") not in STATEMENT_TYPES:
+        raise Refused("DSSE payload is not an in-toto statement")
+    subjects = doc.get("subject")
+    if not isinstance(subjects, list):
+        raise Refused("in-toto statement has no subject list")
+    named = [s.get("digest", {}).get(digest.algorithm) for s in subjects[:1000]
+             if isinstance(s, dict) and isinstance(s.get("digest"), dict)]
+    if digest.hex not in named:
+        shown = ", ".join(str(n)[:80] for n in named[:3]) or "nothing"
+        raise Refused(f"statement's subjects are {shown}, not {digest} (a signature of other content)")
+    predicate = doc.get("predicateType")
+    return predicate if isinstance(predicate, str) else "(no predicate type)"

@@ -1,0 +1,252 @@
+"""Trust end to end: sign then verify on a registry, a layout and an archive, carried by copy --referrers
+between them; pull, copy and sync refusing what no signature vouches for, with nothing written; policy
+files per scope; the Python API. The registry is a real CNCF distribution (2.8: no referrers API, so
+bundle referrers live under the fallback tag, which ocisift writes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+import ocisift
+from ocisift import Selector
+from ocisift._core.trustspec import VerifySpec
+from ocisift._demo import build_sample_layout
+from ocisift._stores.layout import LayoutStore
+from ocisift._trust.cosignkey import encrypt_private_key
+from ocisift._trust.keys import public_pem
+from registry import run_registry
+from trusttools import COSIGN, COSIGN_IDENTITY, GGCR_EMPTY_CONFIG, GGCR_EMPTY_MANIFEST, bundle_referrer, image
+
+PASSWORD = "correct horse"
+
+
+def _keypair(folder: Path, name: str, key) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.key").write_bytes(encrypt_private_key(key, PASSWORD.encode(), {"N": 1024, "r": 8, "p": 1}))
+    (folder / f"{name}.pub").write_bytes(public_pem(key.public_key()))
+    return str(folder / f"{name}.key"), str(folder / f"{name}.pub")
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("keys")
+    return {
+        "p256": _keypair(folder, "p256", ec.generate_private_key(ec.SECP256R1())),
+        "p384": _keypair(folder, "p384", ec.generate_private_key(ec.SECP384R1())),
+        "rsa": _keypair(folder, "rsa", rsa.generate_private_key(public_exponent=65537, key_size=2048)),
+        "ed25519": _keypair(folder, "ed25519", ed25519.Ed25519PrivateKey.generate()),
+    }
+
+
+@pytest.fixture
+def registry(tmp_path):  # type: ignore[no-untyped-def]
+    with run_registry(tmp_path / "registry") as reg:
+        yield reg
+
+
+@pytest.fixture(autouse=True)
+def password(monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("COSIGN_PASSWORD", PASSWORD)
+
+
+def _app(tmp_path: Path, text: str = "hello") -> str:
+    (tmp_path / "app.yaml").write_text(text)
+    return str(tmp_path / "app.yaml")
+
+
+@pytest.mark.parametrize("kind", ["p256", "p384", "rsa", "ed25519"])
+@pytest.mark.parametrize("bundle", [False, True], ids=["legacy", "bundle"])
+def test_sign_then_verify_survives_copy_referrers_between_stores(tmp_path, registry, keys, cli, kind, bundle):
+    private, public = keys[kind]
+    repo = f"{registry.host}/acme/app"
+    ocisift.push(f"{repo}:1.0", [_app(tmp_path)])
+    signed = cli("sign", f"{repo}:1.0", "--key", private, *(["--bundle"] if bundle else []), "--format", "json")
+    assert signed.code == 0, signed.err
+    assert (signed.json()["tag"] is None) == bundle
+    layout, archive = f"oci:{tmp_path}/mirror", f"oci-archive:{tmp_path}/bundle.tar"
+    for ref in (f"{repo}:1.0", f"{layout}:1.0", f"{archive}:1.0", f"{registry.host}/copied/app:1.0"):
+        if ref != f"{repo}:1.0":
+            src = f"{repo}:1.0" if ref.startswith(layout) else f"{layout}:1.0" if ref.startswith(archive) \
+                else f"{archive}:1.0"
+            copied = cli("copy", "--referrers", src, ref)
+            assert copied.code == 0, copied.err
+        verified = cli("verify", ref, "--key", public, "--format", "json")
+        assert verified.code == 0, (ref, verified.out, verified.err)
+        assert verified.json()["verifiedBy"]["kind"] == ("sigstore bundle" if bundle else "cosign")
+        other = keys["p256" if kind != "p256" else "rsa"][1]
+        assert cli("verify", ref, "--key", other).code == 7
+
+
+def test_pull_verifies_then_pulls_that_digest_and_refuses_with_nothing_written(tmp_path, registry, keys, cli):
+    private, public = keys["p256"]
+    repo = f"{registry.host}/acme/app"
+    pushed = ocisift.push(f"{repo}:1.0", [_app(tmp_path)])
+    ocisift.sign(f"{repo}:1.0", private)
+    result = cli("pull", f"{repo}:1.0", "-o", str(tmp_path / "out"), "--verify-key", public, "--format", "json")
+    assert result.code == 0, result.err
+    body = result.json()
+    assert body["verification"]["digest"] == body["digest"] == str(pushed.descriptor.digest)
+    assert (tmp_path / "out" / "app.yaml").read_text() == "hello"
+    refused = cli("pull", f"{repo}:1.0", "-o", str(tmp_path / "refused"), "--verify-key", keys["rsa"][1])
+    assert refused.code == 7 and "not trusted" in refused.err
+    assert not (tmp_path / "refused").exists()
+    unsigned = ocisift.push(f"{repo}:2.0", [_app(tmp_path, "unsigned")])
+    assert unsigned.descriptor.digest != pushed.descriptor.digest
+    nothing = cli("pull", f"{repo}:2.0", "-o", str(tmp_path / "unsigned"), "--verify-key", public)
+    assert nothing.code == 7 and "no signature of" in nothing.err
+    assert not (tmp_path / "unsigned").exists()
+
+
+def test_a_signed_index_vouches_for_the_platform_pulled(tmp_path, keys, cli):
+    build_sample_layout(str(tmp_path / "sample"))
+    ref = f"oci:{tmp_path}/sample:1.2"
+    ocisift.sign(ref, keys["p256"][0])
+    out = cli("pull", ref, "--platform", "linux/arm64:el9", "-o", str(tmp_path / "out"),
+              "--verify-key", keys["p256"][1], "--format", "json")
+    assert out.code == 0, out.err
+    body = out.json()
+    assert body["verification"]["digest"] == body["root"] != body["digest"]
+
+
+def test_copy_refused_leaves_the_destination_as_it_was(tmp_path, registry, keys, cli):
+    repo = f"{registry.host}/acme/app"
+    ocisift.push(f"{repo}:1.0", [_app(tmp_path)])
+    ocisift.sign(f"{repo}:1.0", keys["p256"][0])
+    refused = cli("copy", f"{repo}:1.0", f"oci:{tmp_path}/dst:1.0", "--verify-key", keys["rsa"][1])
+    assert refused.code == 7
+    assert not (tmp_path / "dst").exists()
+    refused = cli("copy", f"{repo}:1.0", f"oci-archive:{tmp_path}/dst.tar:1.0", "--verify-key", keys["rsa"][1])
+    assert refused.code == 7 and not (tmp_path / "dst.tar").exists()
+    ok = cli("copy", f"{repo}:1.0", f"oci:{tmp_path}/dst:1.0", "--verify-key", keys["p256"][1], "--format", "json")
+    assert ok.code == 0 and ok.json()["verification"]["trusted"]
+    tags = cli("copy", "--all-tags", repo, f"oci:{tmp_path}/all", "--verify-key", keys["rsa"][1])
+    assert tags.code == 7 and not (tmp_path / "all").exists()
+
+
+def test_sync_verify_block_as_flux_spec_verify(tmp_path, registry, keys, cli):
+    private, public = keys["p256"]
+    signed, unsigned = f"{registry.host}/acme/signed", f"{registry.host}/acme/unsigned"
+    ocisift.push(f"{signed}:1.0", [_app(tmp_path)])
+    ocisift.sign(f"{signed}:1.0", private, bundle=True)
+    ocisift.push(f"{unsigned}:1.0", [_app(tmp_path, "other")])
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "cosign.pub").write_bytes(Path(public).read_bytes())
+    spec = tmp_path / "mirror.yaml"
+    spec.write_text(f"""
+defaults:
+  referrers: true
+  verify:
+    provider: cosign
+    keys: [keys/cosign.pub]
+images:
+  - source: {signed}
+    tags: [1.0]
+    destination: oci:{tmp_path}/mirror/signed
+  - source: {unsigned}
+    tags: [1.0]
+    destination: oci:{tmp_path}/mirror/unsigned
+""")
+    result = cli("sync", str(spec), "--format", "json")
+    assert result.code == 7, result.out
+    body = result.json()
+    first, second = body["images"]
+    assert first["copied"] == [f"oci:{tmp_path}/mirror/signed:1.0"] and first["verified"]
+    assert second["error"]["code"] == 7 and not (tmp_path / "mirror" / "unsigned").exists()
+    assert cli("verify", f"oci:{tmp_path}/mirror/signed:1.0", "--key", public).code == 0
+    again = cli("sync", str(spec), "--format", "json")
+    assert again.json()["images"][0]["skipped"] and again.json()["images"][0]["verified"]
+
+
+def test_verify_policy_per_scope(tmp_path, registry, keys, cli):
+    private, public = keys["p256"]
+    repo = f"{registry.host}/acme/app"
+    ocisift.push(f"{repo}:1.0", [_app(tmp_path)])
+    ocisift.push(f"{registry.host}/other/app:1.0", [_app(tmp_path)])
+    ocisift.sign(f"{repo}:1.0", private)
+    ocisift.copy(f"{repo}:1.0", f"oci:{tmp_path}/local:1.0")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"""
+default: reject
+scopes:
+  - scope: "{registry.host}/acme/*"
+    verify: {{provider: cosign, keys: ["{public}"]}}
+  - scope: "oci:{tmp_path}/*"
+    accept: true
+""")
+    assert cli("verify", f"{repo}:1.0", "--policy", str(policy)).code == 0
+    refused = cli("verify", f"{registry.host}/other/app:1.0", "--policy", str(policy))
+    assert refused.code == 7 and "rejects" in refused.err
+    accepted = cli("pull", f"oci:{tmp_path}/local:1.0", "-o", str(tmp_path / "out"), "--verify-policy", str(policy),
+                   "--format", "json")
+    assert accepted.code == 0 and accepted.json()["verification"]["accepted"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scopes:\n  - scope: x\n    verify: {provider: cosign}\n")
+    assert cli("verify", f"{repo}:1.0", "--policy", str(bad)).code == 2
+
+
+def test_keyless_bundle_carried_to_a_registry_verifies_there(tmp_path, registry, cli):
+    """cosign's real keyless bundle, copied with --referrers into a registry without a referrers API."""
+    store = LayoutStore.create(str(tmp_path / "signed"))
+    subject = image(store, GGCR_EMPTY_MANIFEST, GGCR_EMPTY_CONFIG)
+    bundle_referrer(store, subject, (COSIGN / "oci-attestation.sigstore.json").read_bytes())
+    dst = f"{registry.host}/acme/empty:1.0"
+    assert cli("copy", "--referrers", f"oci:{tmp_path}/signed:1.0", dst).code == 0
+    spec = VerifySpec(identities=(ocisift.IdentityMatch(subject=COSIGN_IDENTITY[0], issuer=COSIGN_IDENTITY[1]),),
+                      trusted_root=str(COSIGN / "trusted_root_pgi.json"))
+    verification = ocisift.verify(dst, spec)
+    assert verification.trusted and "cody@soyland.com" in verification.verified.detail  # type: ignore[union-attr]
+    with pytest.raises(ocisift.NotTrustedError) as caught:
+        ocisift.verify(dst, VerifySpec(keys=(str(COSIGN.parent / "containers-image" / "cosign.pub"),)))
+    assert caught.value.exit_code == 7 and caught.value.verification.attempts
+
+
+def test_usage_errors_name_what_is_missing(tmp_path, keys, cli):
+    build_sample_layout(str(tmp_path / "s"))
+    ref = f"oci:{tmp_path}/s:1.2"
+    assert cli("verify", ref).code == 2
+    assert "trusted_root" in cli("verify", ref, "--certificate-identity", "a", "--certificate-oidc-issuer", "b").err
+    assert cli("verify", ref, "--key", str(tmp_path / "absent.pub")).code == 2
+    assert cli("verify", ref, "--key", keys["p256"][0]).code == 2  # a private key where a public one goes
+    assert cli("verify", ref, "--trust-policy", str(tmp_path / "none.json")).code == 2
+    assert cli("verify", ref, "--key", keys["p256"][1], "--match-reference").code == 2  # a layout has no name
+
+
+def test_api_values(tmp_path, keys):
+    build_sample_layout(str(tmp_path / "s"))
+    ref = f"oci:{tmp_path}/s:1.2"
+    signed = ocisift.sign(ref, keys["ed25519"][0], annotations={"build": "42"})
+    verification = ocisift.verify(ref, VerifySpec(keys=(keys["ed25519"][1],)), Selector.build("linux/amd64:el8"))
+    assert verification.digest == signed.subject.digest
+    assert json.loads(json.dumps(verification.to_json()))["trusted"] is True
+
+
+@pytest.mark.parametrize(("block", "words"), [
+    ("{provider: sigstore}", "unknown provider"),
+    ("{provider: cosign}", "needs public keys"),
+    ("{keys: [a.pub], matchOIDCIdentity: [{issuer: x}]}", "give both issuer and subject"),
+    ("{matchOIDCIdentity: [{issuer: x, subject: y}]}", "trusted_root"),
+    ("{provider: notation, trustPolicy: p.json}", "trust store"),
+    ("{keys: [a.pub], secretRef: x}", "unknown key"),
+    ("{matchOIDCIdentity: [{issuer: '(', subject: y}], trustedRoot: r.json}", "not a valid regular expression"),
+])
+def test_sync_verify_block_mistakes_name_their_line(tmp_path, block, words):
+    from ocisift._core.errors import UsageError
+    from ocisift._core.syncspec import parse_spec
+
+    text = f"images:\n  - source: localhost:5000/a\n    tags: [1]\n    destination: oci:out\n    verify: {block}\n"
+    with pytest.raises(UsageError) as caught:
+        parse_spec(text, str(tmp_path / "spec.yaml"))
+    assert words in caught.value.message and "spec.yaml:" in caught.value.message
+
+
+def test_sync_verify_block_paths_are_relative_to_the_spec(tmp_path):
+    from ocisift._core.syncspec import parse_spec
+
+    text = ("defaults:\n  verify: {keys: [keys/a.pub, /abs/b.pub]}\nimages:\n  - source: localhost:5000/a\n"
+            "    tags: [1]\n    destination: oci:out\n")
+    spec = parse_spec(text, str(tmp_path / "conf" / "spec.yaml"))
+    assert spec.images[0].verify == VerifySpec(keys=(str(tmp_path / "conf" / "keys/a.pub"), "/abs/b.pub"))
