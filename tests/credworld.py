@@ -29,6 +29,7 @@ def registry_commands(host: str, work: Path, sample: str) -> dict[str, list[str]
     spec.write_text(f"images:\n  - source: {host}/acme/app\n    tags: ['1']\n    destination: oci:{work}/mirror\n")
     upload = work / "file.txt"
     upload.write_text("pushed\n")
+    private, public = _signing_keys(work)
     return {
         "resolve": ["resolve", ref],
         "manifest get": ["manifest", "get", ref],
@@ -48,7 +49,23 @@ def registry_commands(host: str, work: Path, sample: str) -> dict[str, list[str]
         "untag": ["untag", ref],
         "delete": ["delete", f"{host}/acme/app@{DIGEST}"],
         "login": ["login", host, "-u", "someone", "--password-stdin"],
+        "verify": ["verify", ref, "--key", str(public)],
+        "sign": ["sign", ref, "--key", str(private)],
     }
+
+
+def _signing_keys(work: Path) -> tuple[Path, Path]:
+    """A P-256 key pair as PEM (unencrypted PKCS#8 and SubjectPublicKeyInfo), for verify and sign."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    private, public = work / "cosign.key", work / "cosign.pub"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public
 
 
 @dataclass

@@ -476,6 +476,8 @@ images:
             assert sorted(asked.pop(f"sha256-{digests[tag].hex}")) == ["GET"] * images + ["HEAD"] * images
         for new in (new_sig.descriptor.digest, sbom.descriptor.digest):  # read, and its own referrers listed
             assert asked.pop(str(new)) == asked.pop(f"sha256-{new.hex}") == ["GET"] * images
+            # and a cosign signature of it looked for, as copy --referrers carries those too (one HEAD)
+            assert asked.pop(f"sha256-{new.hex}.sig") == ["HEAD"] * images
         assert asked == {}
 
         packed = bundle.stat().st_mtime_ns

@@ -25,7 +25,7 @@ ZERO_VALID = {"--layer-index", "--grace"}
 # Float options without an upper end (a ratio, an age), as against waits, which stop at a day.
 HUGE_FLOAT_VALID = {"--max-ratio", "--grace"}
 KNOWN = {"--concurrency", "--images", "--max-depth", "--layer-index", "--max-extract-size", "--max-ratio",
-         "--timeout", "--grace"}
+         "--timeout", "--grace", "--shards"}
 
 NOT_NUMBERS = ["abc", "", " ", "1,5", "--", "0x10", "1e", "½", "٣.٣.٣"]
 HUGE_INTS = ["9223372036854775808", "1" + "0" * 30, "9" * 5000]

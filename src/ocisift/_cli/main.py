@@ -547,7 +547,7 @@ def copy(source: str, destination: str, platforms: tuple[str, ...], referrers: b
               help="Images in flight at once (those writing one destination store go in turn).")
 @click.option("--shard", metavar="I/N|auto",
               help="Take shard I of N (from 0) of the (image, tag) work; auto: I from JOB_COMPLETION_INDEX.")
-@click.option("--shards", type=int, metavar="N", help="With --shard auto: the number of shards (else OCISIFT_SHARDS).")
+@click.option("--shards", type=ints(bounds.SHARDS), metavar="N", help="With --shard auto: the number of shards (else OCISIFT_SHARDS).")
 @click.option("--report", metavar="FILE", type=click.Path(dir_okay=False),
               help="Write a JSON line per image and tag: digest, bytes, requests, seconds, result, exit code.")
 @CONCURRENCY

@@ -66,6 +66,7 @@ def _shown(value: int | float) -> str:
 
 CONCURRENCY = IntBound("concurrency", 1, 64)
 IMAGES_AT_ONCE = IntBound("images_at_once", 1, 64)
+SHARDS = IntBound("shards", 1, 65_536)
 # The walk recurses per level of index nesting; 256 levels stay well inside Python's recursion limit.
 MAX_DEPTH = IntBound("max_depth", 1, 256)
 LAYER_INDEX = IntBound("layer_index", 0)
