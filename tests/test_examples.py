@@ -12,7 +12,8 @@ import yaml
 
 from ocisift._cli.main import main
 from ocisift._core.shards import COUNT_VARIABLE, INDEX_VARIABLE
-from ocisift._core.syncspec import check_shardable, parse_spec
+from ocisift._core.specfile import parse_spec
+from ocisift._core.syncspec import check_shardable
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

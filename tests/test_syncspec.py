@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ocisift._core.errors import ReferenceError_, UsageError
 from ocisift._core.platform import Platform
 from ocisift._core.reference import LayoutReference, RegistryReference
+from ocisift._core.specfile import load_spec, parse_spec
 from ocisift._core.syncspec import (
     MAX_DEPTH,
     MAX_NODES,
@@ -19,8 +20,6 @@ from ocisift._core.syncspec import (
     TAGS_EXPECTED,
     SyncImage,
     TagChoice,
-    load_spec,
-    parse_spec,
 )
 
 DIGEST = "sha256:" + "a" * 64

@@ -235,7 +235,7 @@ def test_api_values(tmp_path, keys):
 ])
 def test_sync_verify_block_mistakes_name_their_line(tmp_path, block, words):
     from ocisift._core.errors import UsageError
-    from ocisift._core.syncspec import parse_spec
+    from ocisift._core.specfile import parse_spec
 
     text = f"images:\n  - source: localhost:5000/a\n    tags: [1]\n    destination: oci:out\n    verify: {block}\n"
     with pytest.raises(UsageError) as caught:
@@ -244,7 +244,7 @@ def test_sync_verify_block_mistakes_name_their_line(tmp_path, block, words):
 
 
 def test_sync_verify_block_paths_are_relative_to_the_spec(tmp_path):
-    from ocisift._core.syncspec import parse_spec
+    from ocisift._core.specfile import parse_spec
 
     text = ("defaults:\n  verify: {keys: [keys/a.pub, /abs/b.pub]}\nimages:\n  - source: localhost:5000/a\n"
             "    tags: [1]\n    destination: oci:out\n")

@@ -29,7 +29,7 @@ _EXPORTS = {
     "Shard": "_core.shards", "TagOutcome": "_graph.sync",
     "TagFilter": "_core.versions",
     "VerifySpec": "_core.trustspec", "IdentityMatch": "_core.trustspec", "TrustPolicy": "_core.trustspec",
-    "ScopedVerify": "_core.trustspec", "load_trust_policy": "_core.syncspec",
+    "ScopedVerify": "_core.trustspec", "load_trust_policy": "_core.specfile",
     "Verification": "_graph.trustresults", "SignatureAttempt": "_graph.trustresults", "Signed": "_graph.signed",
     "Descriptor": "_core.models", "Manifest": "_core.models",
     "Index": "_core.models", "parse_document": "_core.models", "Digest": "_core.digest",
@@ -117,7 +117,8 @@ if TYPE_CHECKING:
     from ._core.platform import Platform
     from ._core.reference import Target, parse_reference
     from ._core.shards import Shard
-    from ._core.syncspec import SyncSpec, load_trust_policy
+    from ._core.specfile import load_trust_policy
+    from ._core.syncspec import SyncSpec
     from ._core.trustspec import IdentityMatch, ScopedVerify, TrustPolicy, VerifySpec
     from ._core.versions import TagFilter
     from ._graph.referrers import ReferrerNode

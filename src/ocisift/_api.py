@@ -44,7 +44,7 @@ from ._core.reference import (
     with_tag,
 )
 from ._core.shards import Shard, parse_shard
-from ._core.syncspec import SyncSpec, check_shardable, load_spec, load_trust_policy
+from ._core.syncspec import SyncSpec, check_shardable
 from ._core.trustspec import Trust, TrustPolicy, VerifySpec
 from ._core.versions import TagFilter
 from ._graph.gc import DEFAULT_GRACE_SECONDS, collect_garbage, referencing_indexes
@@ -95,7 +95,11 @@ TrustLike = VerifySpec | TrustPolicy | str  # a str is a --verify-policy file
 
 
 def _trust(trust: TrustLike | None) -> Trust | None:
-    return load_trust_policy(trust) if isinstance(trust, str) else trust
+    if not isinstance(trust, str):
+        return trust
+    from ._core.specfile import load_trust_policy  # YAML, only for what reads a policy file
+
+    return load_trust_policy(trust)
 
 
 def _gate(ref: Reference, trust: TrustLike | None) -> TrustCheck | None:
@@ -417,6 +421,8 @@ def sync(spec: str | SyncSpec, *, dry_run: bool = False, images_at_once: int = 4
 
     IMAGES_AT_ONCE.check(images_at_once)
     CONCURRENCY.check(concurrency)
+    from ._core.specfile import load_spec  # YAML, only for a sync
+
     parsed = load_spec(spec) if isinstance(spec, str) else spec
     chosen = parse_shard(shard, shards, os.environ) if isinstance(shard, str) else shard
     if chosen is None and shards is not None:

@@ -141,7 +141,7 @@ def trust_options(prefix: str) -> Callable[[Callable[..., Any]], Callable[..., A
 
 def _trust(kw: dict[str, Any]) -> Trust | None:
     """The verification the flags ask for; None when none is asked."""
-    from .._core.syncspec import load_trust_policy
+    from .._core.specfile import load_trust_policy
     from .._core.trustspec import IdentityMatch, ScopedVerify, TrustPolicy, VerifySpec
 
     keys, policy_file = kw.pop("trust_keys"), kw.pop("trust_policy_file")

@@ -268,6 +268,16 @@ class TarReader:
                 _check_sparse(member)
             return member
 
+    def _field(self, block: bytes, begin: int, end: int, what: str, name: str) -> int:
+        """A header number: the common case (octal digits, spaces and NULs around them) in a few C calls,
+        everything else (base-256, stray bytes, a refusal) through Go's full rules in _number."""
+        text = block[begin:end].strip(b" \0")
+        if text.isdigit() and b"8" not in text and b"9" not in text:
+            return int(text, 8)  # at most 12 octal digits: always inside 64 bits
+        if not text:
+            return 0
+        return self._number(block[begin:end], what, name)
+
     def _header(self, block: bytes, start: int) -> tuple[TarMember, int, str]:
         stored = self._octal(block[148:156], "checksum", "", start)
         unsigned = sum(block) - sum(block[148:156]) + _CHECKSUM_SPACES
@@ -295,16 +305,17 @@ class TarReader:
                 name = f"{prefix}/{name}"
         m.name = name
         m.type = block[156:157] or b"\0"
-        m.mode = self._number(block[100:108], "mode", name)
-        m.uid = self._number(block[108:116], "uid", name)
-        m.gid = self._number(block[116:124], "gid", name)
-        size = self._number(block[124:136], "size", name)
+        field = self._field
+        m.mode = field(block, 100, 108, "mode", name)
+        m.uid = field(block, 108, 116, "uid", name)
+        m.gid = field(block, 116, 124, "gid", name)
+        size = field(block, 124, 136, "size", name)
         m.size = size
-        m.mtime = self._number(block[136:148], "mtime", name)
+        m.mtime = field(block, 136, 148, "mtime", name)
         m.linkname = _string(block[157:257])
         if fmt != "v7":
-            m.devmajor = self._number(block[329:337], "devmajor", name)
-            m.devminor = self._number(block[337:345], "devminor", name)
+            m.devmajor = field(block, 329, 337, "devmajor", name)
+            m.devminor = field(block, 337, 345, "devminor", name)
         return m, size, fmt
 
     def _octal(self, field: bytes, what: str, name: str, start: int | None = None) -> int:

@@ -37,10 +37,13 @@ import bisect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import nodesemver  # type: ignore[import-untyped]
-from nodesemver import SemVer
+from ocisift._core._semverlib import nodesemver
+
+if TYPE_CHECKING:
+    from nodesemver import SemVer  # type: ignore[import-untyped]
 
 from ocisift._core.errors import NotFoundError, UsageError
 from ocisift._core.tagregex import TagPattern
@@ -211,7 +214,10 @@ class _Constraint:
         return any(g.allows(version, release) for g in self.groups)
 
 
-_RELEASES = _Constraint.parse("*")  # what `highest` ranks without a constraint: every release, no pre-release
+@cache
+def _releases() -> _Constraint:
+    """What `highest` ranks without a constraint: every release, no pre-release (made when first asked)."""
+    return _Constraint.parse("*")
 
 
 @dataclass(frozen=True)
@@ -263,7 +269,7 @@ class TagFilter:
         """
         usable = [t for t in tags if len(t) <= MAX_TAG_LENGTH]
         kept = self._kept(usable)
-        constraint = self._constraint or _RELEASES
+        constraint = self._constraint or _releases()
         found = _ranked(kept, constraint)
         if found:
             return found[-1]

@@ -595,10 +595,12 @@ class ImageTreeBuilder(TreeBuilder):
         return self.metadata.notes()
 
     def _creation_mode(self, m: TarMember) -> int:
-        return 0o600  # private until its owner, exact mode and attributes are set through the descriptor
+        """The permission bits asked for at creation (the staging directory is private, so nobody sees the
+        file before its owner is set): when the umask leaves them as the tar says, no fchmod is needed."""
+        return m.mode & 0o777
 
     def _file_metadata(self, fd: int, m: TarMember, rel: str) -> None:
-        self.metadata.file(fd, m, rel)
+        self.metadata.file(fd, m, rel, created=m.mode & 0o777 & ~self._umask)
 
     def _dir_metadata(self, rel: str, m: TarMember) -> None:
         self.metadata.directory(rel, m)  # applied in finish(), after everything inside it
@@ -667,7 +669,10 @@ class ImageTreeBuilder(TreeBuilder):
         return stack
 
     def _place(self, rel: str) -> str:
-        """The parent is resolved inside the root; the last component is the entry itself, never followed."""
+        """The parent is resolved inside the root; the last component is the entry itself, never followed.
+        With no symlink written yet there is nothing to resolve through (`rel` is normalised: no `.`, no `..`)."""
+        if not self.links:
+            return rel
         parts = rel.split("/")
         placed = [*self._in_root(parts[:-1], follow_last=True), parts[-1]]
         return "/".join(placed)

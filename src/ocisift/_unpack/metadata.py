@@ -156,15 +156,17 @@ class RootfsMetadata:
     def owner(self, m: TarMember, rel: str) -> tuple[int, int]:
         return checked_id(m.uid, "uid", rel), checked_id(m.gid, "gid", rel)
 
-    def file(self, fd: int, m: TarMember, rel: str) -> None:
-        """A regular file just written, through its descriptor: nothing is looked up by path again."""
+    def file(self, fd: int, m: TarMember, rel: str, *, created: int | None = None) -> None:
+        """A regular file just written, through its descriptor: nothing is looked up by path again.
+        `created`: the mode it was created with; when that is the tar's already, it is not set again."""
         uid, gid = self.owner(m, rel)
         times = member_times_ns(m, rel)
         xattrs = self._wanted_xattrs(m, rel, uid, gid)
         try:  # not a context manager: this runs once per file, and small-file layers have tens of thousands
             if self.privileged:
                 os.fchown(fd, uid, gid)
-            os.fchmod(fd, m.mode & 0o7777)
+            if created != m.mode & 0o7777:  # setuid, setgid and sticky bits always (a chown clears them)
+                os.fchmod(fd, m.mode & 0o7777)
             if xattrs:
                 self._set_xattrs(fd, xattrs, rel, "file")
             os.utime(fd, ns=times)

@@ -129,17 +129,19 @@ def _walk_rel(root: str, with_dirs: bool = False) -> list[str]:
     pending = [""]
     while pending:
         rel_dir = pending.pop()
-        with os.scandir(os.path.join(root, rel_dir) if rel_dir else root) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        subdirs = [e for e in entries if e.is_dir(follow_symlinks=False)]
-        for e in entries:
-            rel = os.path.join(rel_dir, e.name) if rel_dir else e.name
-            if e.is_dir(follow_symlinks=False):
+        with os.scandir(f"{root}/{rel_dir}" if rel_dir else root) as it:
+            entries = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
+        prefix = f"{rel_dir}/" if rel_dir else ""
+        subdirs = []
+        for name, is_dir in entries:
+            rel = prefix + name
+            if is_dir:
+                subdirs.append(rel)
                 if with_dirs:
                     out.append(rel)
             else:
                 out.append(rel)  # files, and links (to directories too)
-        pending.extend(os.path.join(rel_dir, e.name) if rel_dir else e.name for e in reversed(subdirs))
+        pending.extend(reversed(subdirs))
     return out
 
 
