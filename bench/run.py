@@ -370,7 +370,7 @@ def main() -> int:
                 if counted:
                     results.setdefault(name, []).append(timing)
                 # outputs never pile up in the page cache
-                for out in ("o1", "s1", "curl", "o2", "p2", "i1", "i2", "fb", "fo"):
+                for out in ("o1", "s1", "curl", "o2", "p2", "fb2", "fo2", "i1", "i2", "fb", "fo"):
                     shutil.rmtree(work / out, ignore_errors=True)
 
             def curl_all() -> list[str]:
@@ -400,6 +400,8 @@ def main() -> int:
                 ("pull: oras-py", lambda: [sys.executable, "-c",
                     "import sys, oras.client; c = oras.client.OrasClient(hostname=sys.argv[1], insecure=True);"
                     " c.pull(target=sys.argv[2], outdir=sys.argv[3])", reg.host, ref, fresh("p2")]),
+                ("pull: curl+sha256sum+tar", lambda: ["bash", str(floor_script), reg.host, "bench/art", "v1",
+                                                      fresh("fb2"), fresh("fo2")]),
             ], args.rounds)
             print("image rounds: against its C floor, over TLS ...", file=sys.stderr)
             rounds([
@@ -433,6 +435,7 @@ def main() -> int:
         ("copy registry->layout: ocisift", "copy registry->layout: skopeo"),
         ("copy registry->layout: ocisift", "fetch all blobs: curl"),
         ("pull extract-all: ocisift", "pull: oras-py"),
+        ("pull extract-all: ocisift", "pull: curl+sha256sum+tar"),
         (resolve_ours, resolve_theirs))]
     pairs += [Pair(f"{image_ours} / curl+sha256sum+tar", image_ours, image_floor, goal=1.3),
               Pair(f"pull {args.image_layers}-layer image extract-all: ocisift TLS / plain HTTP", image_tls, image_ours),
