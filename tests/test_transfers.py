@@ -514,12 +514,14 @@ def interrupt(args: list[str], env: dict[str, str], tmp_path: Path, started: Cal
     err_path = tmp_path / "stderr.txt"
 
     def ignoring() -> None:
-        for signum in ignore:
-            signal.signal(signum, signal.SIG_IGN)
+        # The child starts as a shell would start it: the stop signals at their defaults, whatever this test
+        # run inherited (under nohup SIGHUP comes ignored, and ocisift rightly keeps an ignored signal ignored).
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN if signum in ignore else signal.SIG_DFL)
 
     with open(err_path, "wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "ocisift", *args], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err, env=env, preexec_fn=ignoring if ignore else None)
+                                stdout=subprocess.DEVNULL, stderr=err, env=env, preexec_fn=ignoring)
         try:
             wait_for(started, 30, "the transfer started", proc)
             sent = time.monotonic()

@@ -141,7 +141,6 @@ def trust_options(prefix: str) -> Callable[[Callable[..., Any]], Callable[..., A
 
 def _trust(kw: dict[str, Any]) -> Trust | None:
     """The verification the flags ask for; None when none is asked."""
-    from .._core.specfile import load_trust_policy
     from .._core.trustspec import IdentityMatch, ScopedVerify, TrustPolicy, VerifySpec
 
     keys, policy_file = kw.pop("trust_keys"), kw.pop("trust_policy_file")
@@ -162,6 +161,8 @@ def _trust(kw: dict[str, Any]) -> Trust | None:
         if specs:
             raise UsageError("a policy file holds the whole verification: give it alone, without key, keyless "
                              "or notation flags")
+        from .._core.specfile import load_trust_policy  # YAML, only when a policy file is given
+
         return load_trust_policy(policy_file)
     if len(specs) > 1:  # cosign or notation, whichever signature there is
         return TrustPolicy((ScopedVerify("*", "verify", tuple(specs)),), ScopedVerify("*", "reject"),
