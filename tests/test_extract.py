@@ -289,3 +289,44 @@ def test_an_include_whose_every_match_is_excluded_matched_nothing(layout, tmp_pa
     ref = one_layer(layout, make_tar({"etc/os-release": b"x", "etc/passwd": b"y"}), mt.OCI_LAYER_GZIP)
     with pytest.raises(NotFoundError, match="--include etc"):
         ocisift.pull(ref, str(tmp_path / "out"), mode="extract", include=["etc"], exclude=["etc"])
+
+
+def _walk_by_paths(root: str, with_dirs: bool) -> list[str]:
+    """The listing _walk_rel gives, made the plain way (each directory by its whole path), to compare with."""
+    out: list[str] = []
+    pending = [""]
+    while pending:
+        rel_dir = pending.pop()
+        entries = sorted(os.scandir(os.path.join(root, rel_dir)), key=lambda e: e.name)
+        subdirs = [os.path.join(rel_dir, e.name) for e in entries if e.is_dir(follow_symlinks=False)]
+        out += [os.path.join(rel_dir, e.name) for e in entries
+                if with_dirs or not e.is_dir(follow_symlinks=False)]
+        pending.extend(reversed(subdirs))
+    return out
+
+
+@pytest.mark.parametrize("with_dirs", [False, True])
+def test_the_staged_tree_is_listed_parents_first_sorted_and_never_through_a_link(tmp_path, with_dirs):
+    """The walk moves one descriptor down and back up ("..") instead of naming each directory by its whole
+    path; what it lists, and in which order, is what the plain walk lists."""
+    from ocisift._unpack.staging import _walk_rel
+
+    root = tmp_path / "tree"
+    deep = root / "deep"
+    deep.mkdir(parents=True)
+    for n in range(300):  # deeper than the recursion limit of a recursive walk would like, with siblings
+        (deep / f"f{n % 3}").write_text("x")
+        if n % 50 == 0:
+            (deep / "side").mkdir()
+            (deep / "side" / "file").write_text("y")
+        deep = deep / "d"
+        deep.mkdir()
+    for name in ("b", "a", "c"):
+        (root / name).mkdir()
+        (root / name / "z").write_text(name)
+        (root / name / "to-root").symlink_to(root)  # listed as an entry, never walked into
+    (root / "empty").mkdir()
+    listed = _walk_rel(str(root), with_dirs=with_dirs)
+    assert listed == _walk_by_paths(str(root), with_dirs)
+    assert "a/to-root" in listed and not any(p.startswith("a/to-root/") for p in listed)
+    assert listed.index("a/z") < listed.index("b/z") < listed.index("c/z")

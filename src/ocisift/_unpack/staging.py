@@ -124,25 +124,54 @@ def _path_max(path: str) -> int:
 
 def _walk_rel(root: str, with_dirs: bool = False) -> list[str]:
     """Paths below root, parents first, sorted, never through a link; a loop, not recursion (os.walk recurses
-    in this Python, and a staged tree may be thousands of directories deep)."""
+    in this Python, and a staged tree may be thousands of directories deep).
+
+    One directory descriptor is held at a time, and the walk moves down (openat of a child, O_NOFOLLOW) and
+    back up (openat of "..") from it: listing each directory by its whole path would make the kernel walk
+    every component above it, quadratic in the depth (a tree 2,000 deep cost 2 million lookups).
+    """
     out: list[str] = []
-    pending = [""]
-    while pending:
-        rel_dir = pending.pop()
-        with os.scandir(f"{root}/{rel_dir}" if rel_dir else root) as it:
-            entries = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
-        prefix = f"{rel_dir}/" if rel_dir else ""
-        subdirs = []
-        for name, is_dir in entries:
-            rel = prefix + name
-            if is_dir:
-                subdirs.append(rel)
-                if with_dirs:
-                    out.append(rel)
-            else:
-                out.append(rel)  # files, and links (to directories too)
-        pending.extend(reversed(subdirs))
-    return out
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        stack: list[tuple[str, list[str]]] = []  # each open level: its path and its subdirectories not yet seen
+        rel_dir = ""
+        while True:
+            with os.scandir(fd) as it:
+                entries = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
+            prefix = f"{rel_dir}/" if rel_dir else ""
+            subdirs = []
+            for name, is_dir in entries:
+                if is_dir:
+                    subdirs.append(name)
+                    if with_dirs:
+                        out.append(prefix + name)
+                else:
+                    out.append(prefix + name)  # files, and links (to directories too)
+            subdirs.reverse()
+            stack.append((rel_dir, subdirs))
+            while stack and not stack[-1][1]:  # this level is done: back up to the nearest with more to see
+                stack.pop()
+                if stack:
+                    fd = _move(fd, "..")
+            if not stack:
+                return out
+            parent, remaining = stack[-1]
+            name = remaining.pop()
+            fd = _move(fd, name)
+            rel_dir = f"{parent}/{name}" if parent else name
+    finally:
+        os.close(fd)
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def _move(fd: int, name: str) -> int:
+    """The directory `name` (a child, never through a link, or "..") opened from `fd`, which is then closed
+    (and left open, for the caller to close, when the open fails)."""
+    moved = os.open(name, _DIR_FLAGS | (0 if name == ".." else os.O_NOFOLLOW), dir_fd=fd)
+    os.close(fd)
+    return moved
 
 
 class DirMetadata(NamedTuple):
