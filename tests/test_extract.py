@@ -321,12 +321,20 @@ def test_the_staged_tree_is_listed_parents_first_sorted_and_never_through_a_link
             (deep / "side" / "file").write_text("y")
         deep = deep / "d"
         deep.mkdir()
+    comb = root / "comb"  # every level has a subdirectory left to see: more open levels than the walk keeps
+    for n in range(150):
+        (comb / "z").mkdir(parents=True)
+        (comb / "z" / "leaf").write_text(str(n))
+        comb = comb / "a"
     for name in ("b", "a", "c"):
         (root / name).mkdir()
         (root / name / "z").write_text(name)
         (root / name / "to-root").symlink_to(root)  # listed as an entry, never walked into
     (root / "empty").mkdir()
+    open_before = len(os.listdir("/proc/self/fd"))
     listed = _walk_rel(str(root), with_dirs=with_dirs)
     assert listed == _walk_by_paths(str(root), with_dirs)
     assert "a/to-root" in listed and not any(p.startswith("a/to-root/") for p in listed)
     assert listed.index("a/z") < listed.index("b/z") < listed.index("c/z")
+    assert sum(p.endswith("/z/leaf") for p in listed) == 150
+    assert len(os.listdir("/proc/self/fd")) == open_before  # every descriptor of the walk is closed

@@ -6,6 +6,7 @@ import os
 import shutil
 import stat
 import tempfile
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from .._core import cancel
@@ -126,17 +127,45 @@ def _walk_rel(root: str, with_dirs: bool = False) -> list[str]:
     """Paths below root, parents first, sorted, never through a link; a loop, not recursion (os.walk recurses
     in this Python, and a staged tree may be thousands of directories deep).
 
-    One directory descriptor is held at a time, and the walk moves down (openat of a child, O_NOFOLLOW) and
-    back up (openat of "..") from it: listing each directory by its whole path would make the kernel walk
-    every component above it, quadratic in the depth (a tree 2,000 deep cost 2 million lookups).
+    Each directory is opened from its parent's descriptor (openat, O_NOFOLLOW): listing each by its whole path
+    would make the kernel walk every component above it, quadratic in the depth (a tree 2,000 deep cost two
+    million lookups). A parent's descriptor stays open only while it has subdirectories left to see, and at
+    most `_OPEN_LEVELS` of them at once; one closed for that cap is opened again by its path when it is needed.
+    Nothing goes back up through "..", which would need search permission on a directory that may lack it.
     """
-    out: list[str] = []
-    fd = os.open(root, _DIR_FLAGS)
+    walk = _Walk(root)
     try:
-        stack: list[tuple[str, list[str]]] = []  # each open level: its path and its subdirectories not yet seen
+        return walk.run(with_dirs)
+    finally:
+        walk.close()
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_OPEN_LEVELS = 64  # directory descriptors a walk holds at most (a process may have as few as 1,024)
+
+
+@dataclass(slots=True)
+class _Level:
+    path: str
+    fd: int | None  # None once closed
+    pending: list[str]  # subdirectories not yet seen, last first
+
+
+class _Walk:
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.levels: list[_Level] = []
+        self.open_levels = 0
+        self.lowest_open = 0  # no level below this index holds a descriptor
+        self.fd = -1
+
+    def run(self, with_dirs: bool) -> list[str]:
+        out: list[str] = []
+        levels = self.levels
+        self.fd = os.open(self.root, _DIR_FLAGS)
         rel_dir = ""
         while True:
-            with os.scandir(fd) as it:
+            with os.scandir(self.fd) as it:
                 entries = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
             prefix = f"{rel_dir}/" if rel_dir else ""
             subdirs = []
@@ -147,31 +176,47 @@ def _walk_rel(root: str, with_dirs: bool = False) -> list[str]:
                         out.append(prefix + name)
                 else:
                     out.append(prefix + name)  # files, and links (to directories too)
-            subdirs.reverse()
-            stack.append((rel_dir, subdirs))
-            while stack and not stack[-1][1]:  # this level is done: back up to the nearest with more to see
-                stack.pop()
-                if stack:
-                    fd = _move(fd, "..")
-            if not stack:
+            fd, self.fd = self.fd, -1
+            if subdirs:
+                subdirs.reverse()
+                levels.append(_Level(rel_dir, fd, subdirs))
+                self.open_levels += 1
+                if self.open_levels > _OPEN_LEVELS:
+                    self._close_lowest()
+            else:
+                os.close(fd)
+            while levels and not levels[-1].pending:
+                levels.pop()
+            if not levels:
                 return out
-            parent, remaining = stack[-1]
-            name = remaining.pop()
-            fd = _move(fd, name)
+            self.lowest_open = min(self.lowest_open, len(levels) - 1)
+            level = levels[-1]
+            parent, name = level.path, level.pending.pop()
+            if level.fd is None:
+                level.fd = os.open(f"{self.root}/{parent}", _DIR_FLAGS | os.O_NOFOLLOW)
+                self.open_levels += 1
+            self.fd = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=level.fd)
+            if not level.pending:  # its last subdirectory: the parent's descriptor is not needed again
+                self._close(level)
             rel_dir = f"{parent}/{name}" if parent else name
-    finally:
-        os.close(fd)
 
+    def _close(self, level: _Level) -> None:
+        assert level.fd is not None
+        os.close(level.fd)
+        level.fd = None
+        self.open_levels -= 1
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    def _close_lowest(self) -> None:
+        while self.levels[self.lowest_open].fd is None:
+            self.lowest_open += 1
+        self._close(self.levels[self.lowest_open])
 
-
-def _move(fd: int, name: str) -> int:
-    """The directory `name` (a child, never through a link, or "..") opened from `fd`, which is then closed
-    (and left open, for the caller to close, when the open fails)."""
-    moved = os.open(name, _DIR_FLAGS | (0 if name == ".." else os.O_NOFOLLOW), dir_fd=fd)
-    os.close(fd)
-    return moved
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+        for level in self.levels:
+            if level.fd is not None:
+                os.close(level.fd)
 
 
 class DirMetadata(NamedTuple):
