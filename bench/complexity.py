@@ -7,7 +7,7 @@ target is a ratio of at most 12 for every family. The inputs are made here, as a
   holds), then 500 files written through it;
 - whiteout count: n files in one directory, then a layer with a whiteout for each;
 - candidate count: a tagless layout whose index.json lists n matching manifests (an ambiguity listing all);
-- path depth: one file n directories deep.
+- path depth: one file n directories deep, into a new output and into one that exists.
 """
 
 from __future__ import annotations
@@ -99,11 +99,27 @@ def path_depth(work: Path, n: int) -> Callable[[], None]:
     return _pull(_image(work / "layout", [layer]), work / "out")
 
 
+def path_depth_existing(work: Path, n: int) -> Callable[[], None]:
+    """The same tree pulled into a directory that already holds a file: merged, not renamed into place."""
+    layer = _tar([("d/" * n + "f", b"deep", "file")])
+    ref = _image(work / "layout", [layer])
+    runs = [0]
+
+    def run() -> None:
+        runs[0] += 1
+        out = work / "out" / str(runs[0])
+        out.mkdir(parents=True)
+        (out / "mine").write_bytes(b"x")
+        ocisift.pull(ref, str(out), mode="extract-all")
+    return run
+
+
 FAMILIES: list[tuple[str, Callable[[Path, int], Callable[[], None]], int]] = [
     ("symlink target length", symlink_target, 250),
     ("whiteout count", whiteouts, 2_500),
     ("candidate count", candidates, 3_750),
     ("path depth", path_depth, 250),
+    ("path depth, existing output", path_depth_existing, 250),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import stat
 import tarfile
 
 import pytest
@@ -307,8 +308,8 @@ def _walk_by_paths(root: str, with_dirs: bool) -> list[str]:
 
 @pytest.mark.parametrize("with_dirs", [False, True])
 def test_the_staged_tree_is_listed_parents_first_sorted_and_never_through_a_link(tmp_path, with_dirs):
-    """The walk moves one descriptor down and back up ("..") instead of naming each directory by its whole
-    path; what it lists, and in which order, is what the plain walk lists."""
+    """The walk opens each directory from its parent's descriptor instead of naming it by its whole path;
+    what it lists, and in which order, is what the plain walk lists."""
     from ocisift._unpack.staging import _walk_rel
 
     root = tmp_path / "tree"
@@ -338,3 +339,33 @@ def test_the_staged_tree_is_listed_parents_first_sorted_and_never_through_a_link
     assert listed.index("a/z") < listed.index("b/z") < listed.index("c/z")
     assert sum(p.endswith("/z/leaf") for p in listed) == 150
     assert len(os.listdir("/proc/self/fd")) == open_before  # every descriptor of the walk is closed
+
+
+def test_into_an_existing_directory_new_trees_move_whole_and_the_users_entries_stay(layout, tmp_path):
+    """A directory the destination lacks moves with one rename (its whole tree, its own mode); into the
+    user's directories entries move one by one, files there are replaced, the user's other files stay, and
+    every file written is reported."""
+    out = tmp_path / "out"
+    (out / "etc").mkdir(parents=True)
+    (out / "etc").chmod(0o750)
+    (out / "etc" / "mine").write_text("keep me")
+    (out / "etc" / "app.conf").write_text("old")
+    deep = "/".join(f"d{n}" for n in range(40))
+    ref = one_layer(layout, make_tar({"etc/app.conf": b"new", "etc/new/a/b.txt": b"b", f"srv/{deep}/leaf": b"l",
+                                      "top.txt": b"t"}))
+    result = pull(ref, out, mode="extract")
+    assert (out / "etc" / "mine").read_text() == "keep me" and (out / "etc" / "app.conf").read_text() == "new"
+    assert stat.S_IMODE(os.stat(out / "etc").st_mode) == 0o750
+    assert (out / "etc" / "new" / "a" / "b.txt").read_bytes() == b"b"
+    assert (out / "srv" / deep / "leaf").read_bytes() == b"l" and (out / "top.txt").read_bytes() == b"t"
+    assert sorted(result.files) == sorted(["etc/app.conf", "etc/new/a/b.txt", f"srv/{deep}/leaf", "top.txt"])
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ocisift-staging-")] == []
+
+
+def test_a_clash_deep_inside_a_merged_directory_stops_the_pull_before_anything_moves(layout, tmp_path):
+    out = tmp_path / "out"
+    (out / "etc" / "conf").mkdir(parents=True)
+    ref = one_layer(layout, make_tar({"aaa/new.txt": b"n", "etc/conf": b"a file where a directory is"}))
+    with pytest.raises(ConflictError, match="etc/conf"):
+        pull(ref, out, mode="extract")
+    assert sorted(p.name for p in out.iterdir()) == ["etc"]  # aaa, a new tree listed first, did not move

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import tempfile
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from .._core import cancel
 from .._core.errors import ConflictError, UnsafeContentError, UsageError
@@ -62,29 +60,23 @@ class Staging:
                 os.chmod(self.root, dir_mode())  # private while it was filled; the user's directory from now on
             os.rename(self.root, self.dest)
             return written
-        moves = self._plan()
-        # Directories new to the destination get what their staged twins have (mode, owner, attributes,
-        # times), read before moving files out of them changes their times, and set deepest first once
-        # nothing more is moved in; the user's own directories stay as they are.
-        new_dirs = [(rel, DirMetadata.of(os.path.join(self.root, rel))) for rel, is_dir in moves
-                    if is_dir and not os.path.isdir(os.path.join(self.dest, rel))]
-        for rel, is_dir in moves:
-            target = os.path.join(self.dest, rel)
-            if is_dir:
-                if not os.path.isdir(target):
-                    os.mkdir(target, 0o700)
-            else:
-                os.replace(os.path.join(self.root, rel), target)
-        for rel, metadata in reversed(new_dirs):
-            metadata.apply(os.path.join(self.dest, rel))
+        moves, written = self._plan()
+        # A directory the destination lacks moves whole, with one rename: it keeps what it has (mode,
+        # owner, attributes, times) and nothing below it is looked at again. Into the user's own
+        # directories, entries move one by one, and those directories stay as they are.
+        for rel in moves:
+            os.replace(os.path.join(self.root, rel), os.path.join(self.dest, rel))
         remove_tree_quietly(self.root)
-        return [rel for rel, is_dir in moves if not is_dir]
+        return written
 
-    def _plan(self) -> list[tuple[str, bool]]:
-        moves: list[tuple[str, bool]] = []
+    def _plan(self) -> tuple[list[str], list[str]]:
+        """What moves (files, and directories new to the destination, each with all below it) and the files
+        written; every entry checked, before anything moves."""
+        moves: list[str] = []
+        written: list[str] = []
         path_max = _path_max(self.dest)
-        for rel in _walk_rel(self.root, with_dirs=True):
-            src = os.path.join(self.root, rel)
+        inside_new: set[str] = set()  # directories moving whole, and all below them: only lengths to check there
+        for rel, is_dir in _walk_entries(self.root):
             dst = os.path.join(self.dest, rel)
             if len(os.fsencode(dst)) >= path_max:
                 # The staging directory's name may be shorter than the destination's: a tree that fitted
@@ -94,14 +86,20 @@ class Staging:
                     "than this system allows; "
                     "nothing was changed"
                 )
+            if not is_dir:
+                written.append(rel)
             parent = os.path.dirname(rel)
+            if parent in inside_new:
+                if is_dir:
+                    inside_new.add(rel)
+                continue
             if parent:
                 pdst = os.path.join(self.dest, parent)
                 if os.path.islink(pdst):
                     raise UnsafeContentError(
                         f"destination has a symlink at {parent!r}; refusing to write through it"
                     )
-            src_is_dir = os.path.isdir(src) and not os.path.islink(src)
+            src_is_dir = is_dir
             if src_is_dir and os.path.islink(dst):
                 raise UnsafeContentError(f"destination has a symlink at {rel!r}; refusing to write through it")
             if os.path.lexists(dst):
@@ -111,8 +109,11 @@ class Staging:
                         f"destination already has {'a directory' if dst_is_dir else 'a file'} at {rel!r} "
                         f"where the pull writes {'a directory' if src_is_dir else 'a file'}; nothing was changed"
                     )
-            moves.append((rel, src_is_dir))
-        return moves
+            elif src_is_dir:
+                inside_new.add(rel)
+            if not (src_is_dir and os.path.isdir(dst)):  # into a directory of the user's: its entries move
+                moves.append(rel)
+        return moves, written
 
 
 def _path_max(path: str) -> int:
@@ -133,9 +134,14 @@ def _walk_rel(root: str, with_dirs: bool = False) -> list[str]:
     most `_OPEN_LEVELS` of them at once; one closed for that cap is opened again by its path when it is needed.
     Nothing goes back up through "..", which would need search permission on a directory that may lack it.
     """
+    return [rel for rel, is_dir in _walk_entries(root) if with_dirs or not is_dir]
+
+
+def _walk_entries(root: str) -> list[tuple[str, bool]]:
+    """Every entry below root, as _walk_rel lists them, each with whether it is a directory (not a link)."""
     walk = _Walk(root)
     try:
-        return walk.run(with_dirs)
+        return walk.run()
     finally:
         walk.close()
 
@@ -159,8 +165,8 @@ class _Walk:
         self.lowest_open = 0  # no level below this index holds a descriptor
         self.fd = -1
 
-    def run(self, with_dirs: bool) -> list[str]:
-        out: list[str] = []
+    def run(self) -> list[tuple[str, bool]]:
+        out: list[tuple[str, bool]] = []
         levels = self.levels
         self.fd = os.open(self.root, _DIR_FLAGS)
         rel_dir = ""
@@ -170,12 +176,9 @@ class _Walk:
             prefix = f"{rel_dir}/" if rel_dir else ""
             subdirs = []
             for name, is_dir in entries:
+                out.append((prefix + name, is_dir))  # a link, to a directory too, is not one
                 if is_dir:
                     subdirs.append(name)
-                    if with_dirs:
-                        out.append(prefix + name)
-                else:
-                    out.append(prefix + name)  # files, and links (to directories too)
             fd, self.fd = self.fd, -1
             if subdirs:
                 subdirs.reverse()
@@ -217,29 +220,6 @@ class _Walk:
         for level in self.levels:
             if level.fd is not None:
                 os.close(level.fd)
-
-
-class DirMetadata(NamedTuple):
-    """A directory's owner, mode, times and extended attributes, to give another directory."""
-
-    info: os.stat_result
-    xattrs: list[tuple[str, bytes]]
-
-    @classmethod
-    def of(cls, path: str) -> DirMetadata:
-        return cls(os.lstat(path), [(n, os.getxattr(path, n, follow_symlinks=False))
-                                    for n in os.listxattr(path, follow_symlinks=False)])
-
-    def apply(self, path: str) -> None:
-        if os.geteuid() == 0:
-            os.chown(path, self.info.st_uid, self.info.st_gid, follow_symlinks=False)
-        for name, value in self.xattrs:
-            try:
-                os.setxattr(path, name, value, follow_symlinks=False)
-            except OSError:
-                pass  # staged beside the destination, on its filesystem: what was set there can be set here
-        os.chmod(path, stat.S_IMODE(self.info.st_mode))
-        os.utime(path, ns=(self.info.st_atime_ns, self.info.st_mtime_ns), follow_symlinks=False)
 
 
 def remove_tree(path: str) -> None:
