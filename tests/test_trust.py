@@ -250,3 +250,18 @@ def test_sync_verify_block_paths_are_relative_to_the_spec(tmp_path):
             "    tags: [1]\n    destination: oci:out\n")
     spec = parse_spec(text, str(tmp_path / "conf" / "spec.yaml"))
     assert spec.images[0].verify == VerifySpec(keys=(str(tmp_path / "conf" / "keys/a.pub"), "/abs/b.pub"))
+
+
+def test_public_keys_load_as_cryptographys_public_loader_loads_them(keys):  # type: ignore[no-untyped-def]
+    """keys.py loads PEM public keys through the binding cryptography's `serialization.load_pem_public_key`
+    is (to skip importing the SSH key code): still the same object, and every kind loads to the same key."""
+    from cryptography.hazmat.primitives import serialization
+
+    from ocisift._trust.keys import _pem_public_key_loader, load_public_key
+
+    assert _pem_public_key_loader() is serialization.load_pem_public_key
+    for _, public in keys.values():
+        data = Path(public).read_bytes()
+        loaded = load_public_key(public)
+        assert loaded.name == public
+        assert public_pem(loaded.key) == public_pem(serialization.load_pem_public_key(data)) == data

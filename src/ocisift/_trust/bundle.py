@@ -10,8 +10,7 @@ the transparency-log entries such a bundle may carry are not required.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._core import jsontext
 from .._core.digest import Digest
@@ -22,8 +21,7 @@ from .keys import NamedKey, verify_prehashed, verify_signature
 from .outcome import Refused
 
 
-@dataclass(frozen=True)
-class ParsedBundle:
+class ParsedBundle(NamedTuple):  # a named tuple, as keys.NamedKey says why
     raw: bytes
     doc: dict[str, Any]
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._core import jsontext
 from .._core.digest import Digest
@@ -38,8 +37,7 @@ def b64(value: Any, what: str) -> bytes:
         raise Refused(f"{what} is not base64") from None
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):  # a named tuple, as keys.NamedKey says why
     payload_type: str
     payload: bytes
     signatures: tuple[bytes, ...]

@@ -10,10 +10,11 @@ does not verify it; a key type cosign cannot sign with is refused when loaded.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
 from .._core.errors import UsageError
@@ -26,9 +27,11 @@ _CURVE_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 
 
-@dataclass(frozen=True)
-class NamedKey:
-    """A public key and where it came from (what a verification names as its signer)."""
+class NamedKey(NamedTuple):
+    """A public key and where it came from (what a verification names as its signer).
+
+    The trust records are named tuples, not dataclasses: a frozen dataclass costs about a millisecond to
+    define (its methods are generated and compiled at import), and a verified pull imports them all."""
 
     name: str
     key: PublicKeyType
@@ -84,10 +87,28 @@ def parse_public_key(data: bytes, where: str) -> PublicKeyType:
     if b"PRIVATE KEY" in data:
         raise UsageError(f"{where} holds a private key; verification takes the public key (cosign.pub)")
     try:
-        key = serialization.load_pem_public_key(data)
+        key = _pem_public_key_loader()(data)
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise UsageError(f"{where}: not a PEM public key ({exc})") from None
     return check_key_type(key, where)
+
+
+def _pem_public_key_loader() -> Callable[[bytes], object]:
+    """cryptography's `serialization.load_pem_public_key`, without importing `serialization`.
+
+    That package's `__init__` imports the SSH key code (ciphers, bcrypt): about 7 ms of a verified pull's
+    start-up, for nothing a PEM public key needs. The public function is this very binding (cryptography's
+    `serialization/base.py` assigns it), and a test checks they are still the same object; should a release
+    move it, the public import is used."""
+    try:
+        from cryptography.hazmat.bindings._rust import openssl as rust_openssl
+
+        loader: Callable[[bytes], object] = rust_openssl.keys.load_pem_public_key
+        return loader
+    except (ImportError, AttributeError):  # pragma: no cover - a cryptography that moved it
+        from cryptography.hazmat.primitives import serialization
+
+        return serialization.load_pem_public_key
 
 
 def load_public_key(path: str) -> NamedKey:
@@ -135,4 +156,6 @@ def _ecdsa_hashes(key: ec.EllipticCurvePublicKey) -> list[hashes.HashAlgorithm]:
 
 
 def public_pem(key: PublicKeyType) -> bytes:
+    from cryptography.hazmat.primitives import serialization  # signing only (see _pem_public_key_loader)
+
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._core import jsontext
 from .._core.digest import Digest
@@ -23,8 +22,7 @@ from .formats import COSIGN_SIGNATURE_TYPE, MAX_PAYLOAD_BYTES
 from .outcome import Refused
 
 
-@dataclass(frozen=True)
-class SimpleSigning:
+class SimpleSigning(NamedTuple):  # a named tuple, as keys.NamedKey says why
     digest: str
     docker_reference: str | None
     type: str

@@ -12,8 +12,7 @@ import binascii
 import functools
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .._core.digest import Digest
 from .._core.trustspec import IdentityMatch, VerifySpec
@@ -28,8 +27,7 @@ if TYPE_CHECKING:  # notation (x509, CBOR) and keyless (the sigstore library) ar
     from .notation import TrustPolicyDocument, TrustStore
 
 
-@dataclass(frozen=True)
-class Vouched:
+class Vouched(NamedTuple):  # a named tuple, as keys.NamedKey says why
     """A signature that verified: by whom, what it signed, and what its policy only logged."""
 
     signer: str
