@@ -19,7 +19,15 @@ from ocisift._stores.layout import LayoutStore
 from ocisift._trust.cosignkey import encrypt_private_key
 from ocisift._trust.keys import public_pem
 from registry import run_registry
-from trusttools import COSIGN, COSIGN_IDENTITY, GGCR_EMPTY_CONFIG, GGCR_EMPTY_MANIFEST, bundle_referrer, image
+from trusttools import (
+    COSIGN,
+    COSIGN_IDENTITY,
+    GGCR_EMPTY_CONFIG,
+    GGCR_EMPTY_MANIFEST,
+    bundle_referrer,
+    image,
+    referrer,
+)
 
 PASSWORD = "correct horse"
 
@@ -110,6 +118,37 @@ def test_a_signed_index_vouches_for_the_platform_pulled(tmp_path, keys, cli):
     assert out.code == 0, out.err
     body = out.json()
     assert body["verification"]["digest"] == body["root"] != body["digest"]
+
+
+@pytest.mark.parametrize("command", ["pull", "verify"])
+def test_a_referrer_is_vouched_for_by_its_own_signature_never_its_subjects(tmp_path, keys, cli, command):
+    """Anyone who may push can attach an artifact to a signed image: the image's signature says nothing of it."""
+    build_sample_layout(str(tmp_path / "sample"))
+    ref = f"oci:{tmp_path}/sample:1.2"
+    ocisift.sign(ref, keys["p256"][0])
+    store = LayoutStore(str(tmp_path / "sample"))
+    root = ocisift.resolve(ref).root
+    attached = referrer(store, root, b"#!/bin/sh\necho attached\n", "application/x-payload", "application/x-payload",
+                        annotations=None)
+    select = ["--referrers", "--artifact-type", "application/x-payload"]
+    key = ["--verify-key" if command == "pull" else "--key", keys["p256"][1]]
+
+    def run(n: int):  # type: ignore[no-untyped-def]
+        out = ["-o", str(tmp_path / f"out{n}")] if command == "pull" else []
+        return cli(command, ref, *select, *key, *out, "--format", "json")
+
+    refused = run(1)
+    assert refused.code == 7, refused.out
+    message = refused.json()["error"]["message"]
+    assert f"no signature of {attached.digest} was found" in message and str(root.digest) not in message
+    assert not (tmp_path / "out1").exists()
+    ocisift.sign(f"oci:{tmp_path}/sample@{attached.digest}", keys["p256"][0])
+    trusted = run(2)
+    assert trusted.code == 0, trusted.err
+    body = trusted.json()
+    assert (body["verification"] if command == "pull" else body)["digest"] == str(attached.digest)
+    if command == "pull":
+        assert (tmp_path / "out2").is_dir()
 
 
 def test_copy_refused_leaves_the_destination_as_it_was(tmp_path, registry, keys, cli):

@@ -492,13 +492,14 @@ def verify(ref: RefLike, policy: TrustLike, select: Selector | None = None, *,
     NotTrustedError (exit 7), whose `verification` lists every signature tried and why each failed.
 
     With selectors, a signature of the root REF names or of the manifest selected under it counts (a signed
-    index vouches for the manifests it lists by digest)."""
+    index vouches for the manifests it lists by digest); a referrer selected with `referrers` must be signed
+    itself (its subject's signature says nothing of what others attach to it)."""
     reference = _ref(ref)
     gate = _gate(reference, policy)
     assert gate is not None
     with opened(reference, options=registry) as store:
         resolved = resolve_in(store, reference.target, select, reference=str(reference), hint=_hint(reference))
-        return gate.check(store, [resolved.root, resolved.descriptor], reference=str(reference))
+        return gate.check(store, resolved.vouched_by, reference=str(reference))
 
 
 def sign(ref: RefLike, key: str, *, password: str | bytes | None = None, bundle: bool = False,

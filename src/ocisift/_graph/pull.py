@@ -87,7 +87,7 @@ def pull_from(
         return PullResult(resolved, mode, output, tuple(plan), (), True)
     verification = None
     if trust is not None:
-        verification = trust.check(store, [resolved.root, resolved.descriptor], reference=reference)
+        verification = trust.check(store, resolved.vouched_by, reference=reference)
     for p in plan:
         if p.descriptor.urls and not store.exists(p.descriptor):
             raise NotFoundError(

@@ -32,6 +32,16 @@ class Resolved:
     def descriptor(self) -> Descriptor:
         return self.selected.descriptor if self.selected else self.root
 
+    @property
+    def vouched_by(self) -> list[Descriptor]:
+        """What a signature must be of for the selected content to be trusted: the root or the manifest
+        selected under it (a signed index vouches for what it lists by digest). A referrer is listed by no
+        one: anyone who may push can attach one to a signed image, so only a signature of the referrer
+        itself vouches for it, never its subject's."""
+        if self.selected is not None and self.selected.referrer_of is not None:
+            return [self.selected.descriptor]
+        return [self.root, self.descriptor]
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "reference": self.reference,
