@@ -310,6 +310,100 @@ def test_notation_envelope_of_another_digest_is_not_trusted(tmp_path, cli):
     assert result.code == 7 and "a signature of other content" in result.err
 
 
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+_SCHEME = {"crit": ["io.cncf.notary.signingScheme"], "io.cncf.notary.signingScheme": "notary.x509"}
+
+
+def _hostile_jws(protected: dict[str, object], payload: object = "e30") -> bytes:
+    return json.dumps({"payload": payload, "protected": _b64url(json.dumps(protected).encode()),
+                       "header": {"x5c": []}, "signature": "AAAA"}).encode()
+
+
+def _hostile_cose(protected: dict[object, object]) -> bytes:
+    import cbor2
+
+    return cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps(protected), {}, b"{}", b"\0" * 64]))
+
+
+def _hostile_certificates() -> dict[str, bytes]:
+    """Envelopes signed by the attacker's own certificate, crafted where cryptography parses lazily."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtensionOID
+
+    from trusttools import certificate, jws_envelope
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    good = certificate("attacker", key)
+    malformed = (x509.CertificateBuilder().subject_name(good.subject).issuer_name(good.subject)
+                 .public_key(key.public_key()).serial_number(1)
+                 .not_valid_before(good.not_valid_before_utc).not_valid_after(good.not_valid_after_utc)
+                 .add_extension(x509.UnrecognizedExtension(ExtensionOID.KEY_USAGE, b"\x05\x00"), critical=True)
+                 .sign(key, hashes.SHA256()))
+    der = good.public_bytes(serialization.Encoding.DER)  # id-ecPublicKey (1.2.840.10045.2.1) made 2.9: unknown
+    unknown = x509.load_der_x509_certificate(der.replace(bytes.fromhex("06072a8648ce3d0201"),
+                                                         bytes.fromhex("06072a8648ce3d0209")))
+    subject = _notation_subject_descriptor()
+    return {"malformed key usage": jws_envelope(subject, key, [malformed]),
+            "unknown key algorithm": jws_envelope(subject, key, [unknown])}
+
+
+def _notation_subject_descriptor():  # type: ignore[no-untyped-def]
+    from ocisift._core import mediatypes as mt
+    from ocisift._core.models import Descriptor
+
+    raw = (NOTATION / "oci-layout" / "manifest-19dbd2e4.json").read_bytes()
+    return Descriptor(mt.OCI_MANIFEST, Digest.of(raw), len(raw))
+
+
+HOSTILE_ENVELOPES = {
+    "JWS alg is a list": ("application/jose+json", lambda: _hostile_jws({"alg": ["ES256"]})),
+    "JWS crit holds a list": ("application/jose+json", lambda: _hostile_jws(
+        {"alg": "ES256", **_SCHEME, "crit": ["io.cncf.notary.signingScheme", []]})),
+    "JWS signing time 1e300": ("application/jose+json", lambda: _hostile_jws(
+        {"alg": "ES256", **_SCHEME, "io.cncf.notary.signingTime": 1e300})),
+    "JWS signing time 10**20": ("application/jose+json", lambda: _hostile_jws(
+        {"alg": "ES256", **_SCHEME, "io.cncf.notary.signingTime": 10**20})),
+    "JWS payload null": ("application/jose+json", lambda: _hostile_jws({"alg": "ES256", **_SCHEME}, None)),
+    "COSE alg is a list": ("application/cose", lambda: _hostile_cose({1: [-7]})),
+    "COSE crit holds a map": ("application/cose", lambda: _hostile_cose(
+        {1: -7, 2: ["io.cncf.notary.signingScheme", {}], "io.cncf.notary.signingScheme": "notary.x509"})),
+    "COSE signing time 10**20": ("application/cose", lambda: _hostile_cose(
+        {1: -7, 2: ["io.cncf.notary.signingScheme"], "io.cncf.notary.signingScheme": "notary.x509",
+         "io.cncf.notary.signingTime": 10**20})),
+    "certificate with a malformed key usage": (
+        "application/jose+json", lambda: _hostile_certificates()["malformed key usage"]),
+    "certificate of an unknown key algorithm": (
+        "application/jose+json", lambda: _hostile_certificates()["unknown key algorithm"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_ENVELOPES))
+def test_hostile_notation_envelope_is_refused_and_the_next_one_tried(tmp_path, cli, case):
+    """Anyone who may push can attach a referrer: a crafted envelope is one refused signature (exit 7 alone),
+    never an internal error, and a valid envelope listed after it still verifies."""
+    media_type, make = HOSTILE_ENVELOPES[case]
+    store, ref = _layout(tmp_path)
+    subject = image(store, (NOTATION / "oci-layout" / "manifest-19dbd2e4.json").read_bytes(),
+                    (NOTATION / "oci-layout" / "config-572996c3.json").read_bytes())
+    assert subject == _notation_subject_descriptor()
+    notation_referrer(store, subject, make(), media_type)
+    policy, trust_store = notation_trust(tmp_path / "trust")
+    args = ["verify", f"{ref}:1.0", "--trust-policy", str(policy), "--trust-store", str(trust_store)]
+    alone = cli(*args, "--format", "json")
+    assert alone.code == 7, alone.out
+    (attempt,) = alone.json()["error"]["candidates"]
+    assert attempt["verified"] is False and attempt["reason"], attempt
+    notation_referrer(store, subject, (NOTATION / "jws_signature.sig").read_bytes(), "application/jose+json")
+    both = cli(*args, "--format", "json")
+    assert both.code == 0, both.out
+    assert "CN=alpine" in both.json()["verifiedBy"]["signer"]
+
 # -- cosign's encrypted keys ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["sigstore.key", "cosign-label.key"])

@@ -35,7 +35,7 @@ from typing import Any
 
 import cbor2
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -311,7 +311,10 @@ def _time(value: Any, what: str) -> datetime | None:
             raise Refused(f"{what} {value[:60]!r} is not an RFC 3339 time") from None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=UTC)
+        try:
+            return datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, OSError, ValueError):  # 1e300, 10**20, NaN: no time a datetime holds
+            raise Refused(f"{what} {str(value)[:40]} is out of the range of times") from None
     raise Refused(f"{what} is not a time")
 
 
@@ -334,10 +337,11 @@ def parse_jws(raw: bytes) -> Envelope:
     if not isinstance(header, dict):
         raise Refused("JWS envelope has no unprotected header (with its x5c chain)")
     algorithm = protected.get("alg")
-    if algorithm not in _JWS_ALGS:
+    if not isinstance(algorithm, str) or algorithm not in _JWS_ALGS:  # a list or an object is no name either
         raise Refused(f"JWS algorithm {str(algorithm)[:40]!r} is not one notation signs with")
     _check_critical(protected, protected.get("crit"))
-    assert isinstance(protected_b64, str) and isinstance(payload_b64, str)
+    if not isinstance(protected_b64, str) or not isinstance(payload_b64, str):
+        raise Refused("JWS payload is not a string")
     return Envelope(
         algorithm=algorithm, signed=f"{protected_b64}.{payload_b64}".encode("ascii", "replace"),
         signature=_b64url(doc.get("signature"), "signature"), payload=_b64url(payload_b64, "payload"),
@@ -359,7 +363,8 @@ def parse_cose(raw: bytes) -> Envelope:
     if not all(isinstance(v, bytes) for v in (protected_raw, payload, signature)) \
             or not isinstance(protected, Mapping) or not isinstance(unprotected, Mapping):
         raise Refused("COSE envelope is not a COSE_Sign1 structure")
-    algorithm = _COSE_ALGS.get(protected.get(1))  # type: ignore[arg-type]
+    number = protected.get(1)
+    algorithm = _COSE_ALGS.get(number) if isinstance(number, int) and not isinstance(number, bool) else None
     if algorithm is None:
         raise Refused(f"COSE algorithm {str(protected.get(1))[:40]} is not one notation signs with")
     _check_critical(protected, protected.get(2))
@@ -382,7 +387,7 @@ def _check_critical(protected: Mapping[Any, Any], critical: Any) -> None:
     if not isinstance(critical, list) or "io.cncf.notary.signingScheme" not in critical:
         raise Refused("envelope does not mark io.cncf.notary.signingScheme critical")
     for name in critical:
-        if name not in known or name not in protected:
+        if not isinstance(name, str) or name not in known or name not in protected:
             raise Refused(f"envelope has a critical header {str(name)[:80]!r} it lacks or notation does not know")
 
 
@@ -397,9 +402,9 @@ def parse_envelope(raw: bytes, media_type: str) -> Envelope:
 
 
 def _signature_valid(envelope: Envelope) -> bool:
-    key = envelope.chain[0].public_key()
     algorithm = _JWS_ALGS[envelope.algorithm]()
     try:
+        key = envelope.chain[0].public_key()  # a key algorithm cryptography does not know is no signature
         if envelope.algorithm.startswith("PS"):
             if not isinstance(key, rsa.RSAPublicKey):
                 return False
@@ -415,7 +420,7 @@ def _signature_valid(envelope: Envelope) -> bool:
                                          int.from_bytes(envelope.signature[half:], "big"))
         key.verify(der, envelope.signed, ec.ECDSA(algorithm))
         return True
-    except (InvalidSignature, ValueError):
+    except (InvalidSignature, ValueError, UnsupportedAlgorithm):
         return False
 
 

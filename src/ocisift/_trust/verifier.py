@@ -14,6 +14,8 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
+from cryptography.exceptions import UnsupportedAlgorithm
+
 from .._core.digest import Digest
 from .._core.trustspec import IdentityMatch, VerifySpec
 from .bundle import check_with_keys, parse_bundle
@@ -124,7 +126,13 @@ class Verifier:
             raise Refused("a notation signature, and cosign verification was asked for")
         from .notation import verify_envelope
 
-        result = verify_envelope(raw, media_type, digest, size, self.scope, self._policy, self._store)
+        try:
+            result = verify_envelope(raw, media_type, digest, size, self.scope, self._policy, self._store)
+        except (ValueError, TypeError, OverflowError, UnsupportedAlgorithm) as exc:
+            # cryptography parses a certificate's extensions and names only when they are read, so a crafted
+            # one raises from wherever it is first looked at: that envelope is refused (the next is tried),
+            # never trusted and never an internal error.
+            raise Refused(f"envelope could not be checked: {str(exc)[:200] or type(exc).__name__}") from None
         return Vouched(result.signer, "notation payload", tuple(result.notes))
 
 
