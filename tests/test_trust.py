@@ -151,6 +151,24 @@ def test_a_referrer_is_vouched_for_by_its_own_signature_never_its_subjects(tmp_p
         assert (tmp_path / "out2").is_dir()
 
 
+@pytest.mark.parametrize("bundle", [False, True], ids=["legacy", "bundle"])
+def test_match_reference_binds_our_signature_to_the_signed_repository(tmp_path, keys, cli, bundle):
+    """One digest under two names: what ocisift signs under one name does not vouch for it under the other."""
+    path = tmp_path / "named"
+    build_sample_layout(str(path))
+    digest = ocisift.resolve(f"oci:{path}:1.2").root.digest
+    store = LayoutStore(str(path))
+    root = ocisift.resolve(f"oci:{path}@{digest}").root
+    store.tag(root, "registry.example/acme/app:1.0")
+    store.tag(root, "registry.example/other/app:1.0")
+    ocisift.sign(f"oci:{path}/registry.example/acme/app:1.0", keys["p256"][0], bundle=bundle)
+    args = ["--key", keys["p256"][1], "--match-reference"]
+    good = cli("verify", f"oci:{path}/registry.example/acme/app:1.0", *args)
+    assert good.code == 0, good.err
+    bad = cli("verify", f"oci:{path}/registry.example/other/app:1.0", *args)
+    assert bad.code == 7 and "registry.example/acme/app, not registry.example/other/app" in bad.err, bad.err
+
+
 def test_copy_refused_leaves_the_destination_as_it_was(tmp_path, registry, keys, cli):
     repo = f"{registry.host}/acme/app"
     ocisift.push(f"{repo}:1.0", [_app(tmp_path)])

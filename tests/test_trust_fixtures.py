@@ -174,6 +174,18 @@ def test_keyless_bundle_verifies_offline(keyless_signed, cli):
     assert signer["kind"] == "sigstore bundle" and "cody@soyland.com" in signer["signer"]
 
 
+def test_match_reference_compares_a_bundles_subject_name(keyless_signed, cli):
+    """cosign names the statement's subject `host/repository`: --match-reference holds a bundle to it."""
+    store, ref = keyless_signed
+    subject = ocisift.resolve(f"{ref}:1.0").root
+    store.tag(subject, "127.0.0.1:60943/repo:1.0")
+    store.tag(subject, "127.0.0.1:60943/other:1.0")
+    good = cli("verify", f"{ref}/127.0.0.1:60943/repo:1.0", *_keyless_args(), "--match-reference")
+    assert good.code == 0, good.err
+    bad = cli("verify", f"{ref}/127.0.0.1:60943/other:1.0", *_keyless_args(), "--match-reference")
+    assert bad.code == 7 and "names 127.0.0.1:60943/repo, not 127.0.0.1:60943/other" in bad.err, bad.err
+
+
 def test_keyless_by_patterns_as_flux_matches(keyless_signed, cli):
     _, ref = keyless_signed
     result = cli("verify", f"{ref}:1.0", "--certificate-identity-regexp", r"^cody@soyland\.com$",

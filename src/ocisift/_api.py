@@ -524,7 +524,7 @@ def sign(ref: RefLike, key: str, *, password: str | bytes | None = None, bundle:
         resolved = resolve_in(store, reference.target, select, reference=str(reference), hint=_hint(reference))
         subject = unnamed(resolved.descriptor)
         if bundle:
-            return sign_bundle(store, subject, private)
+            return sign_bundle(store, subject, private, signed_name(reference))
         return sign_legacy(store, subject, private, signed_name(reference), extra)
 
 

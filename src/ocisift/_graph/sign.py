@@ -94,10 +94,11 @@ def _signature_config(layers: list[Descriptor]) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def bundle_bytes(subject: Descriptor, key: PrivateKeyType) -> bytes:
-    """A sigstore bundle v0.3 with a DSSE envelope over cosign's sign statement, signed with `key`."""
+def bundle_bytes(subject: Descriptor, key: PrivateKeyType, name: str) -> bytes:
+    """A sigstore bundle v0.3 with a DSSE envelope over cosign's sign statement, signed with `key`; the
+    subject is named `name` (the repository), as cosign names it, so --match-reference can check it."""
     statement = {"_type": "https://in-toto.io/Statement/v1",
-                 "subject": [{"digest": {subject.digest.algorithm: subject.digest.hex}}],
+                 "subject": [{"name": name, "digest": {subject.digest.algorithm: subject.digest.hex}}],
                  "predicateType": COSIGN_SIGN_PREDICATE, "predicate": {}}
     payload = json.dumps(statement, separators=(",", ":")).encode()
     signature = sign(key, pae(INTOTO_PAYLOAD_TYPE, payload))
@@ -118,9 +119,9 @@ def _spki() -> tuple[Any, Any]:
     return serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
 
 
-def sign_bundle(store: Reader, subject: Descriptor, key: PrivateKeyType) -> Signed:
+def sign_bundle(store: Reader, subject: Descriptor, key: PrivateKeyType, name: str) -> Signed:
     pusher = require(store, Pusher, "be signed into")
-    layer = push_bytes(store, pusher, bundle_bytes(subject, key), SIGSTORE_BUNDLE_V03)
+    layer = push_bytes(store, pusher, bundle_bytes(subject, key, name), SIGSTORE_BUNDLE_V03)
     config = push_bytes(store, pusher, b"{}", mt.OCI_EMPTY)
     annotations = {BUNDLE_CONTENT_ANNOTATION: "dsse-envelope", BUNDLE_PREDICATE_ANNOTATION: COSIGN_SIGN_PREDICATE,
                    ANNOTATION_CREATED: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}

@@ -48,14 +48,16 @@ def parse_bundle(raw: bytes) -> ParsedBundle:
     return ParsedBundle(raw, doc)
 
 
-def check_with_keys(bundle: ParsedBundle, digest: Digest, keys: Sequence[NamedKey]) -> tuple[NamedKey, str]:
-    """The key that signed the bundle and what it signed (a predicate type, or `message signature`)."""
+def check_with_keys(bundle: ParsedBundle, digest: Digest, keys: Sequence[NamedKey],
+                    repository: str | None = None) -> tuple[NamedKey, str]:
+    """The key that signed the bundle and what it signed (a predicate type, or `message signature`); with
+    `repository`, the statement must name it (dsse.check_statement)."""
     if bundle.keyless:
         raise Refused("bundle is signed keyless (a certificate), and only keys were given")
     envelope = bundle.doc.get("dsseEnvelope")
     if envelope is not None:
         parsed = parse_envelope(envelope)
-        predicate = check_statement(parsed.payload_type, parsed.payload, digest)  # before any key is tried
+        predicate = check_statement(parsed.payload_type, parsed.payload, digest, repository)  # before any key
         signed = pae(parsed.payload_type, parsed.payload)
         for key in keys:
             if any(verify_signature(key.key, sig, signed) for sig in parsed.signatures):
@@ -64,6 +66,8 @@ def check_with_keys(bundle: ParsedBundle, digest: Digest, keys: Sequence[NamedKe
     message = bundle.doc.get("messageSignature")
     if not isinstance(message, dict):
         raise Refused("bundle holds neither a DSSE envelope nor a message signature")
+    if repository is not None:
+        raise Refused(no_repository(repository))
     claimed = message.get("messageDigest")
     if digest.algorithm != "sha256" or not isinstance(claimed, dict) or claimed.get("algorithm") != "SHA2_256" \
             or b64(claimed.get("digest"), "messageDigest") != bytes.fromhex(digest.hex):
@@ -73,6 +77,10 @@ def check_with_keys(bundle: ParsedBundle, digest: Digest, keys: Sequence[NamedKe
         if verify_prehashed(key.key, signature, bytes.fromhex(digest.hex)):
             return key, "message signature"
     raise Refused(_no_key(keys))
+
+
+def no_repository(repository: str) -> str:
+    return f"a message signature names no repository, and {repository} was to be matched"
 
 
 def _no_key(keys: Sequence[NamedKey]) -> str:

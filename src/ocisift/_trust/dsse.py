@@ -18,6 +18,7 @@ from .._core.digest import Digest
 from .._core.errors import OcisiftError
 from .formats import INTOTO_PAYLOAD_TYPE
 from .outcome import Refused
+from .simplesigning import repository_name
 
 STATEMENT_TYPES = ("https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1")
 
@@ -56,8 +57,10 @@ def parse_envelope(obj: Any) -> Envelope:
                     tuple(b64(s.get("sig"), "dsseEnvelope signature") for s in sigs[:16]))
 
 
-def check_statement(payload_type: str, payload: bytes, digest: Digest) -> str:
-    """The statement's predicate type, when it is an in-toto statement naming `digest` among its subjects."""
+def check_statement(payload_type: str, payload: bytes, digest: Digest, repository: str | None = None) -> str:
+    """The statement's predicate type, when it is an in-toto statement naming `digest` among its subjects
+    (and, when `repository` is to be matched, naming it as that subject's `name`, which cosign writes as
+    `host/repository`: the bundle's counterpart of a simple-signing payload's docker-reference)."""
     if payload_type != INTOTO_PAYLOAD_TYPE:
         raise Refused(f"DSSE payload type is {payload_type[:100]!r}, not an in-toto statement")
     try:
@@ -69,10 +72,16 @@ def check_statement(payload_type: str, payload: bytes, digest: Digest) -> str:
     subjects = doc.get("subject")
     if not isinstance(subjects, list):
         raise Refused("in-toto statement has no subject list")
-    named = [s.get("digest", {}).get(digest.algorithm) for s in subjects[:1000]
-             if isinstance(s, dict) and isinstance(s.get("digest"), dict)]
+    listed = [s for s in subjects[:1000] if isinstance(s, dict) and isinstance(s.get("digest"), dict)]
+    named = [s["digest"].get(digest.algorithm) for s in listed]
     if digest.hex not in named:
         shown = ", ".join(str(n)[:80] for n in named[:3]) or "nothing"
         raise Refused(f"statement's subjects are {shown}, not {digest} (a signature of other content)")
+    if repository is not None:
+        names = [s.get("name") for s in listed if s["digest"].get(digest.algorithm) == digest.hex]
+        wanted = repository_name(repository)
+        if not any(isinstance(n, str) and repository_name(n) == wanted for n in names):
+            shown = ", ".join(str(n)[:200] for n in names if n is not None) or "no name"
+            raise Refused(f"statement's subject {digest} names {shown}, not {repository}")
     predicate = doc.get("predicateType")
     return predicate if isinstance(predicate, str) else "(no predicate type)"

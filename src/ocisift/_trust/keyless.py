@@ -29,7 +29,7 @@ from sigstore_models.common.v1 import HashAlgorithm
 from .._core.digest import Digest
 from .._core.errors import UsageError
 from .._core.trustspec import IdentityMatch
-from .bundle import ParsedBundle
+from .bundle import ParsedBundle, no_repository
 from .dsse import check_statement
 from .keys import MAX_KEY_FILE_BYTES
 from .outcome import Refused
@@ -116,8 +116,9 @@ class KeylessTrust:
             raise UsageError(f"{trusted_root}: not a sigstore trusted_root.json ({exc})") from None
         self.identities = tuple(identities)
 
-    def check(self, bundle: ParsedBundle, digest: Digest) -> tuple[str, str]:
-        """Who signed (identity and issuer) and what (a predicate type, or `message signature`)."""
+    def check(self, bundle: ParsedBundle, digest: Digest, repository: str | None = None) -> tuple[str, str]:
+        """Who signed (identity and issuer) and what (a predicate type, or `message signature`); with
+        `repository`, the statement must name it (dsse.check_statement), and a message signature cannot."""
         try:
             parsed = Bundle.from_json(bundle.raw)
         except (SigstoreError, ValueError) as exc:
@@ -126,8 +127,10 @@ class KeylessTrust:
         try:
             if bundle.doc.get("dsseEnvelope") is not None:
                 payload_type, payload = self.verifier.verify_dsse(parsed, policy)
-                what = check_statement(payload_type, payload, digest)
+                what = check_statement(payload_type, payload, digest, repository)
             else:
+                if repository is not None:
+                    raise Refused(no_repository(repository))
                 if digest.algorithm != "sha256":
                     raise Refused(f"a message signature covers a sha256 digest, not {digest}")
                 hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(digest.hex))

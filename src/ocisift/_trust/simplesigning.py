@@ -64,12 +64,12 @@ def check_payload(raw: bytes, digest: Digest, repository: str | None = None) -> 
         named = payload.docker_reference
         if named is None:
             raise Refused(f"payload names no docker-reference, and {repository} was to be matched")
-        if _repository(named) != _repository(repository):
+        if repository_name(named) != repository_name(repository):
             raise Refused(f"payload names {named[:200]}, not {repository}")
     return payload
 
 
-def _repository(text: str) -> str:
+def repository_name(text: str) -> str:
     """host/repository, normalised as Docker does (docker.io/library/…), without a tag or digest."""
     try:
         return parse_image_name(text, default_tag=None).name

@@ -113,11 +113,11 @@ class Verifier:
         if parsed.keyless:
             if not self.spec.identities:
                 raise Refused("bundle is signed keyless (a certificate), and only keys were given")
-            signer, what = self._keyless().check(parsed, digest)
+            signer, what = self._keyless().check(parsed, digest, self.repository)
             return Vouched(f"keyless {signer}", what)
         if not self.keys:
             raise Refused("bundle is signed with a key, and only keyless identities were given")
-        key, what = check_with_keys(parsed, digest, self.keys)
+        key, what = check_with_keys(parsed, digest, self.keys, self.repository)
         return Vouched(f"key {key.name} ({key.algorithm})", what)
 
     def envelope(self, raw: bytes, media_type: str, digest: Digest, size: int) -> Vouched:
