@@ -218,6 +218,42 @@ images:
     assert again.json()["images"][0]["skipped"] and again.json()["images"][0]["verified"]
 
 
+def test_every_tag_verified_leaves_cosigns_signature_tags_to_referrers(tmp_path, registry, keys, cli):
+    """`sha256-<hex>.sig` is a tag of a repository signed the legacy way, but signs other content: verifying
+    every tag leaves it out (with a note) instead of refusing a properly signed repository; --referrers brings
+    the signatures of the images copied, so the destination verifies."""
+    private, public = keys["p256"]
+    repo = f"{registry.host}/acme/app"
+    for tag in ("1.0", "2.0"):
+        ocisift.push(f"{repo}:{tag}", [_app(tmp_path, tag)])
+        ocisift.sign(f"{repo}:{tag}", private)
+    assert len([t for t in ocisift.tags(repo) if t.endswith(".sig")]) == 2
+    copied = cli("copy", "--all-tags", "--referrers", repo, f"oci:{tmp_path}/copy", "--verify-key", public,
+                 "--format", "json")
+    assert copied.code == 0, copied.out
+    body = copied.json()
+    results = body["tags"]
+    assert sorted(r["tag"] for r in results) == ["1.0", "2.0"]
+    assert "2 cosign signature" in " ".join(results[0]["notes"])
+    for tag in ("1.0", "2.0"):
+        assert cli("verify", f"oci:{tmp_path}/copy:{tag}", "--key", public).code == 0
+    spec = tmp_path / "mirror.yaml"
+    spec.write_text(f"""
+images:
+  - source: {repo}
+    tags: all
+    referrers: true
+    verify: {{provider: cosign, keys: [{public}]}}
+    destination: oci:{tmp_path}/mirror
+""")
+    synced = cli("sync", str(spec), "--format", "json")
+    assert synced.code == 0, synced.out
+    (image,) = synced.json()["images"]
+    assert sorted(image["tags"]) == ["1.0", "2.0"] and len(image["verified"]) == 2
+    assert "2 cosign signature" in image["notes"][0]
+    assert cli("verify", f"oci:{tmp_path}/mirror:2.0", "--key", public).code == 0
+
+
 def test_verify_policy_per_scope(tmp_path, registry, keys, cli):
     private, public = keys["p256"]
     repo = f"{registry.host}/acme/app"

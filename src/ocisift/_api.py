@@ -30,7 +30,7 @@ from ._core.errors import (
     UsageError,
 )
 from ._core.models import Descriptor, Document
-from ._core.names import is_referrers_tag, unnamed
+from ._core.names import SUPPLEMENTS_LEFT_OUT, is_referrers_tag, unnamed, without_cosign_supplements
 from ._core.options import RegistryOptions
 from ._core.platform import Platform
 from ._core.progress import Progress
@@ -342,6 +342,8 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
     into the repository DST names, under the same tags, sharing what one copy moved with the next.
 
     Referrer fallback tags (`sha256-<hex>`) are not copied as tags; `referrers` carries what they list.
+    With `trust`, cosign's `sha256-<hex>.sig` (`.att`, `.sbom`) tags among a repository's tags are left out
+    (they sign other content and are signed by nothing), and `referrers` carries those of the images copied.
     A tag whose destination already names the same digest costs one HEAD at each end and nothing more.
     With `trust`, every tag is resolved and verified before anything is written, then copied by the digest
     verified; one tag that is not trusted stops the copy (exit 7) with nothing written.
@@ -361,9 +363,12 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
         with opened(src_ref, options=registry) as opened_source, \
                 _external(registry, include_nondistributable) as external:
             source = _viewed(opened_source, manifest_format)
+            left_out = 0
             if tags is None:
                 listed = repository_tags(src_ref, source)
                 wanted = TagFilter.build(semver, tag_regex).matching(listed) if semver or tag_regex else listed
+                if gate is not None:
+                    wanted, left_out = without_cosign_supplements(wanted)
             else:
                 check_tags(tags)
                 wanted = list(dict.fromkeys(tags))
@@ -388,6 +393,8 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
                         result.verification = verified[tag][1]
                     _explain(result, source, there)
                     results.append(result)
+                if left_out and results:
+                    results[0].notes.append(f"{left_out} {SUPPLEMENTS_LEFT_OUT}")
     except OcisiftError as exc:
         raise _with_advice(exc, copy_advice(exc, str(src_ref), str(dst_ref))) from None
     return results

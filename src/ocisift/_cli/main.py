@@ -599,6 +599,8 @@ def sync(spec: str, dry_run: bool, images_at_once: int, shard: str | None, shard
                     click.echo(f"unchanged {printable(ref)}")
                 for line in outcome.verified:
                     click.echo(f"verified {printable(line)}", err=True)
+                for note in outcome.notes():
+                    click.echo(f"note: {printable(note)}", err=True)
             if outcome.error is None and not outcome.tags and not outcome.elsewhere:
                 click.echo(f"nothing to copy: no tag of {printable(str(outcome.image.source))} matches "
                            f"{printable(str(outcome.image.tags))} (line {outcome.image.line})", err=True)

@@ -136,6 +136,24 @@ def is_referrers_tag(tag: str) -> bool:
         and all(c in "0123456789abcdef" for c in value)
 
 
+def is_cosign_supplement_tag(tag: str) -> bool:
+    """cosign's tags for what it attaches to a digest (`sha256-<hex>.sig`, `.att`, `.sbom`): signatures,
+    attestations and SBOMs of another manifest, which carry no signature of their own."""
+    stem, dot, suffix = tag.rpartition(".")
+    return bool(dot) and suffix in ("sig", "att", "sbom") and is_referrers_tag(stem)
+
+
+def without_cosign_supplements(tags: list[str]) -> tuple[list[str], int]:
+    """The tags to verify when a repository's tags are verified, and how many of cosign's were left out."""
+    kept = [t for t in tags if not is_cosign_supplement_tag(t)]
+    return kept, len(tags) - len(kept)
+
+
+SUPPLEMENTS_LEFT_OUT = ("cosign signature, attestation or SBOM tags (sha256-<hex>.sig, .att, .sbom) left out: "
+                        "each signs other content and has no signature of its own; --referrers carries those of "
+                        "the images copied")
+
+
 def unnamed(entry: Descriptor) -> Descriptor:
     """The entry without its names: what a copy carries to a destination that names it its own way."""
     kept = {k: v for k, v in entry.annotations.items() if k not in (mt.ANNOTATION_REF_NAME, mt.ANNOTATION_CONTAINERD_NAME)}

@@ -37,6 +37,7 @@ from .._core import cancel
 from .._core.errors import NotFoundError, OcisiftError
 from .._core.meter import metering
 from .._core.models import Descriptor
+from .._core.names import SUPPLEMENTS_LEFT_OUT, without_cosign_supplements
 from .._core.progress import Progress
 from .._core.reference import Reference, Target, with_tag
 from .._core.shards import Shard
@@ -88,6 +89,10 @@ class ImageOutcome:
     bytes_copied: int = 0
     error: OcisiftError | None = None  # the image's own failure, or the worst of its tags'
     verified: list[str] = field(default_factory=list)  # for each tag checked: which signature vouched
+    supplements_left_out: int = 0  # cosign .sig/.att/.sbom tags not verified as tags (names.py)
+
+    def notes(self) -> list[str]:
+        return [f"{self.supplements_left_out} {SUPPLEMENTS_LEFT_OUT}"] if self.supplements_left_out else []
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": str(self.image.source), "destination": str(self.image.destination),
@@ -96,6 +101,8 @@ class ImageOutcome:
                                "bytesCopied": self.bytes_copied, "verified": self.verified}
         if self.elsewhere:
             out["tagsElsewhere"] = self.elsewhere
+        if self.notes():
+            out["notes"] = self.notes()
         if self.error is not None:
             out["error"] = _error_json(self.error)
         failed = [{"tag": r.tag, **_error_json(r.error)} for r in self.results if r.error is not None]
@@ -302,7 +309,7 @@ def _verify_group(members: list[int], outcomes: list[ImageOutcome], filters: dic
             if gate is None:
                 continue
             source = sources.enter_context(open_source(image.source))
-            _choose(outcomes[n], source, filters.get(n), shard)
+            _choose(outcomes[n], source, filters.get(n), shard, verifying=True)
             load = document_loader(source)
             pinned: Pinned = {}
             for tag in outcomes[n].tags:
@@ -330,10 +337,14 @@ def _source(n: int, verified: dict[int, tuple[Reader, Pinned]], open_source: Ope
         yield source
 
 
-def _choose(outcome: ImageOutcome, source: Reader, tag_filter: TagFilter | None, shard: Shard | None) -> None:
-    """The image's tags, and of those this shard's share."""
+def _choose(outcome: ImageOutcome, source: Reader, tag_filter: TagFilter | None, shard: Shard | None, *,
+            verifying: bool = False) -> None:
+    """The image's tags, and of those this shard's share; when they are verified, a repository's listed tags
+    without cosign's signature tags (names.without_cosign_supplements)."""
     image = outcome.image
     chosen = _chosen_tags(image, source, tag_filter)
+    if verifying and image.tags.kind != "list":
+        chosen, outcome.supplements_left_out = without_cosign_supplements(chosen)
     outcome.tags = [t for t in chosen if shard is None or shard.owns(str(image.source), t)]
     outcome.elsewhere = len(chosen) - len(outcome.tags)
 
