@@ -7,7 +7,13 @@ target is a ratio of at most 12 for every family. The inputs are made here, as a
   holds), then 500 files written through it;
 - whiteout count: n files in one directory, then a layer with a whiteout for each;
 - candidate count: a tagless layout whose index.json lists n matching manifests (an ambiguity listing all);
-- path depth: one file n directories deep, into a new output and into one that exists.
+- path depth: one file n directories deep, into a new output and into one that exists;
+- repeated opaque whiteouts: a layer with n files in one directory, then its opaque marker n times;
+- deep files after a symlink: one unrelated symlink, then n files in one directory 1,000 deep (so every
+  entry's parent is a long path to resolve);
+- links through a long chain (an artifact layer): a chain of 8 links whose targets wind back and forth,
+  then n links to its start (refused once the resolution steps pass the layer's allowance, and timed
+  until then).
 """
 
 from __future__ import annotations
@@ -114,12 +120,47 @@ def path_depth_existing(work: Path, n: int) -> Callable[[], None]:
     return run
 
 
+def repeated_opaque(work: Path, n: int) -> Callable[[], None]:
+    lower = _tar([("d", b"", "dir"), ("d/old", b"x", "file")])
+    upper = _tar([*[(f"d/f{i}", b"x", "file") for i in range(n)], *[("d/.wh..wh..opq", b"", "file")] * n])
+    return _pull(_image(work / "layout", [lower, upper]), work / "out")
+
+
+def deep_files_after_a_symlink(work: Path, n: int) -> Callable[[], None]:
+    deep = "/".join(["d"] * 1_000)
+    layer = _tar([("l", b"elsewhere", "link"), *[(f"{deep}/f{i}", b"x", "file") for i in range(n)]])
+    return _pull(_image(work / "layout", [layer]), work / "out")
+
+
+def link_chain(work: Path, n: int) -> Callable[[], None]:
+    winding = "/".join(["q", ".."] * 200)
+    entries = [("q", b"", "dir"), ("L8", b"q", "link")]
+    entries += [(f"L{i}", f"{winding}/L{i + 1}".encode(), "link") for i in range(8)]
+    entries += [(f"p{i}", b"L0", "link") for i in range(n)]
+    store = LayoutStore.create(str(work / "layout"))
+    layer = store.push_bytes(_tar(entries), "application/vnd.acme.files.v1.tar+gzip")
+    cfg = store.push_bytes(b"{}", mt.OCI_EMPTY)
+    store.tag(store.push_bytes(manifest_bytes(cfg, [layer]), mt.OCI_MANIFEST), "v1")
+    runs = [0]
+
+    def run() -> None:
+        runs[0] += 1
+        try:
+            ocisift.pull(f"oci:{work}/layout:v1", str(work / "out" / str(runs[0])), mode="extract-all")
+        except ocisift.OcisiftError:
+            pass  # refused for its resolution work: the time until then is what is measured
+    return run
+
+
 FAMILIES: list[tuple[str, Callable[[Path, int], Callable[[], None]], int]] = [
     ("symlink target length", symlink_target, 250),
     ("whiteout count", whiteouts, 2_500),
     ("candidate count", candidates, 3_750),
     ("path depth", path_depth, 250),
     ("path depth, existing output", path_depth_existing, 250),
+    ("repeated opaque whiteouts", repeated_opaque, 1_000),
+    ("deep files after a symlink", deep_files_after_a_symlink, 100),
+    ("links through a long chain", link_chain, 250),
 ]
 
 

@@ -162,6 +162,55 @@ def test_whiteouts_in_image_layers(layout, tmp_path):
     assert files == ["a/y", "b/new", "keep"]
 
 
+def test_an_opaque_marker_repeated_in_a_layer_hides_the_lower_layers_once(layout, tmp_path):
+    """The second marker finds nothing of a lower layer left (and costs no scan of the directory): this
+    layer's entries, written between the markers, stay."""
+    lower = make_tar({"b/old": b"old", "b/older": b"older"})
+    upper = gzip.compress(raw_tar([
+        (member("b/.wh..wh..opq"), b""),
+        (member("b/new"), b"new"),
+        *[(member("b/.wh..wh..opq"), b"") for _ in range(50)],
+        (member("b/newer"), b"newer"),
+    ]))
+    desc = artifact(layout, layers=[(lower, mt.OCI_LAYER_GZIP, {}), (upper, mt.OCI_LAYER_GZIP, {})])
+    write_index(layout, [entry(desc)])
+    out = tmp_path / "out"
+    ocisift.pull(f"oci:{layout.path}", str(out), mode="extract-all")
+    assert sorted(p.name for p in (out / "b").iterdir()) == ["new", "newer"]
+
+
+def test_files_deep_under_known_directories_resolve_through_links_as_before(layout, tmp_path):
+    """Parents this extraction made resolve to themselves without a walk; a path through a link still
+    resolves through it (inside the root), whatever the depth."""
+    deep = "/".join(["d"] * 300)
+    layer = gzip.compress(raw_tar([
+        (member("elsewhere", tarfile.DIRTYPE), None),
+        (member("l", tarfile.SYMTYPE, linkname="elsewhere"), None),
+        *[(member(f"{deep}/f{i}"), b"x") for i in range(3)],
+        (member(f"{deep}/up", tarfile.SYMTYPE, linkname="/elsewhere"), None),
+        (member(f"{deep}/up/through"), b"t"),
+        (member("l/direct"), b"y"),
+    ]))
+    out = tmp_path / "out"
+    ocisift.pull(one_layer(layout, layer, mt.OCI_LAYER_GZIP), str(out), mode="extract")
+    assert sorted(os.listdir(out / "elsewhere")) == ["direct", "through"]
+    assert sorted(os.listdir(out / deep)) == ["f0", "f1", "f2", "up"]
+
+
+def test_artifact_links_that_cost_too_much_resolving_are_refused(layout, tmp_path):
+    """Artifact layers' links are resolved to check they stay inside, under the same step allowance as a
+    root filesystem's: a chain whose targets wind back and forth, linked to a few thousand times, is refused
+    instead of taking minutes."""
+    winding = "/".join(["q", ".."] * 800)  # a target of 4,000 bytes: about what a Linux link holds
+    entries = [(member("q", tarfile.DIRTYPE), None), (member("L30", tarfile.SYMTYPE, linkname="q"), None)]
+    entries += [(member(f"L{i}", tarfile.SYMTYPE, linkname=f"{winding}/L{i + 1}"), None) for i in range(30)]
+    entries += [(member(f"p{i}", tarfile.SYMTYPE, linkname="L0"), None) for i in range(200)]
+    ref = one_layer(layout, gzip.compress(raw_tar(entries)))
+    with pytest.raises(UnsafeContentError, match="too much work to resolve"):
+        ocisift.pull(ref, str(tmp_path / "out"), mode="extract")
+    assert not (tmp_path / "out").exists()
+
+
 def test_artifact_layers_conflict_unless_overwrite(layout, tmp_path):
     one = make_tar({"cue.mod/module.cue": b"v1", "values.cue": b"a"})
     two = make_tar({"values.cue": b"b", "templates/x.cue": b"x"})

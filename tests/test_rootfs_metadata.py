@@ -16,6 +16,7 @@ import io
 import os
 import stat
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +69,38 @@ def test_modes_are_exact_whatever_the_umask(layout, tmp_path):
              ("tmp", "srv", "su", "world", "none", "ro", "ro/inside")}
     assert modes == {"tmp": 0o1777, "srv": 0o2775, "su": 0o4755, "world": 0o666, "none": 0, "ro": 0o555,
                      "ro/inside": 0o444}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="owners other than one's own need root")
+def test_a_hardlink_made_a_copy_keeps_its_owner_and_setuid_bits(layout, tmp_path, monkeypatch):
+    """ext4 stops at 65,000 links to one inode; past that a hardlink becomes a copy, which must be the same
+    file (owner, mode with its setuid bit, times, attributes): never a setuid file that root owns."""
+    import errno
+
+    from ocisift._unpack import extract
+
+    capability = bytes.fromhex("0100000200200000000000000000000000000000")
+    layer = raw_tar([
+        (pax("bin", tarfile.DIRTYPE, mode=0o755), None),
+        (pax("bin/tool", mode=0o4755, uid=1000, gid=1001, records={
+            "SCHILY.xattr.security.capability": capability.decode("utf-8", "surrogateescape")}), b"ELF"),
+        (pax("bin/again", tarfile.LNKTYPE, linkname="bin/tool"), None),
+        (pax("bin/sh", tarfile.SYMTYPE, linkname="tool", uid=7, gid=8, records={"mtime": "42"}), None),
+        (pax("bin/sh2", tarfile.LNKTYPE, linkname="bin/sh"), None),
+    ])
+
+    def too_many_links(*args: object, **kw: object) -> None:
+        raise OSError(errno.EMLINK, "Too many links")
+
+    monkeypatch.setattr(extract.os, "link", too_many_links)
+    _, out = unpack(layout, tmp_path, layer)
+    tool, again = os.lstat(f"{out}/bin/tool"), os.lstat(f"{out}/bin/again")
+    assert again.st_ino != tool.st_ino and Path(f"{out}/bin/again").read_bytes() == b"ELF"
+    assert (again.st_uid, again.st_gid, stat.S_IMODE(again.st_mode)) == (1000, 1001, 0o4755)
+    assert again.st_mtime_ns == tool.st_mtime_ns
+    assert os.getxattr(f"{out}/bin/again", "security.capability") == capability
+    sh2 = os.lstat(f"{out}/bin/sh2")
+    assert os.readlink(f"{out}/bin/sh2") == "tool" and (sh2.st_uid, sh2.st_gid, sh2.st_mtime_ns) == (7, 8, 42 * 10**9)
 
 
 def test_artifact_layers_keep_umask_filtered_modes(layout, tmp_path):

@@ -182,6 +182,8 @@ class TreeBuilder:
         self.layer_of: dict[str, int] = {}
         self.children: dict[str, set[str]] = {}  # directory -> the entries directly in it ("" is the root)
         self._confirmed: set[str] = set()  # directories the OS said are real ones (see _confirm_dirs)
+        self._opaque_done: set[tuple[str, int]] = set()  # (directory, layer) whose opaque whiteout was applied
+        self._steps = 0  # path components links added to resolutions (_charge_steps)
         self._root_length = len(os.fsencode(self.root)) + 1
         try:
             self._path_max = os.pathconf(self.root, "PC_PATH_MAX")
@@ -405,7 +407,26 @@ class TreeBuilder:
         parts = rel.split("/")[:-1] + target.split("/")
         return self._resolve(parts) is None
 
+    def _charge_steps(self, steps: int) -> None:
+        """Resolving paths through links costs steps (RESOLUTION_STEPS_BASE): past a layer's allowance, a
+        layer of links made to be walked over and over is refused rather than costing minutes."""
+        self._steps += steps
+        if self._steps > RESOLUTION_STEPS_BASE + RESOLUTION_STEPS_PER_ENTRY * self.entries:
+            raise UnsafeContentError("the layer's symlinks take too much work to resolve paths through "
+                                     f"(more than {RESOLUTION_STEPS_PER_ENTRY} steps per entry); refusing it")
+
+    def _plain_directory(self, parts: list[str]) -> bool:
+        """`parts` name a directory this extraction made, so no link is on the way to it: every directory in
+        the model was made where its path, resolved, led, and a link written over one of its parents
+        removed it from the model first. Such a path resolves to itself without a step per component,
+        which for a tree thousands deep would cost its depth squared per entry."""
+        return bool(parts) and self.kinds.get("/".join(parts)) == "dir" and not any(
+            p in ("", ".", "..") for p in parts)
+
     def _resolve(self, parts: list[str]) -> list[str] | None:
+        if self._plain_directory(parts[:-1]) and parts[-1] not in ("", ".", "..") and \
+                self.kinds.get("/".join(parts)) != "link":
+            return parts
         stack: list[str] = []
         keys: list[str] = []
         queue = deque(parts)
@@ -432,7 +453,9 @@ class TreeBuilder:
                     return None
                 stack.pop()
                 keys.pop()
-                queue.extendleft(reversed(target.split("/")))
+                target_parts = target.split("/")
+                self._charge_steps(1 + len(target_parts))
+                queue.extendleft(reversed(target_parts))
         return stack
 
     # -- writers -------------------------------------------------------------------
@@ -511,8 +534,12 @@ class TreeBuilder:
             if kind != "file":
                 raise
             self._charge_written(os.path.getsize(self._abs(target)), rel)
-            shutil.copy2(self._abs(target), self._abs(rel), follow_symlinks=False)
+            self._copy_file(self._abs(target), self._abs(rel))
         self._note(rel, kind, layer)
+
+    def _copy_file(self, source: str, path: str) -> None:
+        """A hardlink that cannot be made, as a copy: artifact layers' modes hold no setuid bits to keep."""
+        shutil.copy2(source, path, follow_symlinks=False)
 
     _hardlinkable: frozenset[str] = frozenset({"file"})
 
@@ -552,7 +579,12 @@ class TreeBuilder:
             siblings.discard(rel)
 
     def _opaque(self, parent: str, layer: int) -> None:
-        """Opaque whiteout: hide what lower layers put in `parent`, keep this layer's."""
+        """Opaque whiteout: hide what lower layers put in `parent`, keep this layer's. Once per directory and
+        layer: after the first, nothing of a lower layer is left there (a layer repeating the marker 20,000
+        times cost a scan of the directory each time, minutes for a 170 kB layer)."""
+        if (parent, layer) in self._opaque_done:
+            return
+        self._opaque_done.add((parent, layer))
         for key in sorted(self.children.get(parent, ())):
             if self.layer_of.get(key, layer) < layer:
                 self._remove(key)
@@ -581,8 +613,6 @@ class ImageTreeBuilder(TreeBuilder):
     _image_mode = True
     _makes_nodes = True
     _hardlinkable = frozenset({"file", "node"})
-
-    _steps = 0
 
     def __init__(self, root: str, *, metadata: RootfsMetadata | None = None, limits: ExtractLimits | None = None,
                  path_filter: PathFilter | None = None, overwrite: bool = False,
@@ -634,11 +664,12 @@ class ImageTreeBuilder(TreeBuilder):
 
     def _in_root(self, parts: list[str], *, follow_last: bool) -> list[str]:
         """Resolve `parts` through the symlinks written so far, inside the output root as if it were `/`."""
+        if self._plain_directory(parts) or not parts:
+            return list(parts)
         stack: list[str] = []
         keys: list[str] = []
         pending = deque(parts)
         hops = 0
-        allowance = RESOLUTION_STEPS_BASE + RESOLUTION_STEPS_PER_ENTRY * self.entries
         while pending:
             part = pending.popleft()
             if part in ("", "."):
@@ -658,10 +689,7 @@ class ImageTreeBuilder(TreeBuilder):
                     stack.clear()
                     keys.clear()
                 target_parts = target.split("/")
-                self._steps += 1 + len(target_parts)
-                if self._steps > allowance:
-                    raise UnsafeContentError("the layer's symlinks take too much work to resolve paths through "
-                                             f"(more than {RESOLUTION_STEPS_PER_ENTRY} steps per entry); refusing it")
+                self._charge_steps(1 + len(target_parts))
                 pending.extendleft(reversed(target_parts))
                 continue
             stack.append(part)
@@ -697,7 +725,21 @@ class ImageTreeBuilder(TreeBuilder):
             os.link(self._abs(target), self._abs(rel), follow_symlinks=False)
         except OSError:  # no hardlinks here (another filesystem, too many links): a link with the same target
             os.symlink(self.links[target], self._abs(rel))
+            self._copy_owner_and_times(self._abs(target), self._abs(rel))
         self._note(rel, "link", layer, self.links[target])
+
+    def _copy_file(self, source: str, path: str) -> None:
+        """A hardlink that cannot be made (ext4 stops at 65,000 links): a copy that is the same file in all but
+        its inode, owner first (a chown clears setuid bits), then mode, times and extended attributes. A copy
+        made by shutil.copy2 alone kept the setuid bits and made the file root's."""
+        shutil.copyfile(source, path, follow_symlinks=False)
+        self._copy_owner_and_times(source, path)
+
+    def _copy_owner_and_times(self, source: str, path: str) -> None:
+        info = os.lstat(source)
+        if self.metadata.privileged:
+            os.chown(path, info.st_uid, info.st_gid, follow_symlinks=False)
+        shutil.copystat(source, path, follow_symlinks=False)  # mode (not on a link), times, attributes
 
     def _symlink(self, rel: str, target: str, layer: int, m: TarMember | None = None) -> None:
         """Kept exactly as written: a root filesystem's links point wherever its programs expect."""
