@@ -574,7 +574,8 @@ def test_ctrl_c_during_a_pull_exits_130_at_once_and_leaves_nothing(image, tmp_pa
     faults = slow(keep_alive)
 
     def started() -> bool:
-        staged = any(p.name.startswith(".ocisift-staging-") for p in parent.iterdir())
+        # an existing output is staged inside itself (a new one beside it)
+        staged = any(p.name.startswith(".ocisift-staging-") for p in (parent / "out").iterdir())
         return staged and faults.trickled >= 4 * 64 * 1024
 
     (tmp_path / "run").mkdir()
@@ -651,7 +652,8 @@ def _pull_interrupted(image: Image, tmp_path: Path, env: dict[str, str], signals
     faults = slow(keep_alive)
 
     def started() -> bool:
-        staged = any(p.name.startswith(".ocisift-staging-") for p in parent.iterdir())
+        # an existing output is staged inside itself (a new one beside it)
+        staged = any(p.name.startswith(".ocisift-staging-") for p in (parent / "out").iterdir())
         return staged and faults.trickled >= 4 * 64 * 1024
 
     (tmp_path / "run").mkdir()

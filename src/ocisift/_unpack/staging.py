@@ -1,9 +1,14 @@
-"""Staging: a pull writes into a private directory beside the destination, moved into place only on success."""
+"""Staging: a pull writes into a private directory, moved into place only on success.
+
+A new destination is staged beside it (in its parent) and renamed into place. An existing one is staged
+inside it, so the moves are renames within one filesystem even when the destination is a mount point or
+its parent is not the user's to write; the parents the pull had to make are removed again if it fails."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 
@@ -13,15 +18,24 @@ from .._core.permissions import dir_mode
 
 
 class Staging:
-    """A private directory beside the destination; committed only when everything succeeded."""
+    """A private directory beside a new destination, or inside an existing one; committed only when everything
+    succeeded."""
 
     def __init__(self, dest: str) -> None:
         self.dest = os.path.abspath(dest)
-        parent = os.path.dirname(self.dest)
-        os.makedirs(parent, exist_ok=True)
         if os.path.lexists(self.dest) and not os.path.isdir(self.dest):
             raise UsageError(f"output {dest} exists and is not a directory")
-        self.root = tempfile.mkdtemp(prefix=".ocisift-staging-", dir=parent)
+        self._made: list[str] = []  # parents made for a new destination, outermost first
+        if os.path.isdir(self.dest):
+            home = self.dest
+        else:
+            home = os.path.dirname(self.dest)
+            missing = home
+            while missing and not os.path.lexists(missing):
+                self._made.insert(0, missing)
+                missing = os.path.dirname(missing)
+            os.makedirs(home, exist_ok=True)
+        self.root = tempfile.mkdtemp(prefix=".ocisift-staging-", dir=home)
         self._scratch: str | None = None
 
     def scratch(self) -> str:
@@ -35,6 +49,11 @@ class Staging:
     def abort(self) -> None:
         remove_tree_quietly(self.root)
         self.drop_scratch()
+        for parent in reversed(self._made):  # nothing written outside the output: not even its parents
+            try:
+                os.rmdir(parent)
+            except OSError:
+                break  # something else is in it now: kept
 
     def drop_scratch(self) -> None:
         if self._scratch is not None:
@@ -65,7 +84,7 @@ class Staging:
         # owner, attributes, times) and nothing below it is looked at again. Into the user's own
         # directories, entries move one by one, and those directories stay as they are.
         for rel in moves:
-            os.replace(os.path.join(self.root, rel), os.path.join(self.dest, rel))
+            _move(os.path.join(self.root, rel), os.path.join(self.dest, rel))
         remove_tree_quietly(self.root)
         return written
 
@@ -75,6 +94,8 @@ class Staging:
         moves: list[str] = []
         written: list[str] = []
         path_max = _path_max(self.dest)
+        device = os.stat(self.root).st_dev
+        devices: dict[str, int] = {}  # destination directories entries move into: each must be staging's filesystem
         inside_new: set[str] = set()  # directories moving whole, and all below them: only lengths to check there
         for rel, is_dir in _walk_entries(self.root):
             dst = os.path.join(self.dest, rel)
@@ -112,8 +133,39 @@ class Staging:
             elif src_is_dir:
                 inside_new.add(rel)
             if not (src_is_dir and os.path.isdir(dst)):  # into a directory of the user's: its entries move
+                if parent not in devices:
+                    devices[parent] = os.stat(os.path.join(self.dest, parent)).st_dev
+                    if devices[parent] != device:
+                        raise UsageError(
+                            f"{os.path.join(self.dest, parent)} is on another filesystem than {self.dest} (a mount "
+                            "point): a pull moves what it staged into place by renaming, which cannot cross "
+                            "filesystems; pull into that directory by itself; nothing was changed")
                 moves.append(rel)
         return moves, written
+
+
+def _move(source: str, target: str) -> None:
+    """One rename. Without root, a staged directory the image made read-only must be writable to move to
+    another parent (its `..` changes), and so must the staged directory it leaves: each is made writable
+    for the move, and the one that moved gets its own mode back (through a descriptor, never a link)."""
+    try:
+        os.replace(source, target)
+        return
+    except PermissionError:
+        if os.geteuid() == 0:
+            raise
+    _make_removable(os.path.dirname(source))
+    info = os.lstat(source)
+    moving_dir = stat.S_ISDIR(info.st_mode) and not info.st_mode & stat.S_IWUSR
+    if moving_dir:
+        os.chmod(source, stat.S_IMODE(info.st_mode) | stat.S_IRWXU)
+    os.replace(source, target)
+    if moving_dir:
+        fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            os.fchmod(fd, stat.S_IMODE(info.st_mode))
+        finally:
+            os.close(fd)
 
 
 def _path_max(path: str) -> int:
@@ -247,7 +299,13 @@ def remove_tree(path: str) -> None:
                     _make_removable(current)
                     os.unlink(entry.path)
     for d in reversed(dirs):
-        os.rmdir(d)
+        try:
+            os.rmdir(d)
+        except PermissionError:  # without root: its parent is one the image made read-only
+            if d == path:
+                raise
+            _make_removable(os.path.dirname(d))
+            os.rmdir(d)
 
 
 def _make_removable(directory: str) -> None:
