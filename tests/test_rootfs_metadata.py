@@ -103,6 +103,14 @@ def test_a_hardlink_made_a_copy_keeps_its_owner_and_setuid_bits(layout, tmp_path
     assert os.readlink(f"{out}/bin/sh2") == "tool" and (sh2.st_uid, sh2.st_gid, sh2.st_mtime_ns) == (7, 8, 42 * 10**9)
 
 
+def test_an_empty_pax_path_keeps_the_header_name_as_go_reads_it(layout, tmp_path):
+    """Go's mergePAX skips empty records ("keep the original USTAR value"); neither reader drops the member."""
+    layer = raw_tar([(pax("kept.txt", records={"path": ""}), b"kept"),
+                     (pax("link", tarfile.SYMTYPE, linkname="kept.txt", records={"linkpath": ""}), None)])
+    _, out = unpack(layout, tmp_path, layer)
+    assert Path(f"{out}/kept.txt").read_bytes() == b"kept" and os.readlink(f"{out}/link") == "kept.txt"
+
+
 def test_artifact_layers_keep_umask_filtered_modes(layout, tmp_path):
     layer = raw_tar([(pax("su", mode=0o4777), b"x"), (pax("d", tarfile.DIRTYPE, mode=0o777), None)])
     old = os.umask(0o022)

@@ -78,9 +78,12 @@ def pax_time_ns(name: str, key: str, value: str) -> int:
 
 def checked_pax_numbers(name: str, headers: dict[str, str]) -> dict[str, str]:
     """The records tarfile may apply: every number checked as Go checks it, empty ones dropped (Go keeps the
-    header block's field where a record is empty; tarfile would make it 0)."""
+    header block's field where a record is empty; tarfile would make it 0), and so are an empty path or
+    linkpath (tarfile would name the member "", and the member would be dropped without a word)."""
     out: dict[str, str] = {}
     for key, value in headers.items():
+        if key in ("path", "linkpath") and value == "":
+            continue
         if key in _PAX_TIMES or key in _PAX_INTEGERS or key in _SPARSE_NUMBERS:
             if value == "":
                 continue
