@@ -153,3 +153,36 @@ def test_without_root_an_output_whose_parent_is_not_writable(layout, tmp_path):
         ocisift.pull(ref, str(locked / "mine"), mode="extract")
     assert (locked / "mine" / "a.txt").read_bytes() == b"new"
     assert os.listdir(locked) == ["mine"]
+
+
+def test_a_move_that_fails_mid_commit_puts_everything_back(layout, tmp_path, monkeypatch):
+    """A failure the plan cannot see (a busy mount, the disk): the moves made go back, the user's entries
+    they replaced return, and no staging is left."""
+    import errno
+
+    from ocisift._unpack import staging
+
+    ref = _image(layout, [(member("a.txt"), b"new a"), (member("b.txt"), b"new b"), (member("c.txt"), b"c"),
+                          (member("new", tarfile.DIRTYPE), None), (member("new/x"), b"x")])
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("a.txt", "b.txt", "keep"):
+        (out / name).write_bytes(f"old {name}".encode())
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real, calls = staging._move, []
+
+    def fails_third(source: str, target: str) -> None:
+        calls.append(target)
+        if len(calls) == 3:
+            raise OSError(errno.EBUSY, "Device or resource busy", target)
+        real(source, target)
+
+    monkeypatch.setattr(staging, "_move", fails_third)
+    with pytest.raises(OSError, match="busy"):
+        ocisift.pull(ref, str(out), mode="extract")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert len(calls) >= 3
+    monkeypatch.setattr(staging, "_move", real)
+    ocisift.pull(ref, str(out), mode="extract")
+    assert (out / "a.txt").read_bytes() == b"new a" and (out / "new" / "x").read_bytes() == b"x"
+    assert sorted(os.listdir(out)) == ["a.txt", "b.txt", "c.txt", "keep", "new"]

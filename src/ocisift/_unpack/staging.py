@@ -83,15 +83,45 @@ class Staging:
         # A directory the destination lacks moves whole, with one rename: it keeps what it has (mode,
         # owner, attributes, times) and nothing below it is looked at again. Into the user's own
         # directories, entries move one by one, and those directories stay as they are.
-        for rel in moves:
-            _move(os.path.join(self.root, rel), os.path.join(self.dest, rel))
+        replaced = tempfile.mkdtemp(prefix=".ocisift-staging-", suffix="-replaced", dir=os.path.dirname(self.root))
+        done: list[tuple[str, str | None]] = []  # moved so far, and where the entry it replaced was put
+        try:
+            for rel, replaces in moves:
+                target = os.path.join(self.dest, rel)
+                kept = os.path.join(replaced, str(len(done))) if replaces else None
+                if kept is not None:
+                    os.rename(target, kept)  # the user's entry, kept until every move has succeeded
+                try:
+                    _move(os.path.join(self.root, rel), target)
+                except BaseException:
+                    if kept is not None:
+                        os.rename(kept, target)
+                    raise
+                done.append((rel, kept))
+        except BaseException:
+            self._undo(done)
+            raise
+        finally:
+            remove_tree_quietly(replaced)
         remove_tree_quietly(self.root)
         return written
 
-    def _plan(self) -> tuple[list[str], list[str]]:
-        """What moves (files, and directories new to the destination, each with all below it) and the files
-        written; every entry checked, before anything moves."""
-        moves: list[str] = []
+    def _undo(self, done: list[tuple[str, str | None]]) -> None:
+        """A move failed for a reason the plan could not see (the disk, a busy mount): the ones made go
+        back into staging, last first, and the user's entries they replaced come back where they were."""
+        for rel, kept in reversed(done):
+            target = os.path.join(self.dest, rel)
+            try:
+                _move(target, os.path.join(self.root, rel))
+                if kept is not None:
+                    os.rename(kept, target)
+            except OSError:
+                continue  # as much as can be put back is; the error that stopped the commit is what is said
+
+    def _plan(self) -> tuple[list[tuple[str, bool]], list[str]]:
+        """What moves (files, and directories new to the destination, each with all below it; and whether each
+        replaces an entry of the user's) and the files written; every entry checked, before anything moves."""
+        moves: list[tuple[str, bool]] = []
         written: list[str] = []
         path_max = _path_max(self.dest)
         device = os.stat(self.root).st_dev
@@ -123,7 +153,8 @@ class Staging:
             src_is_dir = is_dir
             if src_is_dir and os.path.islink(dst):
                 raise UnsafeContentError(f"destination has a symlink at {rel!r}; refusing to write through it")
-            if os.path.lexists(dst):
+            exists = os.path.lexists(dst)
+            if exists:
                 dst_is_dir = os.path.isdir(dst) and not os.path.islink(dst)
                 if src_is_dir != dst_is_dir:
                     raise ConflictError(
@@ -140,7 +171,7 @@ class Staging:
                             f"{os.path.join(self.dest, parent)} is on another filesystem than {self.dest} (a mount "
                             "point): a pull moves what it staged into place by renaming, which cannot cross "
                             "filesystems; pull into that directory by itself; nothing was changed")
-                moves.append(rel)
+                moves.append((rel, exists))
         return moves, written
 
 
