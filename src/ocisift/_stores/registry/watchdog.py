@@ -37,6 +37,7 @@ class Watch:
         self.window_start = time.monotonic()
         self.window_bytes = 0
         self.expired = False
+        self.finished = False  # the response is read (Watchdog.done): never expired from now on
 
     def progress(self, n: int) -> None:
         self.window_bytes += n
@@ -74,13 +75,15 @@ class Watchdog:
         return w
 
     def done(self, w: Watch) -> None:
-        with self._lock:
-            self._watches.discard(w)
+        """The response is read. Takes no lock: a stream the garbage collector finalizes is closed (and calls
+        this) in whatever thread allocated at that moment, the watchdog's own while it holds its lock among
+        them; taking the lock there deadlocked every request after it. The watch is dropped on the next tick."""
+        w.finished = True
 
     def expire_all(self) -> None:
         """End every watched response now (transfers are cancelled): their blocked reads return at once."""
         with self._lock:
-            due = list(self._watches)
+            due = [w for w in self._watches if not w.finished]
             self._watches.clear()
         for w in due:
             w._expire()
@@ -90,11 +93,12 @@ class Watchdog:
             time.sleep(TICK)
             now = time.monotonic()
             with self._lock:
-                due = [w for w in self._watches if w._check(now)]
-                for w in due:
-                    self._watches.discard(w)
+                live = {w for w in self._watches if not w.finished}
+                due = [w for w in live if w._check(now)]
+                self._watches = live.difference(due)
             for w in due:
-                w._expire()
+                if not w.finished:
+                    w._expire()
 
 
 WATCHDOG = Watchdog()
