@@ -211,6 +211,29 @@ def test_artifact_links_that_cost_too_much_resolving_are_refused(layout, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("media_type", [ARTIFACT_TAR, mt.OCI_LAYER_GZIP])
+@pytest.mark.parametrize("entries", [
+    [("x", "file"), ("l", "symlink:x"), ("l", "hardlink:l")],
+    [("x", "file"), ("l", "hardlink:l")],
+    [("d", "dir"), ("d/l", "file"), ("d", "hardlink:d/l")],
+], ids=["link to itself over a symlink", "link to itself", "link to what it replaces"])
+def test_a_hardlink_to_itself_or_inside_what_it_replaces_is_refused(layout, tmp_path, media_type, entries):
+    built = []
+    for name, kind in entries:
+        if kind == "file":
+            built.append((member(name), b"x"))
+        elif kind == "dir":
+            built.append((member(name, tarfile.DIRTYPE), None))
+        elif kind.startswith("symlink:"):
+            built.append((member(name, tarfile.SYMTYPE, linkname=kind[8:]), None))
+        else:
+            built.append((member(name, tarfile.LNKTYPE, linkname=kind[9:]), None))
+    ref = one_layer(layout, gzip.compress(raw_tar(built)), media_type)
+    with pytest.raises(UnsafeContentError, match="links to itself"):
+        ocisift.pull(ref, str(tmp_path / "out"), mode="extract")
+    assert not (tmp_path / "out").exists()
+
+
 def test_artifact_layers_conflict_unless_overwrite(layout, tmp_path):
     one = make_tar({"cue.mod/module.cue": b"v1", "values.cue": b"a"})
     two = make_tar({"values.cue": b"b", "templates/x.cue": b"x"})

@@ -186,3 +186,26 @@ def test_a_move_that_fails_mid_commit_puts_everything_back(layout, tmp_path, mon
     ocisift.pull(ref, str(out), mode="extract")
     assert (out / "a.txt").read_bytes() == b"new a" and (out / "new" / "x").read_bytes() == b"x"
     assert sorted(os.listdir(out)) == ["a.txt", "b.txt", "c.txt", "keep", "new"]
+
+
+@ROOT_ONLY
+def test_a_bind_mount_inside_the_output_is_refused_with_nothing_changed(layout, tmp_path):
+    """A bind mount of the same filesystem has the same device number, so no check before the moves sees
+    it; the rename that crosses it fails, the moves made are undone, and the pull says why (exit 2)."""
+    ref = _image(layout, [(member("a.txt"), b"new"), (member("sub", tarfile.DIRTYPE), None),
+                          (member("sub/x"), b"x")])
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    (out / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    (out / "a.txt").write_bytes(b"old")
+    mounted = subprocess.run(["mount", "--bind", str(elsewhere), str(out / "sub")], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {mounted.stderr.decode(errors='replace').strip()[:200]}")
+    try:
+        with pytest.raises(UsageError, match="another mount") as info:
+            ocisift.pull(ref, str(out), mode="extract")
+        assert info.value.exit_code == 2
+        assert (out / "a.txt").read_bytes() == b"old" and os.listdir(out / "sub") == []
+        assert sorted(os.listdir(out)) == ["a.txt", "sub"]
+    finally:
+        subprocess.run(["umount", "-l", str(out / "sub")], check=False)

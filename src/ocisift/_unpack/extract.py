@@ -518,6 +518,7 @@ class TreeBuilder:
 
     def _hardlink(self, rel: str, linkname: str, layer: int) -> None:
         target = self._link_target(linkname)
+        _check_not_within(rel, target, linkname)
         if target is None or self.kinds.get(target) not in self._hardlinkable or \
                 self._resolve(target.split("/")) != target.split("/"):
             if target is not None and self.filter.active and not self.filter.allows(target):
@@ -716,6 +717,7 @@ class ImageTreeBuilder(TreeBuilder):
 
     def _hardlink(self, rel: str, linkname: str, layer: int) -> None:
         target = self._link_target(linkname)
+        _check_not_within(rel, target, linkname)
         if target is None or self.kinds.get(target) != "link":
             super()._hardlink(rel, linkname, layer)
             return
@@ -756,6 +758,13 @@ class ImageTreeBuilder(TreeBuilder):
         """Links in a root filesystem may point anywhere: they were never followed while writing. Directory
         modes, owners and times are set last, deepest first."""
         self.metadata.finish(self.root)
+
+
+def _check_not_within(rel: str, target: str | None, linkname: str) -> None:
+    """A hardlink's entry replaces what is at `rel`: its target cannot be that entry, or inside it."""
+    if target is not None and (target == rel or target.startswith(f"{rel}/")):
+        raise UnsafeContentError(f"refusing hardlink {rel[:200]!r} -> {linkname[:200]!r}: it links to itself, or to "
+                                 "something inside what it replaces")
 
 
 def _mkdir(path: str, rel: str) -> None:

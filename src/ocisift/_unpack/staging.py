@@ -6,6 +6,7 @@ its parent is not the user's to write; the parents the pull had to make are remo
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -30,10 +31,17 @@ class Staging:
             home = self.dest
         else:
             home = os.path.dirname(self.dest)
-            missing = home
-            while missing and not os.path.lexists(missing):
-                self._made.insert(0, missing)
-                missing = os.path.dirname(missing)
+            missing: list[str] = []
+            at = home
+            while at and not os.path.lexists(at):
+                missing.insert(0, at)
+                at = os.path.dirname(at)
+            for parent in missing:  # made one by one: only what this pull made is its own to remove
+                try:
+                    os.mkdir(parent)
+                    self._made.append(parent)
+                except FileExistsError:
+                    pass
             os.makedirs(home, exist_ok=True)
         self.root = tempfile.mkdtemp(prefix=".ocisift-staging-", dir=home)
         self._scratch: str | None = None
@@ -79,6 +87,11 @@ class Staging:
                 os.chmod(self.root, dir_mode())  # private while it was filled; the user's directory from now on
             os.rename(self.root, self.dest)
             return written
+        # The staging directory's own mode and owner may be what the image's `./` entry gave it, which an
+        # existing output does not take: private again, so nobody can reach into it while it is emptied.
+        if os.geteuid() == 0:
+            os.chown(self.root, 0, 0, follow_symlinks=False)
+        os.chmod(self.root, 0o700)
         moves, written = self._plan()
         # A directory the destination lacks moves whole, with one rename: it keeps what it has (mode,
         # owner, attributes, times) and nothing below it is looked at again. Into the user's own
@@ -98,8 +111,12 @@ class Staging:
                         os.rename(kept, target)
                     raise
                 done.append((rel, kept))
-        except BaseException:
+        except BaseException as exc:
             self._undo(done)
+            if isinstance(exc, OSError) and exc.errno == errno.EXDEV:  # a bind mount: same device, no rename
+                raise UsageError(f"{exc.filename or self.dest} is on another mount than {self.dest}: a pull moves "
+                                 "what it staged into place by renaming, which cannot cross mounts; pull into "
+                                 "that directory by itself; nothing was changed") from None
             raise
         finally:
             remove_tree_quietly(replaced)
