@@ -147,17 +147,21 @@ def test_setuid_bits_are_dropped(layout, tmp_path):
     assert (tmp_path / "out" / "suid").stat().st_mode & 0o7777 == 0o755
 
 
+def _two_image_layers(layout, tmp_path, lower: dict[str, bytes], upper: list):  # type: ignore[no-untyped-def]
+    """`lower` (files) under `upper` (tar members), both image layers, unpacked whole; the output."""
+    layers = [(make_tar(lower), mt.OCI_LAYER_GZIP, {}), (gzip.compress(raw_tar(upper)), mt.OCI_LAYER_GZIP, {})]
+    write_index(layout, [entry(artifact(layout, layers=layers))])
+    out = tmp_path / "out"
+    ocisift.pull(f"oci:{layout.path}", str(out), mode="extract-all")
+    return out
+
+
 def test_whiteouts_in_image_layers(layout, tmp_path):
-    lower = make_tar({"a/x": b"x", "a/y": b"y", "b/old": b"old", "keep": b"k"})
-    upper = gzip.compress(raw_tar([
+    out = _two_image_layers(layout, tmp_path, {"a/x": b"x", "a/y": b"y", "b/old": b"old", "keep": b"k"}, [
         (member("a/.wh.x"), b""),
         (member("b/.wh..wh..opq"), b""),
         (member("b/new"), b"new"),
-    ]))
-    desc = artifact(layout, layers=[(lower, mt.OCI_LAYER_GZIP, {}), (upper, mt.OCI_LAYER_GZIP, {})])
-    write_index(layout, [entry(desc)])
-    out = tmp_path / "out"
-    ocisift.pull(f"oci:{layout.path}", str(out), mode="extract-all")
+    ])
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert files == ["a/y", "b/new", "keep"]
 
@@ -165,17 +169,12 @@ def test_whiteouts_in_image_layers(layout, tmp_path):
 def test_an_opaque_marker_repeated_in_a_layer_hides_the_lower_layers_once(layout, tmp_path):
     """The second marker finds nothing of a lower layer left (and costs no scan of the directory): this
     layer's entries, written between the markers, stay."""
-    lower = make_tar({"b/old": b"old", "b/older": b"older"})
-    upper = gzip.compress(raw_tar([
+    out = _two_image_layers(layout, tmp_path, {"b/old": b"old", "b/older": b"older"}, [
         (member("b/.wh..wh..opq"), b""),
         (member("b/new"), b"new"),
         *[(member("b/.wh..wh..opq"), b"") for _ in range(50)],
         (member("b/newer"), b"newer"),
-    ]))
-    desc = artifact(layout, layers=[(lower, mt.OCI_LAYER_GZIP, {}), (upper, mt.OCI_LAYER_GZIP, {})])
-    write_index(layout, [entry(desc)])
-    out = tmp_path / "out"
-    ocisift.pull(f"oci:{layout.path}", str(out), mode="extract-all")
+    ])
     assert sorted(p.name for p in (out / "b").iterdir()) == ["new", "newer"]
 
 

@@ -171,11 +171,11 @@ def test_a_move_that_fails_mid_commit_puts_everything_back(layout, tmp_path, mon
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     real, calls = staging._move, []
 
-    def fails_third(source: str, target: str) -> None:
+    def fails_third(source: str, target: str, **kw: bool) -> None:
         calls.append(target)
         if len(calls) == 3:
             raise OSError(errno.EBUSY, "Device or resource busy", target)
-        real(source, target)
+        real(source, target, **kw)
 
     monkeypatch.setattr(staging, "_move", fails_third)
     with pytest.raises(OSError, match="busy"):

@@ -129,7 +129,7 @@ class Staging:
         for rel, kept in reversed(done):
             target = os.path.join(self.dest, rel)
             try:
-                _move(target, os.path.join(self.root, rel))
+                _move(target, os.path.join(self.root, rel), from_staging=False)
                 if kept is not None:
                     os.rename(kept, target)
             except OSError:
@@ -192,17 +192,19 @@ class Staging:
         return moves, written
 
 
-def _move(source: str, target: str) -> None:
+def _move(source: str, target: str, *, from_staging: bool = True) -> None:
     """One rename. Without root, a staged directory the image made read-only must be writable to move to
     another parent (its `..` changes), and so must the staged directory it leaves: each is made writable
-    for the move, and the one that moved gets its own mode back (through a descriptor, never a link)."""
+    for the move, and the one that moved gets its own mode back (through a descriptor, never a link). A
+    move back into staging (an undo) leaves from a directory of the user's, whose mode is never touched."""
     try:
         os.replace(source, target)
         return
     except PermissionError:
         if os.geteuid() == 0:
             raise
-    _make_removable(os.path.dirname(source))
+    if from_staging:
+        _make_removable(os.path.dirname(source))
     info = os.lstat(source)
     moving_dir = stat.S_ISDIR(info.st_mode) and not info.st_mode & stat.S_IWUSR
     if moving_dir:
