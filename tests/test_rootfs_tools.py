@@ -84,6 +84,24 @@ def test_as_root_the_rootfs_is_umocis(image, umoci_as_root, tmp_path, umask):
     assert mine["etc"][2] == "0o751" and mine["bin/sh"][5] == mine["etc/shadow"][5] == 981_173_106 * 10**9
 
 
+def test_into_an_existing_output_that_is_a_mount_point_the_rootfs_is_umocis(image, umoci_as_root, tmp_path):
+    """The image buildah and podman built, pulled into a directory that already exists and is a mount point
+    (a volume): staged inside it, every entry moved by a rename within its mount, the same tree as umoci's."""
+    out, elsewhere = tmp_path / "volume", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(elsewhere), str(out)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {mounted.stderr.decode(errors='replace').strip()[:200]}")
+    try:
+        result = _pull(f"oci:{image.oci_layout}:{image.tag}", out, 0o022)
+        mine = snapshot(out)
+        assert differences(mine, umoci_as_root) == [] and result.notes == ()
+        assert mine["bin/su"][2] == "0o4755" and mine["ro"][2] == "0o555" and "dev/null" in mine
+    finally:
+        subprocess.run(["umount", "-l", str(out)], check=False)
+
+
 @pytest.mark.parametrize("tool", ["gnutar", "bsdtar"])
 def test_layers_gnu_tar_and_bsdtar_write_unpack_as_umoci_unpacks_them(tmp_path, tool):
     """Every attribute namespace (trusted.* on a symlink too, binary values), nanosecond times and the
