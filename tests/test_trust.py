@@ -358,3 +358,51 @@ def test_public_keys_load_as_cryptographys_public_loader_loads_them(keys):  # ty
         loaded = load_public_key(public)
         assert loaded.name == public
         assert public_pem(loaded.key) == public_pem(serialization.load_pem_public_key(data)) == data
+
+
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1(), ec.SECP521R1()])
+def test_the_verifying_ecdsa_verifies_exactly_what_cryptographys_ecdsa_does(curve):  # type: ignore[no-untyped-def]
+    """keys.VerifyingECDSA skips `ec.ECDSA.__init__` (which imports the OpenSSL backend): a good signature
+    verifies, over plain and prehashed data; a tampered one, another message or another key does not."""
+    import hashlib
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import utils
+
+    from ocisift._trust.keys import VerifyingECDSA, verify_prehashed, verify_signature
+
+    private, other = ec.generate_private_key(curve), ec.generate_private_key(curve)
+    data = b"payload bytes"
+    good = private.sign(data, ec.ECDSA(hashes.SHA256()))
+    tampered = good[:-1] + bytes([good[-1] ^ 1])
+    for signature, message, key, expected in [(good, data, private, True), (tampered, data, private, False),
+                                              (good, b"other", private, False), (good, data, other, False)]:
+        results = []
+        for algorithm in (ec.ECDSA(hashes.SHA256()), VerifyingECDSA(hashes.SHA256())):
+            try:
+                key.public_key().verify(signature, message, algorithm)
+                results.append(True)
+            except InvalidSignature:
+                results.append(False)
+        assert results == [expected, expected]
+        assert verify_signature(key.public_key(), signature, message) is expected
+    digest = hashlib.sha256(data).digest()
+    prehashed = private.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+    assert verify_prehashed(private.public_key(), prehashed, digest)
+    assert not verify_prehashed(other.public_key(), prehashed, digest)
+    assert VerifyingECDSA(hashes.SHA256()).deterministic_signing is False
+
+
+def test_a_key_verification_leaves_the_openssl_backend_unimported(keys):  # type: ignore[no-untyped-def]
+    """What VerifyingECDSA is for: a fresh process that loads a key and checks a signature never imports
+    cryptography's OpenSSL backend (about 3 ms of a verified pull's start-up)."""
+    import subprocess
+    import sys
+
+    _, public = keys["p256"]
+    script = ("import sys; from ocisift._trust.keys import load_public_key, verify_signature; "
+              f"k = load_public_key({public!r}); assert not verify_signature(k.key, b'0' * 70, b'data'); "
+              "print('cryptography.hazmat.backends.openssl' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "False"

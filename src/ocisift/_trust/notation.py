@@ -44,7 +44,7 @@ from .._core import jsontext
 from .._core.digest import Digest
 from .._core.errors import OcisiftError, UsageError
 from .formats import COSE_ENVELOPE, JWS_ENVELOPE, MAX_PAYLOAD_BYTES, NOTARY_PAYLOAD
-from .keys import MAX_KEY_FILE_BYTES
+from .keys import MAX_KEY_FILE_BYTES, VerifyingECDSA
 from .outcome import Refused
 
 LEVELS = ("strict", "permissive", "audit", "skip")
@@ -418,7 +418,7 @@ def _signature_valid(envelope: Envelope) -> bool:
             return False
         der = utils.encode_dss_signature(int.from_bytes(envelope.signature[:half], "big"),
                                          int.from_bytes(envelope.signature[half:], "big"))
-        key.verify(der, envelope.signed, ec.ECDSA(algorithm))
+        key.verify(der, envelope.signed, VerifyingECDSA(algorithm))
         return True
     except (InvalidSignature, ValueError, UnsupportedAlgorithm):
         return False

@@ -18,13 +18,12 @@ from cryptography.exceptions import UnsupportedAlgorithm
 
 from .._core.digest import Digest
 from .._core.trustspec import IdentityMatch, VerifySpec
-from .bundle import check_with_keys, parse_bundle
 from .formats import COSIGN_CERTIFICATE_ANNOTATION, COSIGN_SIGNATURE_ANNOTATION, MAX_ANNOTATION_CHARS
 from .keys import NamedKey, load_public_key, verify_signature
 from .outcome import Refused
 from .simplesigning import check_payload
 
-if TYPE_CHECKING:  # notation (x509, CBOR) and keyless (the sigstore library) are imported when asked for
+if TYPE_CHECKING:  # bundles, notation (x509, CBOR) and keyless (the sigstore library) are imported when met
     from .keyless import KeylessTrust
     from .notation import TrustPolicyDocument, TrustStore
 
@@ -109,6 +108,8 @@ class Verifier:
         """A sigstore bundle of a referrer (cosign's new bundle format)."""
         if not self.cosign:
             raise Refused("a sigstore bundle, and notation verification was asked for")
+        from .bundle import check_with_keys, parse_bundle  # only a bundle referrer needs it (start-up of a .sig pull)
+
         parsed = parse_bundle(raw)
         if parsed.keyless:
             if not self.spec.identities:
