@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc as garbage  # `gc` is the name of a command below
 import json
 import math
 import os
@@ -9,8 +11,8 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager, nullcontext, suppress
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -1129,7 +1131,34 @@ def _fail(exc: OcisiftError, as_json: bool) -> int:
 
 
 def entry() -> None:
-    sys.exit(run(last=True))
+    """The console script and `python -m ocisift`: one command, then the process ends at once."""
+    _exit_now(run(last=True))
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End the process without the interpreter's teardown, which frees every module and object one by
+    one: about 12 ms for a plain pull's modules, 6 ms more once the crypto libraries are loaded, paid
+    by every command a script or a controller runs. What that teardown is for is done first, in its
+    order: threads that are not daemons are waited for (while one lives, the ordinary exit is taken),
+    the exit hooks run (temporary directories' finalisers, logging), reference cycles are collected so
+    that their finalisers run, and the standard streams are flushed; where a flush fails (a reader that
+    closed its pipe) or the disk is full, the command fails (exit 1) as when a write fails during it."""
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and t.is_alive() and not t.daemon for t in threading.enumerate()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    garbage.collect()
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except BrokenPipeError:  # the reader closed its pipe (`| head`): as when a write fails mid-command
+        os._exit(code or 1)
+    except (OSError, ValueError) as exc:  # a full disk under a redirection: the output is not whole
+        with suppress(OSError, ValueError):
+            os.write(2, f"error: the output could not be written: {exc}\n".encode())
+        os._exit(code or 1)
+    os._exit(code)
 
 
 __all__ = ["UsageError", "entry", "main", "run"]
