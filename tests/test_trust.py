@@ -254,6 +254,59 @@ images:
     assert cli("verify", f"oci:{tmp_path}/mirror:2.0", "--key", public).code == 0
 
 
+def test_a_dry_run_lists_what_a_verified_run_copies_and_a_scope_accepted_unsigned_copies_every_tag(
+        tmp_path, registry, keys, cli):
+    """The signature tags are left out only where each tag must be signed: a dry run leaves out what the
+    real run would; where a policy accepts the scope unsigned, they are ordinary tags and are copied."""
+    private, public = keys["p256"]
+    repo = f"{registry.host}/acme/app"
+    for tag in ("1.0", "2.0"):
+        ocisift.push(f"{repo}:{tag}", [_app(tmp_path, tag)])
+        ocisift.sign(f"{repo}:{tag}", private)
+    signature_tags = sorted(t for t in ocisift.tags(repo) if t.endswith(".sig"))
+    assert len(signature_tags) == 2
+    spec = tmp_path / "mirror.yaml"
+    spec.write_text(f"""
+images:
+  - source: {repo}
+    tags: all
+    verify: {{provider: cosign, keys: [{public}]}}
+    destination: oci:{tmp_path}/mirror
+""")
+    planned = cli("sync", str(spec), "--dry-run", "--format", "json")
+    assert planned.code == 0, planned.out
+    (image,) = planned.json()["images"]
+    assert sorted(image["tags"]) == ["1.0", "2.0"] and "2 cosign signature" in image["notes"][0]
+    assert not (tmp_path / "mirror").exists()
+    synced = cli("sync", str(spec), "--format", "json")
+    assert synced.code == 0 and sorted(synced.json()["images"][0]["tags"]) == ["1.0", "2.0"]
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"""
+default: reject
+scopes:
+  - scope: "{registry.host}/acme/*"
+    accept: true
+""")
+    copied = cli("copy", "--all-tags", repo, f"oci:{tmp_path}/copy", "--verify-policy", str(policy),
+                 "--format", "json")
+    assert copied.code == 0, copied.out
+    assert sorted(r["tag"] for r in copied.json()["tags"]) == sorted(["1.0", "2.0", *signature_tags])
+    assert sorted(ocisift.tags(f"oci:{tmp_path}/copy")) == sorted(["1.0", "2.0", *signature_tags])
+    spec.write_text(f"""
+images:
+  - source: {repo}
+    tags: all
+    destination: oci:{tmp_path}/accepted
+""")
+    for extra in (["--dry-run"], []):
+        accepted = cli("sync", str(spec), "--verify-policy", str(policy), *extra, "--format", "json")
+        assert accepted.code == 0, accepted.out
+        (image,) = accepted.json()["images"]
+        assert sorted(image["tags"]) == sorted(["1.0", "2.0", *signature_tags]) and not image.get("notes")
+    assert cli("verify", f"oci:{tmp_path}/accepted:2.0", "--key", public).code == 0
+
+
 def test_verify_policy_per_scope(tmp_path, registry, keys, cli):
     private, public = keys["p256"]
     repo = f"{registry.host}/acme/app"

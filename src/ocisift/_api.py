@@ -367,7 +367,7 @@ def copy_tags(src: RefLike, dst: RefLike, *, platforms: Sequence[str] = (), conc
             if tags is None:
                 listed = repository_tags(src_ref, source)
                 wanted = TagFilter.build(semver, tag_regex).matching(listed) if semver or tag_regex else listed
-                if gate is not None:
+                if gate is not None and gate.accepted is None:  # a scope accepted unsigned copies them all
                     wanted, left_out = without_cosign_supplements(wanted)
             else:
                 check_tags(tags)

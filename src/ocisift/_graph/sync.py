@@ -249,7 +249,8 @@ def sync(spec: SyncSpec, open_source: Opener, open_destination: Opener, *,
                             with _source(n, verified, open_source, outcomes) as source:
                                 _sync_image(outcome, filters.get(n), source, destination, concurrency=concurrency,
                                             dry_run=dry_run, progress=progress, shard=shard,
-                                            pinned=verified[n][1] if n in verified else None)
+                                            pinned=verified[n][1] if n in verified else None,
+                                            signed_only=dry_run and _must_be_signed(outcome.image, trust))
                         except cancel.Cancelled:
                             raise
                         except OcisiftError as exc:
@@ -309,7 +310,7 @@ def _verify_group(members: list[int], outcomes: list[ImageOutcome], filters: dic
             if gate is None:
                 continue
             source = sources.enter_context(open_source(image.source))
-            _choose(outcomes[n], source, filters.get(n), shard, verifying=True)
+            _choose(outcomes[n], source, filters.get(n), shard, verifying=gate.accepted is None)
             load = document_loader(source)
             pinned: Pinned = {}
             for tag in outcomes[n].tags:
@@ -339,7 +340,7 @@ def _source(n: int, verified: dict[int, tuple[Reader, Pinned]], open_source: Ope
 
 def _choose(outcome: ImageOutcome, source: Reader, tag_filter: TagFilter | None, shard: Shard | None, *,
             verifying: bool = False) -> None:
-    """The image's tags, and of those this shard's share; when they are verified, a repository's listed tags
+    """The image's tags, and of those this shard's share; when each must be signed, a repository's listed tags
     without cosign's signature tags (names.without_cosign_supplements)."""
     image = outcome.image
     chosen = _chosen_tags(image, source, tag_filter)
@@ -347,6 +348,17 @@ def _choose(outcome: ImageOutcome, source: Reader, tag_filter: TagFilter | None,
         chosen, outcome.supplements_left_out = without_cosign_supplements(chosen)
     outcome.tags = [t for t in chosen if shard is None or shard.owns(str(image.source), t)]
     outcome.elsewhere = len(chosen) - len(outcome.tags)
+
+
+def _must_be_signed(image: SyncImage, trust: Trust | None) -> bool:
+    """Whether the image's tags are held to a signature (a policy may accept its scope unsigned): what a dry
+    run, which checks no signature, needs to list the tags a real run would copy."""
+    chosen = image.verify if image.verify is not None else trust
+    if chosen is None:
+        return False
+    from .verify import accepts_unsigned  # the signature formats, only for a sync that verifies
+
+    return not accepts_unsigned(image.source, chosen)
 
 
 def _gate(image: SyncImage, trust: Trust | None) -> TrustCheck | None:
@@ -361,11 +373,11 @@ def _gate(image: SyncImage, trust: Trust | None) -> TrustCheck | None:
 
 def _sync_image(outcome: ImageOutcome, tag_filter: TagFilter | None, source: Reader, destination: Reader, *,
                 concurrency: int, dry_run: bool, progress: Progress | None, shard: Shard | None,
-                pinned: Pinned | None = None) -> None:
+                pinned: Pinned | None = None, signed_only: bool = False) -> None:
     image = outcome.image
     platforms = tuple(str(p) for p in image.platforms or ())
     if pinned is None:  # else chosen, and verified, already
-        _choose(outcome, source, tag_filter, shard)
+        _choose(outcome, source, tag_filter, shard, verifying=signed_only)
     copier = None if dry_run else GraphCopier(
         source, destination, CopyResult(str(image.source), str(image.destination)),
         concurrency=concurrency, progress=progress, referrers=image.referrers)

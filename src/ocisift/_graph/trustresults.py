@@ -79,6 +79,8 @@ class Verification:
 
 
 class TrustCheck(Protocol):
+    accepted: str | None  # why a policy lets the content through unsigned (no signature is then looked for)
+
     def check(self, store: Reader, candidates: Sequence[Descriptor], *,
               load: Callable[[Descriptor], Document] | None = None, reference: str | None = None) -> Verification:
         """The Verification of the first candidate a signature vouches for; NotTrustedError (exit 7) else."""

@@ -247,6 +247,11 @@ def _repository(ref: Reference) -> str | None:
     return None
 
 
+def accepts_unsigned(ref: Reference, trust: Trust) -> bool:
+    """Whether `trust` lets what `ref` names through unsigned: a policy whose scope for it says `accept`."""
+    return isinstance(trust, TrustPolicy) and trust.for_scope(trust_scope(ref)).decision == "accept"
+
+
 def gate_for(ref: Reference, trust: Trust) -> TrustGate:
     """The checks `trust` asks of what `ref` names: its own VerifySpec, or what a policy says for its scope."""
     scope = trust_scope(ref)
